@@ -1,0 +1,37 @@
+"""airflow-ordo-hooks: cheek's job events and Ordo's on_exit webhook step for Apache Airflow 3.
+
+Public names are imported on first use, so that ``import airflow_ordo_hooks`` in a DAG file
+costs almost nothing at parse time.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "deliver": "airflow_ordo_hooks.delivery",
+    "deliver_all": "airflow_ordo_hooks.delivery",
+    "DeliveryPolicy": "airflow_ordo_hooks.delivery",
+    "DeliveryRecord": "airflow_ordo_hooks.delivery",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+if TYPE_CHECKING:
+    from airflow_ordo_hooks.delivery import DeliveryPolicy, DeliveryRecord, deliver, deliver_all
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'airflow_ordo_hooks' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

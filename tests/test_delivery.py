@@ -1,0 +1,273 @@
+"""SPEC §5: the one delivery path, against a real receiver on loopback that really misbehaves."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import socket
+import time
+
+import pytest
+import requests
+
+from airflow_ordo_hooks.delivery import DeliveryPolicy, check_target, deliver, deliver_all, mask_url, TargetError
+from airflow_ordo_hooks.testing.receiver import Drop, NeverFinish, Respond
+
+# Short enough for a test suite, long enough to tell a retry from a timeout.
+POLICY = DeliveryPolicy(
+    connect_timeout=1.0, read_timeout=1.0, budget=4.0, max_attempts=4,
+    backoff_initial=0.1, backoff_max=0.4, backoff_jitter=0.05,
+)
+PAYLOAD = {"status": 0, "name": "coffee", "log": "brewed ☕"}
+SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+
+
+def _within_budget(record, policy=POLICY):
+    assert record.elapsed_ms <= policy.budget * 1000 + 300, record
+
+
+def test_success_posts_json_with_our_headers(receiver):
+    record = deliver(receiver.url("/ok"), PAYLOAD, policy=POLICY)
+
+    assert (record.ok, record.status_code, record.attempts, record.error) == (True, 200, 1, None)
+    (req,) = receiver.wait_for(1)
+    assert req.method == "POST" and req.path == "/ok"
+    assert req.header("Content-Type") == "application/json"
+    from airflow_ordo_hooks import __version__
+
+    assert req.header("User-Agent") == f"airflow-ordo-hooks/{__version__}"
+    assert req.json == PAYLOAD
+    assert req.header("webhook-signature") is None
+
+
+def test_500_is_retried_until_attempts_run_out(receiver):
+    receiver.script("/500", *[Respond(500, body=b"kaput")] * 10)
+    record = deliver(receiver.url("/500"), PAYLOAD, policy=POLICY)
+
+    assert not record.ok and record.status_code == 500 and record.attempts == 4
+    assert len(receiver.wait_for(4)) == 4
+    assert "HTTP 500: kaput" in record.error and "gave up after 4 attempt(s)" in record.error
+    _within_budget(record)
+
+
+def test_503_then_200_succeeds_on_the_second_attempt(receiver):
+    receiver.script("/flaky", Respond(503), Respond(200))
+    record = deliver(receiver.url("/flaky"), PAYLOAD, policy=POLICY)
+
+    assert (record.ok, record.status_code, record.attempts, record.error) == (True, 200, 2, None)
+    first, second = receiver.wait_for(2)
+    assert first.body == second.body
+    _within_budget(record)
+
+
+def test_429_retry_after_is_honoured(receiver):
+    receiver.script("/busy", Respond(429, headers={"Retry-After": "1"}), Respond(200))
+    record = deliver(receiver.url("/busy"), PAYLOAD, policy=POLICY)
+
+    assert (record.ok, record.attempts) == (True, 2)
+    first, second = receiver.wait_for(2)
+    # our own backoff would have waited at most 0.15 s: the gap is the receiver's Retry-After
+    assert 1.0 <= second.received_at - first.received_at < 1.5
+    _within_budget(record)
+
+
+def test_retry_after_longer_than_the_budget_gives_up_at_once(receiver):
+    receiver.script("/later", Respond(503, headers={"Retry-After": "120"}))
+    record = deliver(receiver.url("/later"), PAYLOAD, policy=POLICY)
+
+    assert (record.ok, record.status_code, record.attempts) == (False, 503, 1)
+    assert record.elapsed_ms < 500
+
+
+@pytest.mark.parametrize("status", [404, 410, 400, 401])
+def test_4xx_other_than_429_is_not_retried(receiver, status):
+    receiver.script("/gone", Respond(status))
+    record = deliver(receiver.url("/gone"), PAYLOAD, policy=POLICY)
+
+    assert (record.ok, record.status_code, record.attempts) == (False, status, 1)
+    assert record.error.startswith(f"HTTP {status}")
+    assert len(receiver.wait_for(2, timeout=0.3)) == 1
+
+
+def test_a_response_slower_than_the_read_timeout_is_retried_within_the_budget(receiver):
+    receiver.script("/slow", *[Respond(200, delay=3)] * 10)
+    record = deliver(receiver.url("/slow"), PAYLOAD, policy=POLICY)
+
+    assert not record.ok and record.status_code is None
+    assert "Timeout" in record.error
+    # each attempt waits 1 s for an answer: 3 or 4 of them fit in the 4 s budget
+    assert record.attempts in (3, 4)
+    assert len(receiver.requests) == record.attempts
+    _within_budget(record)
+
+
+def test_connection_refused_is_retried_within_the_budget():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    record = deliver(f"http://127.0.0.1:{port}/hook", PAYLOAD, policy=POLICY)
+
+    assert not record.ok and record.status_code is None and record.attempts == 4
+    assert "ConnectionError" in record.error and "refused" in record.error.lower()
+    _within_budget(record)
+
+
+def test_a_dropped_connection_is_retried(receiver):
+    receiver.script("/drop", Drop(), Respond(200))
+    record = deliver(receiver.url("/drop"), PAYLOAD, policy=POLICY)
+
+    assert (record.ok, record.attempts) == (True, 2)
+
+
+def test_a_host_that_does_not_resolve_fails_within_the_budget():
+    record = deliver("http://no-such-host.invalid/hook", PAYLOAD, policy=POLICY)
+
+    assert not record.ok and record.status_code is None and record.attempts >= 1
+    assert "ConnectionError" in record.error
+    _within_budget(record)
+
+
+@pytest.mark.parametrize("url", ["http://[::1/hook", "htp://example.com/x", "http:///nohost", "example.com/hook", ""])
+def test_a_malformed_url_is_recorded_not_raised(url):
+    record = deliver(url, PAYLOAD, policy=POLICY)
+
+    assert not record.ok and record.attempts == 0 and record.status_code is None
+    assert record.error.startswith("TargetError")
+
+
+def test_302_is_not_followed_into_a_get(receiver):
+    receiver.script("/moved", Respond(302, headers={"Location": "/elsewhere"}))
+    record = deliver(receiver.url("/moved"), PAYLOAD, policy=POLICY)
+
+    assert (record.ok, record.status_code, record.attempts) == (False, 302, 1)
+    assert "not followed" in record.error and "/elsewhere" in record.error
+    time.sleep(0.2)
+    assert [(r.method, r.path) for r in receiver.requests] == [("POST", "/moved")]
+
+
+def test_307_keeps_the_post_and_its_body(receiver):
+    receiver.script("/old", Respond(307, headers={"Location": "/new"}))
+    receiver.script("/new", Respond(201))
+    record = deliver(receiver.url("/old"), PAYLOAD, policy=POLICY)
+
+    assert (record.ok, record.status_code, record.attempts) == (True, 201, 1)
+    old, new = receiver.wait_for(2)
+    assert (new.method, new.path, new.body) == ("POST", "/new", old.body)
+
+
+def test_a_response_that_never_ends_does_not_hold_the_delivery(receiver):
+    receiver.script("/endless", NeverFinish(200))
+    record = deliver(receiver.url("/endless"), PAYLOAD, policy=POLICY)
+
+    # the status line and headers say 200: the receiver has the payload; its endless body is not awaited
+    assert (record.ok, record.status_code, record.attempts) == (True, 200, 1)
+    assert record.elapsed_ms < 900
+
+
+def test_an_error_response_that_never_ends_is_bounded(receiver):
+    receiver.script("/endless500", *[NeverFinish(500)] * 10)
+    record = deliver(receiver.url("/endless500"), PAYLOAD, policy=POLICY)
+
+    assert not record.ok and record.status_code == 500 and record.attempts == 4
+    _within_budget(record)
+
+
+def test_final_failure_is_logged_once_at_warning_with_the_url_masked(receiver, caplog):
+    receiver.script("/services/T000/B000/s3cr3t", *[Respond(500)] * 10)
+    with caplog.at_level(logging.INFO, logger="airflow_ordo_hooks.delivery"):
+        record = deliver(receiver.url("/services/T000/B000/s3cr3t?token=abc"), PAYLOAD, policy=POLICY)
+
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1
+    text = caplog.text
+    assert "s3cr3t" not in text and "token=abc" not in text
+    assert record.target == f"http://127.0.0.1:{receiver.port}/services/***?***"
+
+
+def test_signed_deliveries_verify_with_standardwebhooks_and_keep_their_id_across_retries(receiver):
+    from standardwebhooks import Webhook
+
+    verifier = Webhook(SECRET)
+
+    def verify(request):
+        try:
+            verifier.verify(request.body, request.headers)
+        except Exception:
+            return Respond(401)
+        return Respond(204)
+
+    receiver.script("/signed", Respond(503), Respond(503), verify)
+    record = deliver(receiver.url("/signed"), PAYLOAD, policy=POLICY, signing_secret=SECRET)
+
+    assert (record.ok, record.status_code, record.attempts) == (True, 204, 3)
+    requests_ = receiver.wait_for(3)
+    ids = {r.header("webhook-id") for r in requests_}
+    assert ids == {record.webhook_id} and record.webhook_id.startswith("msg_")
+    for r in requests_:
+        verifier.verify(r.body, r.headers)  # each retry is signed afresh and verifies
+
+    # the same headers with a changed body are rejected by the same verifying receiver
+    tampered = dict(requests_[-1].headers)
+    receiver.script("/signed", verify)
+    resp = requests.post(receiver.url("/signed"), data=requests_[-1].body.replace(b"coffee", b"tea"),
+                         headers={k: v for k, v in tampered.items() if k.lower().startswith("webhook-")}, timeout=5)
+    assert resp.status_code == 401
+
+
+def test_a_connection_target_uses_its_host_auth_headers_and_signing_secret(receiver, monkeypatch):
+    import json
+
+    from standardwebhooks import Webhook
+
+    monkeypatch.setenv("AIRFLOW_CONN_ALERTS_HOOK", json.dumps({
+        "conn_type": "http", "host": "127.0.0.1", "port": receiver.port, "schema": "http",
+        "login": "bot", "password": "hunter2",
+        "extra": {"X-Team": "data", "signing_secret": SECRET},
+    }))
+    record = deliver("conn:alerts_hook/events/in", PAYLOAD, policy=POLICY)
+
+    assert record.ok, record
+    (req,) = receiver.wait_for(1)
+    assert req.path == "/events/in"
+    assert req.header("Authorization") == "Basic " + base64.b64encode(b"bot:hunter2").decode()
+    assert req.header("X-Team") == "data"
+    assert req.header("signing_secret") is None and SECRET not in str(req.headers)
+    Webhook(SECRET).verify(req.body, req.headers)
+
+
+def test_a_missing_connection_is_recorded_not_raised():
+    record = deliver("conn:no_such_connection", PAYLOAD, policy=POLICY)
+
+    assert not record.ok and record.attempts == 0
+    assert "no_such_connection" in record.error
+
+
+def test_deliver_all_sends_concurrently_and_keeps_order(receiver):
+    receiver.script("/a", Respond(200, delay=0.8))
+    receiver.script("/b", Respond(200, delay=0.8))
+    start = time.monotonic()
+    records = deliver_all([(receiver.url("/a"), PAYLOAD), (receiver.url("/b"), {"x": 1})], policy=POLICY)
+
+    assert [r.ok for r in records] == [True, True]
+    assert [r.target.endswith("/a") for r in records] == [True, False]
+    assert time.monotonic() - start < 1.5  # both waited 0.8 s, side by side
+
+
+@pytest.mark.parametrize(
+    "value, fragment",
+    [
+        (None, "expected a URL"), (42, "expected a URL"), ("", "expected a URL"),
+        (" http://x.org", "white space"), ("ftp://x.org/a", "http:// or https://"),
+        ("http://", "no host"), ("http://x.org:99999/", "not a valid URL"), ("conn:", "conn:<conn_id>"),
+        ("conn:bad id", "conn:<conn_id>"),
+    ],
+)
+def test_check_target_names_the_value_and_the_expectation(value, fragment):
+    with pytest.raises(TargetError) as err:
+        check_target(value)
+    assert fragment in str(err.value) and repr(value) in str(err.value)
+
+
+def test_mask_url_hides_credentials_query_and_deep_path():
+    assert mask_url("https://u:p@discord.com/api/webhooks/1/tok?x=1") == "https://***@discord.com/api/***?***"
+    assert mask_url("http://127.0.0.1:8080/") == "http://127.0.0.1:8080/"
