@@ -12,6 +12,10 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _LAZY = {
+    "attach_hooks": "airflow_ordo_hooks.events",
+    "attach_run_hooks": "airflow_ordo_hooks.events",
+    "parse_hooks": "airflow_ordo_hooks.config",
+    "HooksConfigError": "airflow_ordo_hooks.config",
     "deliver": "airflow_ordo_hooks.delivery",
     "deliver_all": "airflow_ordo_hooks.delivery",
     "DeliveryPolicy": "airflow_ordo_hooks.delivery",
@@ -21,7 +25,9 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:
+    from airflow_ordo_hooks.config import HooksConfigError, parse_hooks
     from airflow_ordo_hooks.delivery import DeliveryPolicy, DeliveryRecord, deliver, deliver_all
+    from airflow_ordo_hooks.events import attach_hooks, attach_run_hooks
 
 
 def __getattr__(name: str) -> Any:

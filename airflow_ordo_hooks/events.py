@@ -1,0 +1,201 @@
+"""cheek's job events on Airflow's callbacks.
+
+==================================  ===============================================================
+Airflow callback                    cheek events, in this order
+==================================  ===============================================================
+``on_success_callback``             ``on_success``
+``on_retry_callback``               ``on_error`` (a failed try that will be retried)
+``on_failure_callback``             ``on_error``, then ``on_retries_exhausted`` if the task has retries
+==================================  ===============================================================
+
+"Final" is decided by which callback Airflow fired, not by counting tries, so a task that fails
+for good before using its retries (``AirflowFailException``) also fires ``on_retries_exhausted``.
+A task that is skipped or ``upstream_failed`` never ran a try: Airflow calls no state-change
+callback for it, and cheek has no event for it either.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from airflow_ordo_hooks.config import RUN_EVENTS, Hooks, parse_hooks
+
+if TYPE_CHECKING:
+    from airflow.sdk import DAG
+
+log = logging.getLogger(__name__)
+
+_CALLBACK_LISTS = {"success": "on_success_callback", "retry": "on_retry_callback", "failure": "on_failure_callback"}
+
+
+class JobEventCallback:
+    """
+    The callback that fires cheek's events for one kind of task state change.
+
+    :func:`attach_hooks` puts one in each of a task's success, retry and failure callback lists,
+    beside the task's own callbacks; it never raises into Airflow.
+    """
+
+    def __init__(self, change: str, hooks: Hooks) -> None:
+        self.change = change
+        self.hooks = hooks
+
+    def __call__(self, context: Mapping[str, Any]) -> None:
+        try:
+            fire_task_events(self.change, self.hooks, context)
+        except Exception:
+            log.exception("airflow-ordo-hooks: the %s hooks of this task could not run", self.change)
+
+    def __repr__(self) -> str:
+        return f"JobEventCallback({self.change!r}, {len(self.hooks.actions)} actions)"
+
+
+def _events_for(change: str, retries: int) -> list[str]:
+    if change == "success":
+        return ["on_success"]
+    if change == "failure" and retries > 0:
+        return ["on_error", "on_retries_exhausted"]
+    return ["on_error"]
+
+
+def event_log(context: Mapping[str, Any], max_chars: int) -> str:
+    """This try's log, masked and bounded; on failure never empty (the exception and its traceback at the least)."""
+    from airflow_ordo_hooks.payloads import failure_text, keep_tail
+    from airflow_ordo_hooks.task_log import mask, read_try_log
+
+    text = read_try_log(context["ti"], max_chars)
+    exception = context.get("exception")
+    if exception is not None:
+        failure = failure_text(exception)
+        last_line = failure.splitlines()[-1] if failure else ""
+        if last_line and last_line not in text:
+            text = f"{text}\n{failure}" if text else failure
+    return keep_tail(mask(text), max_chars)
+
+
+def fire_task_events(change: str, hooks: Hooks, context: Mapping[str, Any]) -> None:
+    """Run the actions of the cheek events that a task state change stands for, event after event."""
+    from airflow_ordo_hooks.delivery import DeliveryPolicy, deliver_all
+    from airflow_ordo_hooks.payloads import BUILDERS, job_event_payload
+
+    events = [e for e in _events_for(change, context["task"].retries or 0) if hooks.for_event(e)]
+    if not events:
+        return
+    policy = DeliveryPolicy.from_airflow_config()
+    log_text = event_log(context, policy_log_chars())
+    for event in events:  # on_retries_exhausted only once on_error's actions have finished (C3)
+        actions = hooks.for_event(event)
+        payload = job_event_payload(
+            context,
+            log=log_text,
+            retries_exhausted=event == "on_retries_exhausted",
+            now=datetime.now(timezone.utc),
+            triggered=[a.target for a in actions if a.action == "trigger_job"],
+        )
+        deliver_all([(a.target, BUILDERS[a.action](payload)) for a in actions if a.action in BUILDERS], policy=policy)
+
+
+def policy_log_chars() -> int:
+    """``[ordo_hooks] log_max_chars``: the longest ``log`` a payload carries (its tail is kept)."""
+    from airflow.configuration import conf
+
+    from airflow_ordo_hooks.task_log import DEFAULT_MAX_CHARS
+
+    return conf.getint("ordo_hooks", "log_max_chars", fallback=DEFAULT_MAX_CHARS)
+
+
+def _as_list(callbacks: Any) -> list:
+    if callbacks is None:
+        return []
+    return list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
+
+
+def _attach_to_task(task: Any, hooks: Hooks) -> None:
+    ours = [cb for name in _CALLBACK_LISTS.values() for cb in _as_list(getattr(task, name)) if isinstance(cb, JobEventCallback)]
+    if ours:  # hooks attached before (DAG level, task level): combine, never replace (C5)
+        for callback in ours:
+            callback.hooks = callback.hooks | hooks
+        return
+    for change, name in _CALLBACK_LISTS.items():
+        setattr(task, name, [*_as_list(getattr(task, name)), JobEventCallback(change, hooks)])
+
+
+def attach_hooks(target: Any, config: Mapping[str, Any] | str | Hooks) -> Any:
+    """
+    Attach cheek's job events to a task, or to every task of a DAG.
+
+    On a DAG this is cheek's schedule level: each task gets these hooks in addition to its own,
+    and an action with the same target at both levels is delivered once. Call it after the DAG's
+    tasks are defined: tasks added later do not get the DAG's hooks.
+
+    :param target: a task (an operator, a mapped operator, or what a ``@task`` call returns) or a DAG.
+    :param config: cheek's hooks, as a mapping or YAML text, e.g.
+        ``{"on_error": {"notify_webhook": ["https://example.com/hook"]}}``.
+    :return: ``target``, so that it can wrap a task where it is defined.
+    :raises HooksConfigError: when the config is not valid (checked when the DAG file is parsed).
+    """
+    from airflow.sdk import DAG
+
+    task = getattr(target, "operator", target)  # a @task call gives its XComArg
+    if isinstance(target, DAG):
+        hooks = parse_hooks(config, where=f"hooks of DAG {target.dag_id!r}")
+        for task in target.tasks:
+            _attach_to_task(task, hooks)
+    elif hasattr(task, "task_id") and hasattr(task, "on_failure_callback"):
+        _attach_to_task(task, parse_hooks(config, where=f"hooks of task {task.task_id!r}"))
+    else:
+        raise TypeError(f"attach_hooks: expected a task or a DAG, got {target!r}")
+    return target
+
+
+class RunEventCallback:
+    """The DAG callback that fires cheek's ``on_success`` / ``on_error`` for a whole DAG run."""
+
+    def __init__(self, change: str, hooks: Hooks) -> None:
+        self.change = change
+        self.hooks = hooks
+
+    def __call__(self, context: Mapping[str, Any]) -> None:
+        try:
+            fire_run_event(self.change, self.hooks, context)
+        except Exception:
+            log.exception("airflow-ordo-hooks: the %s hooks of this DAG run could not run", self.change)
+
+
+def fire_run_event(change: str, hooks: Hooks, context: Mapping[str, Any]) -> None:
+    """Deliver a DAG run's event. It runs in the DAG processor: it reads only the callback context."""
+    from airflow_ordo_hooks.delivery import DeliveryPolicy, deliver_all
+    from airflow_ordo_hooks.payloads import BUILDERS, run_event_payload
+
+    event = "on_success" if change == "success" else "on_error"
+    actions = hooks.for_event(event)
+    if not actions:
+        return
+    payload = run_event_payload(context, now=datetime.now(timezone.utc), triggered=[a.target for a in actions if a.action == "trigger_job"])
+    deliver_all([(a.target, BUILDERS[a.action](payload)) for a in actions if a.action in BUILDERS], policy=DeliveryPolicy.from_airflow_config())
+
+
+def attach_run_hooks(dag: DAG, config: Mapping[str, Any] | str | Hooks) -> DAG:
+    """
+    Attach cheek's ``on_success`` / ``on_error`` to a whole DAG run, through the DAG's own callbacks.
+
+    The payload's ``name`` is the DAG id. These callbacks run in Airflow's DAG processor, so they
+    only read their context and send webhooks, each bounded by the delivery budget.
+
+    :param dag: the DAG.
+    :param config: cheek's hooks for the run (``on_retries_exhausted`` is refused: a run is not retried).
+    :return: ``dag``.
+    """
+    hooks = parse_hooks(config, where=f"run hooks of DAG {dag.dag_id!r}", events=RUN_EVENTS)
+    for change, name in (("success", "on_success_callback"), ("failure", "on_failure_callback")):
+        callbacks = _as_list(getattr(dag, name))
+        ours = [cb for cb in callbacks if isinstance(cb, RunEventCallback)]
+        if ours:
+            ours[0].hooks = ours[0].hooks | hooks
+        else:
+            setattr(dag, name, [*callbacks, RunEventCallback(change, hooks)])
+        setattr(dag, f"has_{name}", True)  # set by the DAG at creation; the scheduler reads it
+    return dag

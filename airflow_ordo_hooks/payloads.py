@@ -1,0 +1,195 @@
+"""cheek's webhook payloads, built from an Airflow callback context: pure functions, no I/O.
+
+The generic payload (``notify_webhook``) is cheek's documented JSON object; Slack's ``text`` and
+Discord's ``content`` are ``"<name> (exitcode <status>):\\n<log>"`` cut to their limits, keeping
+the header and the tail of the log (where the error is), with a visible marker.
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+CONF_KEY = "airflow_ordo_hooks"
+"""The key of a run's ``conf`` under which a ``trigger_job`` parent passes its context to the child."""
+
+SLACK_LIMIT = 40_000
+DISCORD_LIMIT = 2_000
+_EXIT_CODE = re.compile(r"exit code (-?\d+)")
+_TRIGGERED_BY_RUN_TYPE = {
+    "scheduled": "cron",
+    "manual": "manual",
+    "backfill": "backfill",
+    "asset_triggered": "asset",
+    "asset_materialization": "asset",
+    "operator_triggered": "job",
+}
+
+
+def exit_status(exception: BaseException | str | None) -> int:
+    """cheek's ``status`` for a failure: the exit code when the failure carries one, else -1."""
+    if exception is None:
+        return -1
+    for attr in ("returncode", "exit_code"):
+        code = getattr(exception, attr, None)
+        if isinstance(code, int):
+            return code
+    if isinstance(exception, SystemExit) and isinstance(exception.code, int):
+        return exception.code
+    found = _EXIT_CODE.search(str(exception))  # BashOperator: "...returned a non-zero exit code 3."
+    return int(found.group(1)) if found else -1
+
+
+def failure_text(exception: BaseException | str | None) -> str:
+    """The exception and its traceback, as a log that is never empty on failure."""
+    if exception is None:
+        return ""
+    if isinstance(exception, str):
+        return exception
+    return "".join(traceback.format_exception(exception)).rstrip("\n")
+
+
+def keep_tail(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, keeping its end, with a marker saying what was cut."""
+    if len(text) <= limit:
+        return text
+    cut = len(text) - limit
+    while True:
+        marker = f"[… {cut} characters cut …]\n"
+        new_cut = len(text) - max(limit - len(marker), 0)
+        if new_cut == cut:
+            return marker + text[cut:] if limit >= len(marker) else text[len(text) - limit :]
+        cut = new_cut
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def parent_context(conf: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """What a ``trigger_job`` parent passed to this run (``{}`` when it was not started that way)."""
+    value = (conf or {}).get(CONF_KEY)
+    return value if isinstance(value, Mapping) else {}
+
+
+def triggered_by(dag_run: Any) -> str:
+    """cheek's ``triggered_by`` for a run: ``job[<parent>]`` / ``retries_exhausted[<parent>]`` when a
+    trigger_job started it, else what started the run (``cron``, ``manual``, ``asset``, ``backfill``)."""
+    parent = parent_context(getattr(dag_run, "conf", None))
+    if isinstance(parent.get("triggered_by"), str):
+        return parent["triggered_by"]
+    run_type = getattr(getattr(dag_run, "run_type", None), "value", getattr(dag_run, "run_type", None))
+    return _TRIGGERED_BY_RUN_TYPE.get(str(run_type), str(run_type))
+
+
+def job_event_payload(
+    context: Mapping[str, Any],
+    *,
+    log: str,
+    retries_exhausted: bool,
+    now: datetime,
+    triggered: Sequence[str] = (),
+) -> dict[str, Any]:
+    """
+    cheek's generic payload for a task event.
+
+    :param context: the Airflow callback context of the task instance.
+    :param log: this try's log, already bounded and masked.
+    :param retries_exhausted: true only for ``on_retries_exhausted``.
+    :param now: when the event fired (ends ``duration``).
+    :param triggered: the DAG ids this event's ``trigger_job`` actions start.
+    """
+    ti = context["ti"]
+    dag_run = context["dag_run"]
+    exception = context.get("exception")
+    succeeded = str(getattr(ti.state, "value", ti.state)) == "success"
+    start = getattr(ti, "start_date", None)
+    payload: dict[str, Any] = {
+        "status": 0 if succeeded else exit_status(exception),
+        "log": log,
+        "name": ti.task_id,
+        "triggered_at": _iso(dag_run.start_date or dag_run.run_after),
+        "triggered_by": triggered_by(dag_run),
+        "triggered": list(triggered),
+        "retry_attempt": max(ti.try_number - 1, 0),
+        "retries_exhausted": retries_exhausted,
+        "duration": round((now - start).total_seconds() * 1000) if start else None,
+    }
+    parent = parent_context(dag_run.conf).get("triggered_by_job_run")
+    if isinstance(parent, Mapping):
+        payload["triggered_by_job_run"] = dict(parent)
+    payload["airflow"] = {
+        "dag_id": ti.dag_id,
+        "task_id": ti.task_id,
+        "run_id": ti.run_id,
+        "map_index": ti.map_index,
+        "try_number": ti.try_number,
+        "max_tries": ti.max_tries,
+        "state": str(getattr(ti.state, "value", ti.state)),
+        "log_url": _log_url(ti),
+    }
+    return payload
+
+
+def run_event_payload(context: Mapping[str, Any], *, now: datetime, triggered: Sequence[str] = ()) -> dict[str, Any]:
+    """
+    cheek's generic payload for a whole DAG run's event: ``name`` is the DAG id.
+
+    Reads only the DAG callback's own context (the run and the reason), as Airflow's DAG
+    processor allows.
+    """
+    dag_run = context["dag_run"]
+    state = str(getattr(dag_run.state, "value", dag_run.state))
+    reason = context.get("reason")
+    log = f"DAG run {dag_run.run_id} ended {state}" + (f": {reason}" if reason else "")
+    start = dag_run.start_date
+    payload: dict[str, Any] = {
+        "status": 0 if state == "success" else -1,
+        "log": log,
+        "name": dag_run.dag_id,
+        "triggered_at": _iso(start or dag_run.run_after),
+        "triggered_by": triggered_by(dag_run),
+        "triggered": list(triggered),
+        "retry_attempt": 0,
+        "retries_exhausted": False,
+        "duration": round(((dag_run.end_date or now) - start).total_seconds() * 1000) if start else None,
+    }
+    parent = parent_context(dag_run.conf).get("triggered_by_job_run")
+    if isinstance(parent, Mapping):
+        payload["triggered_by_job_run"] = dict(parent)
+    payload["airflow"] = {"dag_id": dag_run.dag_id, "run_id": dag_run.run_id, "state": state}
+    return payload
+
+
+def _log_url(ti: Any) -> str | None:
+    try:
+        return ti.log_url
+    except Exception:  # the URL needs [api] base_url; a payload is still worth sending without it
+        return None
+
+
+def chat_text(name: str, status: int, log: str, limit: int) -> str:
+    """``"<name> (exitcode <status>):\\n<log>"`` in at most ``limit`` characters, header kept, log tail kept."""
+    header = f"{name} (exitcode {status}):\n"
+    return header + keep_tail(log, max(limit - len(header), 0))
+
+
+def slack_payload(payload: Mapping[str, Any]) -> dict[str, str]:
+    """Slack's incoming-webhook body for a generic payload."""
+    return {"text": chat_text(payload["name"], payload["status"], payload["log"], SLACK_LIMIT)}
+
+
+def discord_payload(payload: Mapping[str, Any]) -> dict[str, str]:
+    """Discord's webhook body for a generic payload."""
+    return {"content": chat_text(payload["name"], payload["status"], payload["log"], DISCORD_LIMIT)}
+
+
+BUILDERS = {
+    "notify_webhook": dict,
+    "notify_slack_webhook": slack_payload,
+    "notify_discord_webhook": discord_payload,
+}
+"""For each notify action, the body it sends, from the generic payload."""
