@@ -16,6 +16,9 @@ _LAZY = {
     "attach_run_hooks": "airflow_ordo_hooks.events",
     "parse_hooks": "airflow_ordo_hooks.config",
     "HooksConfigError": "airflow_ordo_hooks.config",
+    "JobEventWebhookNotifier": "airflow_ordo_hooks.notifications",
+    "JobEventSlackWebhookNotifier": "airflow_ordo_hooks.notifications",
+    "JobEventDiscordWebhookNotifier": "airflow_ordo_hooks.notifications",
     "deliver": "airflow_ordo_hooks.delivery",
     "deliver_all": "airflow_ordo_hooks.delivery",
     "DeliveryPolicy": "airflow_ordo_hooks.delivery",
@@ -28,6 +31,11 @@ if TYPE_CHECKING:
     from airflow_ordo_hooks.config import HooksConfigError, parse_hooks
     from airflow_ordo_hooks.delivery import DeliveryPolicy, DeliveryRecord, deliver, deliver_all
     from airflow_ordo_hooks.events import attach_hooks, attach_run_hooks
+    from airflow_ordo_hooks.notifications import (
+        JobEventDiscordWebhookNotifier,
+        JobEventSlackWebhookNotifier,
+        JobEventWebhookNotifier,
+    )
 
 
 def __getattr__(name: str) -> Any:

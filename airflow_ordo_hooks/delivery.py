@@ -9,13 +9,14 @@ parts masked.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -114,9 +115,11 @@ class _Target:
     session: requests.Session
     signing_secret: str | None
     masked: str = field(init=False)
+    environment: dict[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
         self.masked = mask_url(self.url)
+        self.environment = _request_settings(self.session, self.url)
 
 
 def mask_url(url: str) -> str:
@@ -171,16 +174,50 @@ def check_target(target: object) -> str:
     return target
 
 
-def _new_session() -> requests.Session:
+@functools.cache
+def _session_class() -> type[requests.Session]:
     import requests
 
-    class _PostKeepingSession(requests.Session):
+    class PostKeepingSession(requests.Session):
         # requests turns a POST into a GET on 301/302/303; follow only 307/308, which keep it.
         def get_redirect_target(self, resp):
             return super().get_redirect_target(resp) if resp.status_code in (307, 308) else None
 
-    session = _PostKeepingSession()
-    return session
+    return PostKeepingSession
+
+
+def _new_session() -> requests.Session:
+    return _session_class()()
+
+
+@functools.lru_cache(maxsize=128)
+def _environment_settings(origin: str) -> dict[str, Any]:
+    """
+    What requests reads from the environment for requests to ``origin``: proxies (``*_PROXY``,
+    ``NO_PROXY``), a CA bundle (``REQUESTS_CA_BUNDLE``), ``.netrc`` credentials.
+
+    requests reads them on every request, scanning all of ``os.environ`` twice, which costs more
+    than a whole loopback delivery; a process's environment does not change, so read them once.
+    """
+    import requests
+    from requests.utils import get_netrc_auth
+
+    settings = requests.Session().merge_environment_settings(f"{origin}/", {}, None, None, None)
+    return {"proxies": settings["proxies"], "verify": settings["verify"], "auth": get_netrc_auth(f"{origin}/")}
+
+
+def _request_settings(session: requests.Session, url: str) -> dict[str, Any]:
+    """The environment's settings for this request, as requests would apply them (request-level, session below)."""
+    if not session.trust_env:
+        return {}
+    session.trust_env = False  # the settings are passed explicitly instead
+    parts = urlsplit(url)
+    settings = dict(_environment_settings(f"{parts.scheme}://{parts.netloc}"))
+    if session.auth or settings["auth"] is None:
+        del settings["auth"]
+    if settings["verify"] is None:
+        del settings["verify"]
+    return settings
 
 
 def _resolve(target: str) -> _Target:
@@ -189,7 +226,7 @@ def _resolve(target: str) -> _Target:
     from airflow.providers.http.hooks.http import HttpHook
 
     conn_id, _, endpoint = target[len(CONN_PREFIX) :].partition("/")
-    hook = HttpHook(method="POST", http_conn_id=conn_id)
+    hook = HttpHook(method="POST", http_conn_id=conn_id, tcp_keep_alive=False)  # our requests are short
     hook_session = hook.get_conn()
     # HttpHook sends every unknown extra key as a header: keep the secret out of them.
     secret = hook_session.headers.pop(SIGNING_SECRET_EXTRA, None)
@@ -237,6 +274,7 @@ def _attempt(target: _Target, body: bytes, headers: dict[str, str], policy: Deli
             target.url,
             data=body,
             headers=headers,
+            **target.environment,
             timeout=(min(policy.connect_timeout, remaining), min(policy.read_timeout, remaining)),
             stream=True,  # the status is all we need: never wait for a body that may not end
             allow_redirects=True,
@@ -279,6 +317,41 @@ def _encode(payload: Mapping[str, Any] | bytes) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
 
 
+def _retry(attempt: Callable[[], _Outcome], first: _Outcome, policy: DeliveryPolicy, deadline: float, masked: str) -> _Outcome:
+    """Retry after a retryable first outcome: backoff with jitter or the receiver's Retry-After, never past the deadline."""
+    import tenacity
+
+    backoff = tenacity.wait_exponential_jitter(
+        multiplier=policy.backoff_initial, max=policy.backoff_max, jitter=policy.backoff_jitter
+    )
+    outcomes = [first]
+
+    def call() -> _Outcome:
+        return outcomes.pop() if outcomes else attempt()
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        retry_after = state.outcome.result().retry_after
+        return retry_after if retry_after is not None else backoff(state)
+
+    def stop(state: tenacity.RetryCallState) -> bool:
+        # a wait that would end past the deadline is not started: give up now
+        return state.attempt_number >= policy.max_attempts or time.monotonic() + state.upcoming_sleep >= deadline
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        log.info(
+            "Webhook %s: attempt %d failed (%s); retrying in %.1f s",
+            masked, state.attempt_number, state.outcome.result().error, state.upcoming_sleep,
+        )
+
+    return tenacity.Retrying(
+        stop=stop,
+        wait=wait,
+        retry=tenacity.retry_if_result(lambda outcome: outcome.retryable),
+        before_sleep=before_sleep,
+        retry_error_callback=lambda state: state.outcome.result(),
+    )(call)
+
+
 def deliver(
     target: str,
     payload: Mapping[str, Any] | bytes,
@@ -305,8 +378,6 @@ def deliver(
     attempts = 0
     signed = False
     try:
-        import tenacity
-
         policy = policy or DeliveryPolicy.from_airflow_config()
         check_target(target)
         resolved = _resolve(target)
@@ -324,33 +395,15 @@ def deliver(
             send_headers["webhook-id"] = webhook_id
             signed = True
         deadline = start + policy.budget
-        backoff = tenacity.wait_exponential_jitter(
-            multiplier=policy.backoff_initial, max=policy.backoff_max, jitter=policy.backoff_jitter
-        )
-
-        def wait(state: tenacity.RetryCallState) -> float:
-            retry_after = state.outcome.result().retry_after
-            return retry_after if retry_after is not None else backoff(state)
-
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            log.info(
-                "Webhook %s: attempt %d failed (%s); retrying in %.1f s",
-                masked, state.attempt_number, state.outcome.result().error, state.upcoming_sleep,
-            )
 
         def attempt() -> _Outcome:
             nonlocal attempts
             attempts += 1
             return _attempt(resolved, body, send_headers, policy, deadline)
 
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(policy.max_attempts) | tenacity.stop_before_delay(policy.budget),
-            wait=wait,
-            retry=tenacity.retry_if_result(lambda outcome: outcome.retryable),
-            before_sleep=before_sleep,
-            retry_error_callback=lambda state: state.outcome.result(),
-        )
-        outcome = retrying(attempt)
+        outcome = attempt()
+        if outcome.retryable and policy.max_attempts > 1:
+            outcome = _retry(attempt, outcome, policy, deadline, masked)
         resolved.session.close()
         error = outcome.error
         if outcome.retryable:

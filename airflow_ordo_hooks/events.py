@@ -45,7 +45,7 @@ class JobEventCallback:
 
     def __call__(self, context: Mapping[str, Any]) -> None:
         try:
-            fire_task_events(self.change, self.hooks, context)
+            fire(_events_for(self.change, context["task"].retries or 0), self.hooks, context)
         except Exception:
             log.exception("airflow-ordo-hooks: the %s hooks of this task could not run", self.change)
 
@@ -76,25 +76,31 @@ def event_log(context: Mapping[str, Any], max_chars: int) -> str:
     return keep_tail(mask(text), max_chars)
 
 
-def fire_task_events(change: str, hooks: Hooks, context: Mapping[str, Any]) -> None:
-    """Run the actions of the cheek events that a task state change stands for, event after event."""
-    from airflow_ordo_hooks.delivery import DeliveryPolicy, deliver_all
-    from airflow_ordo_hooks.payloads import BUILDERS, job_event_payload
+def event_payload(context: Mapping[str, Any], event: str, triggered: list[str] | tuple[str, ...] = (), log_text: str | None = None) -> dict[str, Any]:
+    """cheek's generic payload of ``event`` for a callback context: a task's, or a DAG run's (which has a ``reason``)."""
+    from airflow_ordo_hooks.payloads import job_event_payload, run_event_payload
 
-    events = [e for e in _events_for(change, context["task"].retries or 0) if hooks.for_event(e)]
+    now = datetime.now(timezone.utc)
+    if "reason" in context:  # only DAG callbacks carry one
+        return run_event_payload(context, now=now, triggered=triggered)
+    if log_text is None:
+        log_text = event_log(context, policy_log_chars())
+    return job_event_payload(context, log=log_text, retries_exhausted=event == "on_retries_exhausted", now=now, triggered=triggered)
+
+
+def fire(events: list[str], hooks: Hooks, context: Mapping[str, Any]) -> None:
+    """Run the actions of each event in turn: one event's actions concurrently, the next once they have finished (C3, C6)."""
+    from airflow_ordo_hooks.delivery import DeliveryPolicy, deliver_all
+    from airflow_ordo_hooks.payloads import BUILDERS
+
+    events = [e for e in events if hooks.for_event(e)]
     if not events:
         return
     policy = DeliveryPolicy.from_airflow_config()
-    log_text = event_log(context, policy_log_chars())
-    for event in events:  # on_retries_exhausted only once on_error's actions have finished (C3)
+    log_text = None if "reason" in context else event_log(context, policy_log_chars())  # read once for all events
+    for event in events:
         actions = hooks.for_event(event)
-        payload = job_event_payload(
-            context,
-            log=log_text,
-            retries_exhausted=event == "on_retries_exhausted",
-            now=datetime.now(timezone.utc),
-            triggered=[a.target for a in actions if a.action == "trigger_job"],
-        )
+        payload = event_payload(context, event, [a.target for a in actions if a.action == "trigger_job"], log_text)
         deliver_all([(a.target, BUILDERS[a.action](payload)) for a in actions if a.action in BUILDERS], policy=policy)
 
 
@@ -160,22 +166,9 @@ class RunEventCallback:
 
     def __call__(self, context: Mapping[str, Any]) -> None:
         try:
-            fire_run_event(self.change, self.hooks, context)
+            fire(["on_success" if self.change == "success" else "on_error"], self.hooks, context)
         except Exception:
             log.exception("airflow-ordo-hooks: the %s hooks of this DAG run could not run", self.change)
-
-
-def fire_run_event(change: str, hooks: Hooks, context: Mapping[str, Any]) -> None:
-    """Deliver a DAG run's event. It runs in the DAG processor: it reads only the callback context."""
-    from airflow_ordo_hooks.delivery import DeliveryPolicy, deliver_all
-    from airflow_ordo_hooks.payloads import BUILDERS, run_event_payload
-
-    event = "on_success" if change == "success" else "on_error"
-    actions = hooks.for_event(event)
-    if not actions:
-        return
-    payload = run_event_payload(context, now=datetime.now(timezone.utc), triggered=[a.target for a in actions if a.action == "trigger_job"])
-    deliver_all([(a.target, BUILDERS[a.action](payload)) for a in actions if a.action in BUILDERS], policy=DeliveryPolicy.from_airflow_config())
 
 
 def attach_run_hooks(dag: DAG, config: Mapping[str, Any] | str | Hooks) -> DAG:

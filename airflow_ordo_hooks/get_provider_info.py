@@ -9,10 +9,13 @@ def get_provider_info() -> dict:
     return {
         "package-name": "airflow-ordo-hooks",
         "name": "Ordo Hooks",
-        "description": "cheek's job events (on_success, on_error, on_retries_exhausted) and Ordo's "
-        "on_exit CALL_WEBHOOK step for Airflow tasks and DAG runs.",
+        "description": "Job-event webhooks (after cheek) and a run report step (after Ordo) for Airflow tasks and DAG runs.",
         "versions": [__version__],
-        "notifications": [],
+        "notifications": [
+            "airflow_ordo_hooks.notifications.JobEventWebhookNotifier",
+            "airflow_ordo_hooks.notifications.JobEventSlackWebhookNotifier",
+            "airflow_ordo_hooks.notifications.JobEventDiscordWebhookNotifier",
+        ],
         "config": {
             "ordo_hooks": {
                 "description": "Webhook delivery defaults of airflow-ordo-hooks.",
@@ -25,6 +28,7 @@ def get_provider_info() -> dict:
                     "backoff_max": _option("Longest wait between retries, in seconds.", "float", "8.0"),
                     "backoff_jitter": _option("Up to this many seconds added at random to each wait.", "float", "0.5"),
                     "max_redirects": _option("307/308 redirects followed at the most.", "integer", "5"),
+                    "log_max_chars": _option("Longest log a job event payload carries; its tail is kept.", "integer", "20000"),
                 },
             }
         },

@@ -1,0 +1,79 @@
+"""Notifiers for authors who prefer code to cheek's config: one per cheek notify action.
+
+    BashOperator(
+        task_id="brew",
+        bash_command="make coffee",
+        retries=3,
+        on_retry_callback=[JobEventWebhookNotifier("https://example.com/hooks/errors")],
+        on_failure_callback=[
+            JobEventWebhookNotifier("https://example.com/hooks/errors"),
+            JobEventSlackWebhookNotifier("conn:slack_alerts", event="on_retries_exhausted"),
+        ],
+    )
+
+Each sends cheek's payload for the task (or, as a DAG callback, for the DAG run) through the
+package's one delivery path. Unlike ``attach_hooks``, a notifier does not decide which event a
+callback stands for: say it with ``event`` when it matters (``retries_exhausted`` in the payload).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from airflow.sdk import BaseNotifier
+
+
+class JobEventWebhookNotifier(BaseNotifier):
+    """
+    Send cheek's generic JSON payload (``notify_webhook``) for a task or DAG run event.
+
+    :param target: an ``http(s)://`` URL or ``conn:<conn_id>[/<endpoint>]`` (templated).
+    :param event: the cheek event this callback stands for: ``on_success``, ``on_error`` or
+        ``on_retries_exhausted`` (sets ``retries_exhausted``); by default ``on_error``, or
+        ``on_success`` when the task succeeded.
+    """
+
+    template_fields = ("target",)
+    action = "notify_webhook"
+
+    def __init__(self, target: str, *, event: str | None = None, **kwargs: Any) -> None:
+        from airflow_ordo_hooks.config import EVENTS
+        from airflow_ordo_hooks.delivery import check_target
+
+        super().__init__(**kwargs)
+        self.target = check_target(target)
+        if event is not None and event not in EVENTS:
+            raise ValueError(f"{type(self).__name__}: unknown event {event!r}; expected one of {', '.join(EVENTS)}")
+        self.event = event
+
+    def notify(self, context: Mapping[str, Any]) -> None:
+        from airflow_ordo_hooks.delivery import deliver
+        from airflow_ordo_hooks.events import event_payload
+        from airflow_ordo_hooks.payloads import BUILDERS
+
+        event = self.event or ("on_success" if _succeeded(context) else "on_error")
+        deliver(self.target, BUILDERS[self.action](event_payload(context, event)))
+
+
+class JobEventSlackWebhookNotifier(JobEventWebhookNotifier):
+    """Send cheek's Slack body (``notify_slack_webhook``): ``{"text": "<name> (exitcode <status>):\\n<log>"}``, at most 40,000 characters."""
+
+    action = "notify_slack_webhook"
+
+
+class JobEventDiscordWebhookNotifier(JobEventWebhookNotifier):
+    """Send cheek's Discord body (``notify_discord_webhook``): ``{"content": "<name> (exitcode <status>):\\n<log>"}``, at most 2,000 characters."""
+
+    action = "notify_discord_webhook"
+
+
+def _succeeded(context: Mapping[str, Any]) -> bool:
+    holder = context.get("dag_run") if "reason" in context else context.get("ti")
+    state = getattr(holder, "state", None)
+    return str(getattr(state, "value", state)) == "success"
+
+
+send_job_event_webhook = JobEventWebhookNotifier
+send_job_event_slack_webhook = JobEventSlackWebhookNotifier
+send_job_event_discord_webhook = JobEventDiscordWebhookNotifier
