@@ -1,0 +1,156 @@
+"""SPEC §2 (C1-C7) and §3: cheek's events on real Airflow task runs (dag.test), delivered to a real receiver."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from airflow_ordo_hooks.testing.receiver import Respond
+
+pytestmark = pytest.mark.airflow
+
+
+def _events(receiver, dag_id):
+    """(task, event, retry_attempt, retries_exhausted) of every webhook a DAG's tasks sent, in order."""
+    got = []
+    for r in receiver.requests:
+        parts = r.path.strip("/").split("/")
+        if parts[0] == dag_id and len(parts) == 3:
+            got.append((parts[1], parts[2], r.json["retry_attempt"], r.json["retries_exhausted"]))
+    return got
+
+
+def _expected(pattern, retries):
+    if pattern == "succeeds":
+        return [("on_success", 0, False)]
+    if pattern == "fails_then_succeeds":
+        return [("on_error", 0, False)] + ([("on_success", 1, False)] if retries else [])
+    return [("on_error", i, False) for i in range(retries + 1)] + (
+        [("on_retries_exhausted", retries, True)] if retries else []
+    )
+
+
+@pytest.mark.parametrize("retries", [0, 1, 3])
+@pytest.mark.parametrize("pattern", ["always_fails", "fails_then_succeeds", "succeeds"])
+def test_event_sequence_follows_cheek(run_dag, receiver, pattern, retries):
+    dag_id = f"cheek_{pattern}_r{retries}"
+    run = run_dag(dag_id)
+
+    expected = _expected(pattern, retries)
+    assert [e[1:] for e in _events(receiver, dag_id)] == expected
+    final = "failed" if expected[-1][0] != "on_success" else "success"
+    assert run_dag.task_states(run) == {"job": final}
+
+    payloads = [r.json for r in receiver.requests]
+    assert len({p["triggered_at"] for p in payloads}) == 1, "triggered_at is the run's, the same for every try"
+    for p in payloads:
+        assert p["name"] == "job" and p["triggered_by"] == "manual" and p["triggered"] == []
+        assert p["airflow"]["dag_id"] == dag_id and p["airflow"]["try_number"] == p["retry_attempt"] + 1
+        if p["status"] != 0:
+            assert p["status"] == -1 and f"{pattern} failed on try {p['retry_attempt'] + 1}" in p["log"]
+
+
+def test_a_task_failing_for_good_before_its_retries_are_used_still_exhausts_them(run_dag, receiver):
+    run_dag("cheek_fail_fast")
+
+    assert [e[1:] for e in _events(receiver, "cheek_fail_fast")] == [
+        ("on_error", 0, False),
+        ("on_retries_exhausted", 0, True),
+    ]
+    assert "no point in retrying" in receiver.requests[-1].json["log"]
+
+
+def test_on_retries_exhausted_is_sent_after_on_error_has_been_answered(run_dag, receiver):
+    receiver.script("/cheek_always_fails_r1/job/on_error", Respond(200), Respond(200, delay=0.5))
+    run_dag("cheek_always_fails_r1")
+
+    requests = receiver.requests
+    assert [r.path.rsplit("/", 1)[1] for r in requests] == ["on_error", "on_error", "on_retries_exhausted"]
+    assert requests[2].received_at >= requests[1].received_at + 0.5
+
+
+def test_an_execution_timeout_is_a_failed_try(run_dag, receiver):
+    run_dag("cheek_timeout")
+
+    events = _events(receiver, "cheek_timeout")
+    assert [e[1:] for e in events] == [("on_error", 0, False), ("on_error", 1, False), ("on_retries_exhausted", 1, True)]
+    assert "Timeout" in receiver.requests[0].json["log"]
+
+
+def test_skipped_and_upstream_failed_tasks_fire_no_event(run_dag, receiver):
+    run = run_dag("cheek_skip_and_upstream_failed")
+
+    assert run_dag.task_states(run) == {"skips": "skipped", "fails": "failed", "downstream": "upstream_failed"}
+    assert _events(receiver, "cheek_skip_and_upstream_failed") == [("fails", "on_error", 0, False)]
+
+
+def test_dag_level_and_task_level_hooks_combine_and_a_shared_target_gets_one_delivery(run_dag, receiver):
+    run_dag("cheek_levels")
+
+    got = sorted((r.path, r.json["name"]) for r in receiver.requests)
+    assert got == [
+        ("/cheek_levels/own", "own"),
+        ("/cheek_levels/shared", "own"),
+        ("/cheek_levels/shared", "plain"),
+    ]
+
+
+def test_status_is_the_exit_code_of_a_bash_command(run_dag, receiver):
+    run_dag("cheek_bash_exit")
+
+    (request,) = receiver.requests
+    assert request.json["status"] == 3
+    assert "exit code 3" in request.json["log"]
+
+
+def test_a_connection_password_in_the_log_is_masked(run_dag, receiver, monkeypatch):
+    password = "s3cr3t-hunter2-xyzzy"
+    monkeypatch.setenv("AIRFLOW_CONN_CHEEK_SECRET_DB", json.dumps({"conn_type": "postgres", "host": "db", "password": password}))
+    run_dag("cheek_secret_in_log")
+
+    (request,) = receiver.requests
+    log = request.json["log"]
+    assert "could not log in with password ***" in log
+    assert password not in request.body.decode()
+
+
+def test_slack_and_discord_bodies_are_their_documented_shape(run_dag, receiver):
+    run_dag("cheek_chat")
+
+    bodies = {r.path.split("/")[1]: r for r in receiver.requests}
+    slack, discord = bodies["slack"], bodies["discord"]
+    assert set(slack.json) == {"text"} and set(discord.json) == {"content"}
+    for request, text in ((slack, slack.json["text"]), (discord, discord.json["content"])):
+        assert request.header("Content-Type") == "application/json"
+        assert text.startswith("job (exitcode -1):\n")
+        assert text.endswith("RuntimeError: Kettle überhitzt ☕")
+        key = "text" if request is slack else "content"
+        assert request.body == json.dumps({key: text}, ensure_ascii=False, separators=(",", ":")).encode()
+    assert len(discord.json["content"]) <= 2000
+
+
+def test_a_hanging_receiver_holds_the_task_no_longer_than_the_budget(run_dag, receiver):
+    receiver.script("/hang", *[Respond(200, delay=60)] * 5)
+    start = time.monotonic()
+    run = run_dag("cheek_hanging_receiver")
+    elapsed = time.monotonic() - start
+
+    assert str(run.state) == "success"
+    # the test environment sets [ordo_hooks] budget = 3 s; dag.test itself takes well under a second here
+    assert 3.0 <= elapsed < 5.0
+    assert len(receiver.requests) >= 1
+
+
+@pytest.mark.parametrize("outcome, event, status", [("success", "on_success", 0), ("failed", "on_error", -1)])
+def test_dag_run_events_name_the_dag(run_dag, receiver, outcome, event, status):
+    run = run_dag(f"cheek_run_{outcome}")
+
+    assert str(run.state) == outcome
+    (request,) = receiver.wait_for(1)
+    assert request.path == f"/cheek_run_{outcome}/run/{event}"
+    body = request.json
+    assert body["name"] == f"cheek_run_{outcome}" and body["status"] == status
+    assert body["retries_exhausted"] is False and body["airflow"]["run_id"] == run.run_id
+    assert body["duration"] >= 0
