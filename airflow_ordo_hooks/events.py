@@ -76,16 +76,16 @@ def event_log(context: Mapping[str, Any], max_chars: int) -> str:
     return keep_tail(mask(text), max_chars)
 
 
-def event_payload(context: Mapping[str, Any], event: str, triggered: list[str] | tuple[str, ...] = (), log_text: str | None = None) -> dict[str, Any]:
+def event_payload(context: Mapping[str, Any], event: str, log_text: str | None = None) -> dict[str, Any]:
     """cheek's generic payload of ``event`` for a callback context: a task's, or a DAG run's (which has a ``reason``)."""
     from airflow_ordo_hooks.payloads import job_event_payload, run_event_payload
 
     now = datetime.now(timezone.utc)
     if "reason" in context:  # only DAG callbacks carry one
-        return run_event_payload(context, now=now, triggered=triggered)
+        return run_event_payload(context, now=now)
     if log_text is None:
         log_text = event_log(context, policy_log_chars())
-    return job_event_payload(context, log=log_text, retries_exhausted=event == "on_retries_exhausted", now=now, triggered=triggered)
+    return job_event_payload(context, log=log_text, retries_exhausted=event == "on_retries_exhausted", now=now)
 
 
 def fire(events: list[str], hooks: Hooks, context: Mapping[str, Any]) -> None:
@@ -100,7 +100,7 @@ def fire(events: list[str], hooks: Hooks, context: Mapping[str, Any]) -> None:
     log_text = None if "reason" in context else event_log(context, policy_log_chars())  # read once for all events
     for event in events:
         actions = hooks.for_event(event)
-        payload = event_payload(context, event, [a.target for a in actions if a.action == "trigger_job"], log_text)
+        payload = event_payload(context, event, log_text=log_text)
         deliver_all([(a.target, BUILDERS[a.action](payload)) for a in actions if a.action in BUILDERS], policy=policy)
 
 
@@ -117,6 +117,12 @@ def _as_list(callbacks: Any) -> list:
     if callbacks is None:
         return []
     return list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
+
+
+def _warn_unstarted_jobs(hooks: Hooks) -> None:
+    jobs = sorted({a.target for a in hooks.actions if a.action == "trigger_job"})
+    if jobs:
+        log.warning("airflow-ordo-hooks: trigger_job is accepted but not carried out yet; %s will not be started", ", ".join(jobs))
 
 
 def _attach_to_task(task: Any, hooks: Hooks) -> None:
@@ -151,9 +157,11 @@ def attach_hooks(target: Any, config: Mapping[str, Any] | str | Hooks) -> Any:
         for task in target.tasks:
             _attach_to_task(task, hooks)
     elif hasattr(task, "task_id") and hasattr(task, "on_failure_callback"):
-        _attach_to_task(task, parse_hooks(config, where=f"hooks of task {task.task_id!r}"))
+        hooks = parse_hooks(config, where=f"hooks of task {task.task_id!r}")
+        _attach_to_task(task, hooks)
     else:
         raise TypeError(f"attach_hooks: expected a task or a DAG, got {target!r}")
+    _warn_unstarted_jobs(hooks)
     return target
 
 
@@ -183,6 +191,7 @@ def attach_run_hooks(dag: DAG, config: Mapping[str, Any] | str | Hooks) -> DAG:
     :return: ``dag``.
     """
     hooks = parse_hooks(config, where=f"run hooks of DAG {dag.dag_id!r}", events=RUN_EVENTS)
+    _warn_unstarted_jobs(hooks)
     for change, name in (("success", "on_success_callback"), ("failure", "on_failure_callback")):
         callbacks = _as_list(getattr(dag, name))
         ours = [cb for cb in callbacks if isinstance(cb, RunEventCallback)]

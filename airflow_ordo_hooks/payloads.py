@@ -43,13 +43,18 @@ def exit_status(exception: BaseException | str | None) -> int:
     return int(found.group(1)) if found else -1
 
 
+_RUNNER_FRAMES = ("/airflow/sdk/execution_time/", "/airflow/sdk/bases/operator.py", "/airflow/sdk/bases/decorator.py")
+
+
 def failure_text(exception: BaseException | str | None) -> str:
-    """The exception and its traceback, as a log that is never empty on failure."""
+    """The exception and its traceback, as a log that is never empty on failure; Airflow's own task-runner frames left out."""
     if exception is None:
         return ""
     if isinstance(exception, str):
         return exception
-    return "".join(traceback.format_exception(exception)).rstrip("\n")
+    tb = traceback.TracebackException.from_exception(exception)
+    tb.stack = traceback.StackSummary.from_list([f for f in tb.stack if not any(part in f.filename for part in _RUNNER_FRAMES)])
+    return "".join(tb.format()).rstrip("\n")
 
 
 def keep_tail(text: str, limit: int) -> str:

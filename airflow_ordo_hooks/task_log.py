@@ -9,6 +9,7 @@ callback knows itself: on failure, the exception and its traceback.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from pathlib import Path
@@ -19,15 +20,20 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_CHARS = 20_000
 
 
+@functools.lru_cache(maxsize=8)
+def _template(source: str) -> Any:
+    from jinja2 import Template
+
+    return Template(source)  # compiling costs a millisecond: once per process
+
+
 def log_file(ti: Any) -> Path | None:
     """Where Airflow's file task handler writes this try's log, if it has written one."""
     try:
         from airflow.configuration import conf
-        from jinja2 import Template
 
         base = conf.get("logging", "base_log_folder")
-        template = conf.get("logging", "log_filename_template")
-        relative = Template(template).render(ti=ti, try_number=ti.try_number)
+        relative = _template(conf.get("logging", "log_filename_template")).render(ti=ti, try_number=ti.try_number)
     except Exception:
         return None
     path = Path(base, relative)

@@ -16,20 +16,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = ROOT / ".demo" / "airflow"
-DEMO_DAGS = ["example_flaky_task"]
+DEMO_DAGS = ["example_flaky_task", "coffee", "beans", "cleanup_job"]
 SHOWN_HEADERS = ("Content-Type", "User-Agent", "webhook-id", "webhook-timestamp", "webhook-signature")
 
 shutil.rmtree(HOME, ignore_errors=True)
 HOME.mkdir(parents=True)
-os.environ.update(
-    AIRFLOW_HOME=str(HOME),
-    AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "example_dags"),
-    AIRFLOW__CORE__LOAD_EXAMPLES="False",
-    AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{HOME}/airflow.db",
-    AIRFLOW__LOGGING__LOGGING_LEVEL="ERROR",
-)
 
+from airflow_ordo_hooks.testing.embedded import isolate_airflow, load_dags  # noqa: E402
 from airflow_ordo_hooks.testing.receiver import ReceivedRequest, WebhookReceiver  # noqa: E402
+
+isolate_airflow(HOME, ROOT / "example_dags", LOGGING__LOGGING_LEVEL="ERROR")
 
 _out = sys.stdout
 _lock = threading.Lock()
@@ -67,15 +63,7 @@ def main() -> int:
     with WebhookReceiver(on_request=show) as receiver:
         os.environ["ORDO_HOOKS_RECEIVER"] = receiver.url("").rstrip("/")
         print(f"Webhook receiver listening on {receiver.url()}; Airflow home {HOME}", flush=True)
-
-        from airflow.dag_processing.dagbag import DagBag
-        from airflow.utils import db
-
-        db.initdb()
-        bag = DagBag(dag_folder=str(ROOT / "example_dags"))
-        if bag.import_errors:
-            print(f"Example DAGs failed to parse: {bag.import_errors}", file=sys.stderr)
-            return 1
+        bag = load_dags(ROOT / "example_dags")
         results = []
         for dag_id in DEMO_DAGS:
             print(f"\n##### Running DAG {dag_id} under dag.test()", flush=True)

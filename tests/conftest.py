@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from airflow_ordo_hooks.testing.embedded import isolate_airflow, load_dags
 from airflow_ordo_hooks.testing.receiver import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -18,18 +19,15 @@ DAG_SOURCES = [ROOT / "example_dags", ROOT / "tests" / "dags"]
 # Airflow reads its configuration when first imported: isolate it before anything imports it.
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="ordo-hooks-airflow-"))
 DAGS_FOLDER = AIRFLOW_HOME / "dags"
-os.environ.update(
-    AIRFLOW_HOME=str(AIRFLOW_HOME),
-    AIRFLOW__CORE__DAGS_FOLDER=str(DAGS_FOLDER),
-    AIRFLOW__CORE__LOAD_EXAMPLES="False",
-    AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{AIRFLOW_HOME}/airflow.db",
-    AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(AIRFLOW_HOME / "logs"),
+isolate_airflow(
+    AIRFLOW_HOME,
+    DAGS_FOLDER,
     # Deliveries in DAG runs retry quickly here; tests of the delivery policy itself set their own.
-    AIRFLOW__ORDO_HOOKS__BUDGET="3",
-    AIRFLOW__ORDO_HOOKS__MAX_ATTEMPTS="3",
-    AIRFLOW__ORDO_HOOKS__BACKOFF_INITIAL="0.05",
-    AIRFLOW__ORDO_HOOKS__BACKOFF_MAX="0.2",
-    AIRFLOW__ORDO_HOOKS__BACKOFF_JITTER="0.01",
+    ORDO_HOOKS__BUDGET="3",
+    ORDO_HOOKS__MAX_ATTEMPTS="3",
+    ORDO_HOOKS__BACKOFF_INITIAL="0.05",
+    ORDO_HOOKS__BACKOFF_MAX="0.2",
+    ORDO_HOOKS__BACKOFF_JITTER="0.01",
 )
 
 
@@ -59,14 +57,7 @@ def dagbag(_receiver_server):
     for source in DAG_SOURCES:
         for path in source.glob("*.py"):
             shutil.copy(path, DAGS_FOLDER / path.name)
-
-    from airflow.dag_processing.dagbag import DagBag
-    from airflow.utils import db
-
-    db.initdb()
-    bag = DagBag(dag_folder=str(DAGS_FOLDER))
-    assert not bag.import_errors, bag.import_errors
-    return bag
+    return load_dags(DAGS_FOLDER)
 
 
 class DagRunner:

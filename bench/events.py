@@ -1,0 +1,110 @@
+"""cheek events: the cost of one event, of hooks on a whole DAG run, and of attach_hooks at parse time.
+
+- one event: building its payload and delivering it to a loopback receiver, vs the transport
+  alone (``requests.post`` of the same body), alternating in one process;
+- a 200-task DAG under ``dag.test()`` with an on_success webhook on every task vs the same DAG
+  without hooks, alternating in one process (wall-time ratio);
+- ``attach_hooks`` on a 1,000-task DAG vs building that DAG, in one process.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from types import SimpleNamespace
+
+ROUNDS = 200
+DAG_ROUNDS = 3
+
+
+def _median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def one_event(receiver) -> None:
+    import requests
+
+    from airflow_ordo_hooks.config import parse_hooks
+    from airflow_ordo_hooks.events import fire
+
+    hooks = parse_hooks({"on_error": {"notify_webhook": [receiver.url("/event")]}})
+    now = datetime.now(timezone.utc)
+    ti = SimpleNamespace(
+        dag_id="bench", task_id="job", run_id="manual__bench", map_index=-1, try_number=1, max_tries=3,
+        state="up_for_retry", start_date=now, log_url="http://localhost:8080/log",
+    )
+    context = {
+        "ti": ti, "task": SimpleNamespace(retries=3), "exception": RuntimeError("exit code 3"),
+        "dag_run": SimpleNamespace(run_type="manual", conf={}, start_date=now, run_after=now),
+    }
+    body = b'{"status": 3, "log": "' + b"x" * 1500 + b'"}'
+    ours, transport = [], []
+    for _ in range(ROUNDS):
+        start = time.perf_counter()
+        fire(["on_error"], hooks, context)
+        ours.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        requests.post(receiver.url("/transport"), data=body, headers={"Content-Type": "application/json"}, timeout=10)
+        transport.append(time.perf_counter() - start)
+    base = _median_ms(transport)
+    print(f"one event, payload + delivery (median of {ROUNDS}, alternating)")
+    print(f"  requests.post of a like body (baseline)  {base:7.3f} ms")
+    print(f"  fire(on_error) with one notify_webhook   {_median_ms(ours):7.3f} ms  ({_median_ms(ours) / base:.2f} x baseline)")
+
+
+def wide_dag(bag) -> None:
+    times: dict[str, list[float]] = {"bench_wide_plain": [], "bench_wide_hooked": []}
+    for _ in range(DAG_ROUNDS):
+        for dag_id in times:
+            start = time.perf_counter()
+            run = bag.get_dag(dag_id).test()
+            times[dag_id].append(time.perf_counter() - start)
+            assert str(run.state) == "success", (dag_id, run.state)
+    plain, hooked = (statistics.median(times[d]) for d in times)
+    print(f"200-task DAG under dag.test() (median of {DAG_ROUNDS}, alternating)")
+    print(f"  without hooks (baseline)                 {plain:7.2f} s")
+    print(f"  on_success webhook on every task         {hooked:7.2f} s  ({hooked / plain:.3f} x baseline)")
+
+
+def attach_cost() -> None:
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.sdk import DAG
+
+    from airflow_ordo_hooks import attach_hooks
+
+    config = {
+        "on_success": {"notify_webhook": ["https://example.com/ok"]},
+        "on_error": {"notify_webhook": ["https://example.com/err"], "notify_slack_webhook": ["conn:slack"]},
+    }
+    build, attach = [], []
+    for round_ in range(7):
+        start = time.perf_counter()
+        with DAG(f"wide_{round_}", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
+            for i in range(1000):
+                EmptyOperator(task_id=f"t{i}")
+        middle = time.perf_counter()
+        attach_hooks(dag, config)
+        end = time.perf_counter()
+        build.append(middle - start)
+        attach.append(end - middle)
+    print("attach_hooks on a 1,000-task DAG (median of 7)")
+    print(f"  building the DAG (baseline)              {_median_ms(build):7.1f} ms")
+    print(f"  attach_hooks(dag, config)                {_median_ms(attach):7.1f} ms  ({_median_ms(attach) / _median_ms(build):.3f} x baseline)")
+
+
+def main() -> None:
+    from airflow_ordo_hooks.testing.embedded import isolate_airflow, load_dags
+    from airflow_ordo_hooks.testing.receiver import WebhookReceiver
+
+    home = Path(tempfile.mkdtemp(prefix="ordo-bench-"))
+    isolate_airflow(home, Path(__file__).parent / "dags", LOGGING__LOGGING_LEVEL="ERROR")
+    import os
+
+    with WebhookReceiver() as receiver:
+        os.environ["ORDO_HOOKS_RECEIVER"] = receiver.url("").rstrip("/")
+        one_event(receiver)
+        attach_cost()
+        wide_dag(load_dags(Path(__file__).parent / "dags"))
