@@ -19,6 +19,10 @@ _LAZY = {
     "JobEventWebhookNotifier": "airflow_ordo_hooks.notifications",
     "JobEventSlackWebhookNotifier": "airflow_ordo_hooks.notifications",
     "JobEventDiscordWebhookNotifier": "airflow_ordo_hooks.notifications",
+    "attach_on_exit": "airflow_ordo_hooks.on_exit",
+    "parse_on_exit": "airflow_ordo_hooks.on_exit",
+    "OnExitConfigError": "airflow_ordo_hooks.on_exit",
+    "CallWebhookOperator": "airflow_ordo_hooks.call_webhook",
     "deliver": "airflow_ordo_hooks.delivery",
     "deliver_all": "airflow_ordo_hooks.delivery",
     "DeliveryPolicy": "airflow_ordo_hooks.delivery",
@@ -28,9 +32,11 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:
+    from airflow_ordo_hooks.call_webhook import CallWebhookOperator
     from airflow_ordo_hooks.config import HooksConfigError, parse_hooks
     from airflow_ordo_hooks.delivery import DeliveryPolicy, DeliveryRecord, deliver, deliver_all
     from airflow_ordo_hooks.events import attach_hooks, attach_run_hooks
+    from airflow_ordo_hooks.on_exit import OnExitConfigError, attach_on_exit, parse_on_exit
     from airflow_ordo_hooks.notifications import (
         JobEventDiscordWebhookNotifier,
         JobEventSlackWebhookNotifier,

@@ -86,3 +86,21 @@ class DagRunner:
 def run_dag(dagbag, receiver):
     """``run_dag(dag_id, conf=None)`` runs the DAG under ``dag.test()``; ``run_dag.task_states(run)`` reads it back."""
     return DagRunner(dagbag)
+
+
+@pytest.fixture(scope="session")
+def valid_report():
+    """``valid_report(body)``: check an on_exit report against the JSON Schema the package ships, and return it."""
+    import json
+    from importlib.resources import files
+
+    import jsonschema
+
+    schema = json.loads(files("airflow_ordo_hooks").joinpath("schemas/on_exit_report.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+
+    def check(body):
+        validator.validate(body)
+        return body
+
+    return check

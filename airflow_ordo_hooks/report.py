@@ -1,0 +1,203 @@
+"""Ordo's job report (``GET /ordo/jobs/{id}``) for an Airflow DAG run: pure functions, no I/O.
+
+A :class:`RunSnapshot` is what was read of the run (from Airflow's REST API, or from what the
+Task SDK gives a task); :func:`build_report` turns it into Ordo's shapes and vocabularies, with
+Airflow's raw states kept beside them (``airflow_state``). The JSON Schema of the report ships
+in ``airflow_ordo_hooks/schemas/on_exit_report.schema.json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+FAILED_STATES = frozenset({"failed", "upstream_failed"})
+SUCCESS_STATES = frozenset({"success", "skipped"})
+
+_STEP_STATUS = {
+    "success": "success",
+    "failed": "failed",
+    "upstream_failed": "skipped",  # never ran: its upstream failed
+    "skipped": "skipped",
+    "removed": "skipped",
+    "running": "running",
+    "restarting": "running",
+    "deferred": "running",
+}
+"""Ordo's step statuses (pending, running, success, failed, skipped) for Airflow's task states; others are pending."""
+
+
+@dataclass(slots=True)
+class StepRecord:
+    """One task instance of the run."""
+
+    task_id: str
+    map_index: int = -1
+    state: str | None = None
+    step_type: str | None = None
+    try_number: int | None = None
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+
+    @property
+    def step_id(self) -> str:
+        return self.task_id if self.map_index < 0 else f"{self.task_id}[{self.map_index}]"
+
+
+@dataclass(slots=True)
+class ArtifactRecord:
+    """An XCom of the run."""
+
+    task_id: str
+    key: str
+    map_index: int = -1
+    value: Any = None
+    created_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class OutputRecord:
+    """An asset event the run's tasks emitted."""
+
+    uri: str
+    name: str
+    task_id: str | None = None
+    created_at: datetime | None = None
+
+
+@dataclass
+class RunSnapshot:
+    """What was read of a DAG run: the input of :func:`build_report`."""
+
+    dag_id: str
+    run_id: str
+    status: str
+    """The run's state once it settles, teardowns excluded (``success`` or ``failed``)."""
+    source: str
+    """``rest_api`` or ``task_sdk``: where the run was read from."""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    steps: list[StepRecord] = field(default_factory=list)
+    artifacts: list[ArtifactRecord] = field(default_factory=list)
+    outputs: list[OutputRecord] = field(default_factory=list)
+
+
+def settled_status(steps: Iterable[StepRecord], leaf_task_ids: set[str]) -> str:
+    """
+    The state Airflow gives a run once every task has ended, as ``DagRun.update_state`` decides it:
+    ``failed`` if a leaf task failed or was upstream_failed, else ``success`` if every leaf
+    succeeded or was skipped, else ``running``. ``leaf_task_ids`` are the effective leaves
+    (teardowns that do not fail the run left out).
+    """
+    leaves = [s for s in steps if s.task_id in leaf_task_ids and s.state != "removed"]
+    if any(s.state in FAILED_STATES for s in leaves):
+        return "failed"
+    if all(s.state in SUCCESS_STATES for s in leaves):
+        return "success"
+    return "running"
+
+
+def ordo_time(value: datetime | None) -> str | None:
+    """Ordo's timestamps: ISO 8601 in UTC with milliseconds, ``2026-02-24T18:09:31.276Z``."""
+    if value is None:
+        return None
+    value = value.astimezone(timezone.utc)
+    return f"{value:%Y-%m-%dT%H:%M:%S}.{value.microsecond // 1000:03d}Z"
+
+
+def _ms(start: datetime | None, end: datetime | None) -> int | None:
+    return round((end - start).total_seconds() * 1000) if start and end else None
+
+
+def build_report(snapshot: RunSnapshot, *, finished_at: datetime, on_exit: Mapping[str, Any]) -> dict[str, Any]:
+    """
+    Ordo's job report of a run.
+
+    :param snapshot: what was read of the run.
+    :param finished_at: when the report is sent (the run is still finishing: its on_exit step runs).
+    :param on_exit: what the on_exit step reports of itself (its id, ``waits_for`` and whether it was met).
+    """
+    job_id = snapshot.run_id
+    steps = sorted(snapshot.steps, key=lambda s: (s.task_id, s.map_index))
+    statuses = [_STEP_STATUS.get(s.state or "", "pending") for s in steps]
+    failed = [s.step_id for s, status in zip(steps, statuses) if status == "failed"]
+    succeeded = statuses.count("success")
+    total = len(steps)
+
+    step_rows = []
+    timeline = []
+    for s, status in zip(steps, statuses):
+        started, ended = ordo_time(s.start_date), ordo_time(s.end_date)
+        step_rows.append({
+            "job_id": job_id,
+            "step_id": s.step_id,
+            "step_type": s.step_type,
+            "status": status,
+            "airflow_state": s.state,
+            "attempt": s.try_number,
+            "map_index": s.map_index,
+            "started_at": started,
+            "finished_at": ended,
+            "error": f"task ended {s.state}" if status == "failed" else None,
+        })
+        timeline.append({
+            "step": s.step_id,
+            "type": s.step_type,
+            "status": status,
+            "started_at": started,
+            "finished_at": ended,
+            "duration_ms": _ms(s.start_date, s.end_date),
+        })
+    never = [t for t in timeline if t["started_at"] is None]
+    started_rows = [t for t in timeline if t["started_at"] is not None]
+    started_rows.sort(key=lambda t: t["started_at"])  # ISO strings in UTC sort as times do
+
+    return {
+        "job": {
+            "id": job_id,
+            "recipe_id": snapshot.dag_id,
+            "status": snapshot.status if snapshot.status in ("success", "failed") else "running",
+            "airflow_state": snapshot.status,
+            "created_at": ordo_time(snapshot.created_at),
+            "started_at": ordo_time(snapshot.started_at),
+            "finished_at": ordo_time(finished_at),
+            "error": f"{len(failed)} step(s) failed: {', '.join(failed[:20])}{' …' if len(failed) > 20 else ''}" if failed else None,
+            "params": dict(snapshot.params),
+        },
+        "progress": {
+            "percentage": succeeded / total if total else 1,
+            "completed_steps": succeeded + len(failed),
+            "total_steps": total,
+        },
+        "duration_ms": _ms(snapshot.started_at, finished_at),
+        "timeline": started_rows + never,
+        "steps": step_rows,
+        "artifacts": [
+            {
+                "job_id": job_id,
+                "name": a.key,
+                "type": "xcom",
+                "uri": f"step:{a.task_id}.{a.key}",
+                "producer_step": a.task_id if a.map_index < 0 else f"{a.task_id}[{a.map_index}]",
+                "metadata": {"value": a.value} if a.value is not None else {},
+                "created_at": ordo_time(a.created_at),
+            }
+            for a in sorted(snapshot.artifacts, key=lambda a: (a.task_id, a.map_index, a.key))
+        ],
+        "outputs": [
+            {
+                "job_id": job_id,
+                "artifact_name": o.name,
+                "path": o.uri,
+                "delivered_uri": o.uri,
+                "delivered_at": ordo_time(o.created_at),
+                "created_at": ordo_time(o.created_at),
+                "producer_step": o.task_id,
+            }
+            for o in snapshot.outputs
+        ],
+        "on_exit": {**on_exit, "source": snapshot.source},
+    }

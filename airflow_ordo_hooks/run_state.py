@@ -1,0 +1,196 @@
+"""Reading a DAG run for the on_exit report, the way Ordo reads a job: from the orchestrator's API.
+
+Two sources, best first:
+
+- **Airflow's public REST API v2**, through ``HttpHook`` on an HTTP connection (default id
+  ``airflow_api``: host and port of the API server, login and password of a user who may read
+  the DAG, or ``{"token": "<JWT>"}`` in its extra). It gives everything: task instances with
+  tries and times, XCom entries, asset events.
+- **What the Task SDK gives a task** when that connection does not exist: task states, XComs by
+  key, the DAG's own structure. Fields it cannot know (task times and tries, creation time, XComs
+  other than the one ``waits_for`` names, asset event times) are null, and one log line says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from airflow_ordo_hooks.report import ArtifactRecord, OutputRecord, RunSnapshot, StepRecord, settled_status
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 100  # the API server's default [api] maximum_page_limit
+_TIMEOUT = (3.0, 10.0)
+
+
+def effective_leaves(dag: Any) -> set[str]:
+    """The tasks whose states decide the run's state, as Airflow picks them (teardowns that do not fail the run left out)."""
+
+    def ignorable(task: Any) -> bool:
+        return task.is_teardown and not task.on_failure_fail_dagrun
+
+    leaves = {
+        t.task_id
+        for t in dag.tasks
+        if not ignorable(t) and all(ignorable(dag.get_task(d)) for d in t.downstream_task_ids)
+    }
+    return leaves or {t.task_id for t in dag.tasks if not t.downstream_task_ids}
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def _state(value: Any) -> str | None:
+    return None if value is None else str(getattr(value, "value", value))
+
+
+class AirflowApi:
+    """A small client of Airflow's public REST API v2 over an HTTP connection; every request bounded."""
+
+    def __init__(self, conn_id: str) -> None:
+        from airflow.providers.http.hooks.http import HttpHook
+
+        hook = HttpHook(method="GET", http_conn_id=conn_id, tcp_keep_alive=False)
+        self.session = hook.get_conn()
+        self.base = hook.url_from_endpoint("").rstrip("/")
+        conn = hook.get_connection(conn_id)
+        token = conn.extra_dejson.get("token")
+        self.session.headers.pop("token", None)  # HttpHook sends extra keys as headers
+        if not token and conn.login:
+            response = self.session.post(
+                f"{self.base}/auth/token", json={"username": conn.login, "password": conn.password}, timeout=_TIMEOUT
+            )
+            response.raise_for_status()
+            token = response.json()["access_token"]
+        self.session.auth = None
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def get(self, path: str, **params: Any) -> Any:
+        response = self.session.get(f"{self.base}{path}", params=params, timeout=_TIMEOUT)
+        response.raise_for_status()
+        return response.json()
+
+    def pages(self, path: str, key: str, **params: Any) -> Iterator[dict[str, Any]]:
+        offset = 0
+        while True:
+            page = self.get(path, limit=PAGE_SIZE, offset=offset, **params)
+            yield from page[key]
+            offset += len(page[key])
+            if not page[key] or offset >= page.get("total_entries", 0):
+                return
+
+
+def from_rest_api(conn_id: str, dag: Any, dag_id: str, run_id: str, exclude: str) -> RunSnapshot:
+    """Read the run through Airflow's REST API (see the module's doc for the connection)."""
+    api = AirflowApi(conn_id)
+    run_path = f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}"
+    run = api.get(run_path)
+    steps = [
+        StepRecord(
+            task_id=ti["task_id"],
+            map_index=ti.get("map_index", -1),
+            state=ti.get("state"),
+            step_type=ti.get("operator"),
+            try_number=ti.get("try_number"),
+            start_date=_parse_time(ti.get("start_date")),
+            end_date=_parse_time(ti.get("end_date")),
+        )
+        for ti in api.pages(f"{run_path}/taskInstances", "task_instances")
+        if ti["task_id"] != exclude
+    ]
+    artifacts = [
+        ArtifactRecord(x["task_id"], x["key"], x.get("map_index", -1), None, _parse_time(x.get("timestamp")))
+        for x in api.pages(f"{run_path}/taskInstances/~/xcomEntries", "xcom_entries")
+        if x["task_id"] != exclude
+    ]
+    outputs = [
+        OutputRecord(e.get("uri") or "", e.get("name") or e.get("uri") or "", e.get("source_task_id"), _parse_time(e.get("timestamp")))
+        for e in api.pages("/api/v2/assets/events", "asset_events", source_dag_id=dag_id, source_run_id=run_id)
+    ]
+    return RunSnapshot(
+        dag_id=dag_id,
+        run_id=run_id,
+        status=settled_status(steps, effective_leaves(dag)),
+        source="rest_api",
+        params=run.get("conf") or {},
+        created_at=_parse_time(run.get("queued_at")),
+        started_at=_parse_time(run.get("start_date")),
+        steps=steps,
+        artifacts=artifacts,
+        outputs=outputs,
+    )
+
+
+def task_states(dag_id: str, run_id: str) -> dict[str, str | None]:
+    """``{task_id or "<task_id>_<map_index>": state}`` of a run, through the Task SDK (allowed in tasks and in the DAG processor)."""
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    return {k: _state(v) for k, v in RuntimeTaskInstance.get_task_states(dag_id=dag_id, run_ids=[run_id]).get(run_id, {}).items()}
+
+
+def from_task_sdk(dag: Any, dag_run: Any, exclude: str) -> RunSnapshot:
+    """Read the run from what the Task SDK gives: states and the DAG's structure; times and tries are unknown (null)."""
+    steps = []
+    for key, state in task_states(dag.dag_id, dag_run.run_id).items():
+        if key in dag.task_dict:
+            task_id, map_index = key, -1
+        else:  # a mapped instance: "<task_id>_<map_index>"
+            task_id, _, index = key.rpartition("_")
+            map_index = int(index)
+        if task_id == exclude or task_id not in dag.task_dict:
+            continue
+        steps.append(StepRecord(task_id, map_index, state, dag.task_dict[task_id].task_type))
+    # A task that succeeds emits an asset event for each of its outlets.
+    outputs = [
+        OutputRecord(getattr(asset, "uri", str(asset)), getattr(asset, "name", None) or str(asset), s.task_id)
+        for s in steps
+        if s.state == "success"
+        for asset in getattr(dag.task_dict[s.task_id], "outlets", ()) or ()
+    ]
+    return RunSnapshot(
+        dag_id=dag.dag_id,
+        run_id=dag_run.run_id,
+        status=settled_status(steps, effective_leaves(dag)),
+        source="task_sdk",
+        params=dag_run.conf or {},
+        created_at=None,
+        started_at=dag_run.start_date,
+        steps=steps,
+        outputs=outputs,
+    )
+
+
+def read_run(conn_id: str, dag: Any, dag_run: Any, exclude: str) -> RunSnapshot:
+    """The run, from the REST API when connection ``conn_id`` exists, else from the Task SDK."""
+    from airflow.sdk import BaseHook
+
+    try:
+        BaseHook.get_connection(conn_id)
+    except Exception:
+        log.info(
+            "No connection %r to Airflow's REST API: the on_exit report is built from task states only; "
+            "task times and tries, creation time, other XComs and asset event times are null",
+            conn_id,
+        )
+        return from_task_sdk(dag, dag_run, exclude)
+    return from_rest_api(conn_id, dag, dag.dag_id, dag_run.run_id, exclude)
+
+
+def with_artifact(snapshot: RunSnapshot, task_id: str, key: str, value: Any) -> None:
+    """Put the value of the artifact ``waits_for`` names into the snapshot (the REST API lists XComs without values)."""
+    for artifact in snapshot.artifacts:
+        if artifact.task_id == task_id and artifact.key == key:
+            artifact.value = value
+            return
+    snapshot.artifacts.append(ArtifactRecord(task_id, key, -1, value))
+
+
+def conf_section(conf: Mapping[str, Any] | None, step_id: str) -> Mapping[str, Any]:
+    value = (conf or {}).get(step_id)
+    return value if isinstance(value, Mapping) else {}
