@@ -14,7 +14,7 @@ Two sources, best first:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -96,7 +96,7 @@ def from_rest_api(conn_id: str, dag: Any, dag_id: str, run_id: str, exclude: str
             task_id=ti["task_id"],
             map_index=ti.get("map_index", -1),
             state=ti.get("state"),
-            step_type=ti.get("operator"),
+            step_type=ti.get("operator_name") or ti.get("operator"),
             try_number=ti.get("try_number"),
             start_date=_parse_time(ti.get("start_date")),
             end_date=_parse_time(ti.get("end_date")),
@@ -145,7 +145,7 @@ def from_task_sdk(dag: Any, dag_run: Any, exclude: str) -> RunSnapshot:
             map_index = int(index)
         if task_id == exclude or task_id not in dag.task_dict:
             continue
-        steps.append(StepRecord(task_id, map_index, state, dag.task_dict[task_id].task_type))
+        steps.append(StepRecord(task_id, map_index, state, dag.task_dict[task_id].operator_name))
     # A task that succeeds emits an asset event for each of its outlets.
     outputs = [
         OutputRecord(getattr(asset, "uri", str(asset)), getattr(asset, "name", None) or str(asset), s.task_id)
@@ -189,8 +189,3 @@ def with_artifact(snapshot: RunSnapshot, task_id: str, key: str, value: Any) -> 
             artifact.value = value
             return
     snapshot.artifacts.append(ArtifactRecord(task_id, key, -1, value))
-
-
-def conf_section(conf: Mapping[str, Any] | None, step_id: str) -> Mapping[str, Any]:
-    value = (conf or {}).get(step_id)
-    return value if isinstance(value, Mapping) else {}

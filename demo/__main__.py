@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = ROOT / ".demo" / "airflow"
-DEMO_DAGS = ["example_flaky_task", "coffee", "beans", "cleanup_job"]
+DEMO_DAGS = ["example_flaky_task", "coffee", "beans", "cleanup_job", "example_ordo_on_exit"]
 SHOWN_HEADERS = ("Content-Type", "User-Agent", "webhook-id", "webhook-timestamp", "webhook-signature")
 
 shutil.rmtree(HOME, ignore_errors=True)
@@ -40,7 +40,12 @@ def summary(body: object) -> str:
             f"retries_exhausted {str(body['retries_exhausted']).lower()}, triggered_by {body['triggered_by']}"
         )
     if isinstance(body, dict) and "job" in body:
-        return f"on_exit report of {body['job'].get('id')}: status {body['job'].get('status')}"
+        job, progress = body["job"], body["progress"]
+        return (
+            f"on_exit report of {job['recipe_id']} ({job['id']}): status {job['status']}, "
+            f"{progress['completed_steps']}/{progress['total_steps']} steps completed, "
+            f"{len(body['artifacts'])} artifact(s), {len(body['outputs'])} output(s)"
+        )
     return "(not a payload this demo knows)"
 
 
