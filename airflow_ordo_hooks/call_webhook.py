@@ -9,14 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_ordo_hooks.run_state import DEFAULT_API_CONN_ID
+
 if TYPE_CHECKING:
     from airflow_ordo_hooks.on_exit import OnExitStep
     from airflow_ordo_hooks.report import RunSnapshot
 
 log = logging.getLogger(__name__)
-
-DEFAULT_API_CONN_ID = "airflow_api"
-"""The HTTP connection to Airflow's REST API that the report is read through, when it exists."""
 
 
 def _waits_for(step: OnExitStep, snapshot: RunSnapshot, params: Mapping[str, Any], pull: Any) -> dict[str, Any]:

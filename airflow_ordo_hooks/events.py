@@ -45,7 +45,7 @@ class JobEventCallback:
 
     def __call__(self, context: Mapping[str, Any]) -> None:
         try:
-            fire(_events_for(self.change, context["task"].retries or 0), self.hooks, context)
+            fire(_events_for(self.change, context["task"].retries or 0), self.hooks, context, per_attempt=self.change == "retry")
         except Exception:
             log.exception("airflow-ordo-hooks: the %s hooks of this task could not run", self.change)
 
@@ -76,20 +76,31 @@ def event_log(context: Mapping[str, Any], max_chars: int) -> str:
     return keep_tail(mask(text), max_chars)
 
 
-def event_payload(context: Mapping[str, Any], event: str, log_text: str | None = None) -> dict[str, Any]:
+def event_payload(
+    context: Mapping[str, Any], event: str, log_text: str | None = None, triggered: list[str] | None = None
+) -> dict[str, Any]:
     """cheek's generic payload of ``event`` for a callback context: a task's, or a DAG run's (which has a ``reason``)."""
     from airflow_ordo_hooks.payloads import job_event_payload, run_event_payload
 
     now = datetime.now(timezone.utc)
     if "reason" in context:  # only DAG callbacks carry one
-        return run_event_payload(context, now=now)
+        return run_event_payload(context, now=now, triggered=triggered or ())
     if log_text is None:
         log_text = event_log(context, policy_log_chars())
-    return job_event_payload(context, log=log_text, retries_exhausted=event == "on_retries_exhausted", now=now)
+    return job_event_payload(
+        context, log=log_text, retries_exhausted=event == "on_retries_exhausted", now=now, triggered=triggered or ()
+    )
 
 
-def fire(events: list[str], hooks: Hooks, context: Mapping[str, Any]) -> None:
-    """Run the actions of each event in turn: one event's actions concurrently, the next once they have finished (C3, C6)."""
+def fire(events: list[str], hooks: Hooks, context: Mapping[str, Any], *, per_attempt: bool = False) -> None:
+    """
+    Run the actions of each event in turn: one event's actions concurrently, the next once they
+    have finished (C3, C6).
+
+    ``trigger_job`` of an outcome is a task in the graph (``TriggerJobOperator``), which reads the
+    payload this callback leaves in an XCom; a per-attempt ``on_error`` and a DAG run's events have
+    no such task and start their runs through the REST API.
+    """
     from airflow_ordo_hooks.delivery import DeliveryPolicy, deliver_all
     from airflow_ordo_hooks.payloads import BUILDERS
 
@@ -97,11 +108,33 @@ def fire(events: list[str], hooks: Hooks, context: Mapping[str, Any]) -> None:
     if not events:
         return
     policy = DeliveryPolicy.from_airflow_config()
-    log_text = None if "reason" in context else event_log(context, policy_log_chars())  # read once for all events
+    run_level = "reason" in context
+    log_text = None if run_level else event_log(context, policy_log_chars())  # read once for all events
     for event in events:
         actions = hooks.for_event(event)
-        payload = event_payload(context, event, log_text=log_text)
+        jobs = [a.target for a in actions if a.action == "trigger_job"]
+        if jobs:
+            from airflow_ordo_hooks.trigger_job import PAYLOAD_XCOM_KEY, cycle, trigger_via_api
+
+            dag_run = context["dag_run"]
+            triggered = [j for j in jobs if not cycle(j, dag_run.dag_id, dag_run.conf)]
+            payload = event_payload(context, event, log_text=log_text, triggered=triggered)
+            if run_level or per_attempt:
+                trigger_via_api(jobs, event, dag_run.dag_id, dag_run.conf, payload, api_conn_id())
+            else:
+                context["ti"].xcom_push(key=PAYLOAD_XCOM_KEY.format(event=event), value=payload)
+        else:
+            payload = event_payload(context, event, log_text=log_text)
         deliver_all([(a.target, BUILDERS[a.action](payload)) for a in actions if a.action in BUILDERS], policy=policy)
+
+
+def api_conn_id() -> str:
+    """``[ordo_hooks] api_conn_id``: the HTTP connection to Airflow's REST API (default ``airflow_api``)."""
+    from airflow.configuration import conf
+
+    from airflow_ordo_hooks.run_state import DEFAULT_API_CONN_ID
+
+    return conf.get("ordo_hooks", "api_conn_id", fallback=DEFAULT_API_CONN_ID)
 
 
 def policy_log_chars() -> int:
@@ -119,20 +152,38 @@ def _as_list(callbacks: Any) -> list:
     return list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
 
 
-def _warn_unstarted_jobs(hooks: Hooks) -> None:
-    jobs = sorted({a.target for a in hooks.actions if a.action == "trigger_job"})
-    if jobs:
-        log.warning("airflow-ordo-hooks: trigger_job is accepted but not carried out yet; %s will not be started", ", ".join(jobs))
+def _add_trigger_tasks(task: Any, hooks: Hooks) -> None:
+    """A TriggerJobOperator teardown after ``task`` for each outcome-level trigger_job (once each)."""
+    from airflow_ordo_hooks.config import HooksConfigError
+    from airflow_ordo_hooks.trigger_job import TriggerJobOperator, task_id_for
+
+    for action in hooks.actions:
+        if action.action != "trigger_job" or (action.event == "on_retries_exhausted" and not task.retries):
+            continue
+        if getattr(task, "is_mapped", False) or hasattr(task, "partial_kwargs"):
+            raise HooksConfigError(f"hooks of task {task.task_id!r}.{action.event}.trigger_job: not supported on a mapped task")
+        trigger_task_id = task_id_for(task.task_id, action.event, action.target)
+        if task.dag is None or trigger_task_id in task.dag.task_dict:
+            continue
+        trigger = TriggerJobOperator(source_task_id=task.task_id, event=action.event, trigger_dag_id=action.target, dag=task.dag)
+        trigger.as_teardown()
+        task >> trigger
 
 
 def _attach_to_task(task: Any, hooks: Hooks) -> None:
+    from airflow_ordo_hooks.trigger_job import TriggerJobOperator
+
+    if isinstance(task, TriggerJobOperator):  # the hooks' own tasks get no hooks
+        return
     ours = [cb for name in _CALLBACK_LISTS.values() for cb in _as_list(getattr(task, name)) if isinstance(cb, JobEventCallback)]
     if ours:  # hooks attached before (DAG level, task level): combine, never replace (C5)
         for callback in ours:
             callback.hooks = callback.hooks | hooks
-        return
-    for change, name in _CALLBACK_LISTS.items():
-        setattr(task, name, [*_as_list(getattr(task, name)), JobEventCallback(change, hooks)])
+    else:
+        for change, name in _CALLBACK_LISTS.items():
+            setattr(task, name, [*_as_list(getattr(task, name)), JobEventCallback(change, hooks)])
+    if any(a.action == "trigger_job" for a in hooks.actions):
+        _add_trigger_tasks(task, hooks)
 
 
 def attach_hooks(target: Any, config: Mapping[str, Any] | str | Hooks) -> Any:
@@ -154,14 +205,13 @@ def attach_hooks(target: Any, config: Mapping[str, Any] | str | Hooks) -> Any:
     task = getattr(target, "operator", target)  # a @task call gives its XComArg
     if isinstance(target, DAG):
         hooks = parse_hooks(config, where=f"hooks of DAG {target.dag_id!r}")
-        for task in target.tasks:
+        for task in list(target.tasks):
             _attach_to_task(task, hooks)
     elif hasattr(task, "task_id") and hasattr(task, "on_failure_callback"):
         hooks = parse_hooks(config, where=f"hooks of task {task.task_id!r}")
         _attach_to_task(task, hooks)
     else:
         raise TypeError(f"attach_hooks: expected a task or a DAG, got {target!r}")
-    _warn_unstarted_jobs(hooks)
     return target
 
 
@@ -191,7 +241,6 @@ def attach_run_hooks(dag: DAG, config: Mapping[str, Any] | str | Hooks) -> DAG:
     :return: ``dag``.
     """
     hooks = parse_hooks(config, where=f"run hooks of DAG {dag.dag_id!r}", events=RUN_EVENTS)
-    _warn_unstarted_jobs(hooks)
     for change, name in (("success", "on_success_callback"), ("failure", "on_failure_callback")):
         callbacks = _as_list(getattr(dag, name))
         ours = [cb for cb in callbacks if isinstance(cb, RunEventCallback)]

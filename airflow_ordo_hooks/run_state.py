@@ -23,6 +23,8 @@ from airflow_ordo_hooks.report import ArtifactRecord, OutputRecord, RunSnapshot,
 
 log = logging.getLogger(__name__)
 
+DEFAULT_API_CONN_ID = "airflow_api"
+"""The HTTP connection to Airflow's REST API (reading runs for on_exit, starting runs for trigger_job)."""
 PAGE_SIZE = 100  # the API server's default [api] maximum_page_limit
 _TIMEOUT = (3.0, 10.0)
 
@@ -74,6 +76,12 @@ class AirflowApi:
     def get(self, path: str, **params: Any) -> Any:
         response = self.session.get(f"{self.base}{path}", params=params, timeout=_TIMEOUT)
         response.raise_for_status()
+        return response.json()
+
+    def post(self, path: str, body: Any) -> Any:
+        response = self.session.post(f"{self.base}{path}", json=body, timeout=_TIMEOUT)
+        if response.status_code >= 400:
+            raise RuntimeError(f"POST {path}: HTTP {response.status_code}: {response.text[:300]}")
         return response.json()
 
     def pages(self, path: str, key: str, **params: Any) -> Iterator[dict[str, Any]]:

@@ -1,0 +1,103 @@
+"""SPEC §4 (T1-T6): trigger_job under dag.test(): the child runs it creates (they stay queued there)."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_ordo_hooks.payloads import CONF_KEY
+from airflow_ordo_hooks.trigger_job import task_id_for
+
+pytestmark = pytest.mark.airflow
+
+
+@pytest.fixture
+def new_runs():
+    """``new_runs(dag_id)``: the runs of ``dag_id`` created since the test started."""
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        before = {r.id for r in session.query(DagRun).all()}
+
+    def runs(dag_id, with_type=False):
+        with create_session() as session:
+            found = [r for r in session.query(DagRun).filter_by(dag_id=dag_id).order_by(DagRun.id) if r.id not in before]
+            return [(str(r.run_type), str(r.state), r.conf) if with_type else r.conf for r in found]
+
+    return runs
+
+
+def test_on_success_starts_the_child_with_the_parents_payload(run_dag, receiver, new_runs):
+    run = run_dag("trigger_on_success")
+
+    states = run_dag.task_states(run)
+    assert states == {
+        "job": "success",
+        task_id_for("job", "on_success", "trigger_child"): "success",
+        task_id_for("job", "on_error", "trigger_child_b"): "skipped",
+    }
+    assert str(run.state) == "success", "a skipped trigger task leaves a successful run successful"
+    ((run_type, state, conf),) = new_runs("trigger_child", with_type=True)
+    assert (run_type, state) == ("operator_triggered", "queued")  # dag.test starts no scheduler: the child waits
+    assert new_runs("trigger_child_b") == []
+    context = conf[CONF_KEY]
+    assert context["triggered_by"] == "job[trigger_on_success]"
+    assert context["chain"] == ["trigger_on_success"]
+    parent = context["triggered_by_job_run"]
+    assert parent["name"] == "job" and parent["status"] == 0 and parent["triggered"] == ["trigger_child"]
+    assert parent["airflow"]["dag_id"] == "trigger_on_success"
+
+
+def test_retries_exhausted_starts_its_child_and_a_retried_try_needs_the_api_connection(run_dag, receiver, new_runs, caplog):
+    run = run_dag("trigger_on_exhausted")
+
+    assert str(run.state) == "failed", "a successful trigger task does not turn a failed run successful"
+    states = run_dag.task_states(run)
+    assert states["job"] == "failed"
+    assert states[task_id_for("job", "on_retries_exhausted", "trigger_child")] == "success"
+    assert states[task_id_for("job", "on_error", "trigger_child_b")] == "success"
+    assert states[task_id_for("job", "on_success", "trigger_child")] == "skipped"
+    (child,) = new_runs("trigger_child")
+    assert child[CONF_KEY]["triggered_by"] == "retries_exhausted[trigger_on_exhausted]"
+    assert child[CONF_KEY]["triggered_by_job_run"]["retries_exhausted"] is True
+    (child_b,) = new_runs("trigger_child_b")  # the final failure's on_error, by its graph task
+    assert child_b[CONF_KEY]["triggered_by"] == "job[trigger_on_exhausted]"
+    assert child_b[CONF_KEY]["triggered_by_job_run"]["retry_attempt"] == 1
+    # the first, retried try had no graph task: without the API connection, an error, and its webhook still went
+    assert "Airflow's REST API is not reachable through connection 'airflow_api'" in caplog.text
+    assert [r.json["retry_attempt"] for r in receiver.requests] == [0, 1]
+
+
+def test_a_child_reports_who_triggered_it(run_dag, receiver, new_runs):
+    run_dag("trigger_on_success")
+    (conf,) = new_runs("trigger_child")
+    run_dag("trigger_child", conf=conf)
+
+    (request,) = receiver.requests
+    body = request.json
+    assert body["triggered_by"] == "job[trigger_on_success]"
+    assert body["triggered_by_job_run"]["name"] == "job"
+    assert body["triggered_by_job_run"]["airflow"]["dag_id"] == "trigger_on_success"
+
+
+def test_a_cycle_stops_after_one_round(run_dag, receiver, new_runs, caplog):
+    run_dag("cycle_a")
+    (conf_b,) = new_runs("cycle_b")
+    assert conf_b[CONF_KEY]["chain"] == ["cycle_a"]
+
+    run = run_dag("cycle_b", conf=conf_b)
+
+    assert run_dag.task_states(run)[task_id_for("job", "on_success", "cycle_a")] == "skipped"
+    assert new_runs("cycle_a") == [{}], "only the first round's own run of cycle_a"
+    assert "not starting cycle_a again, it would close the cycle cycle_a -> cycle_b -> cycle_a" in caplog.text
+    payload = receiver.requests[-1].json
+    assert payload["triggered"] == [] and payload["triggered_by"] == "job[cycle_a]"
+
+
+def test_a_missing_target_fails_only_its_trigger_task(run_dag):
+    run = run_dag("trigger_missing_target")
+
+    states = run_dag.task_states(run)
+    assert states["job"] == "success"
+    assert states[task_id_for("job", "on_success", "no_such_dag")] == "failed"
+    assert str(run.state) == "success"
