@@ -108,35 +108,28 @@ def job_event_payload(
     :param triggered: the DAG ids this event's ``trigger_job`` actions start.
     """
     ti = context["ti"]
-    dag_run = context["dag_run"]
-    exception = context.get("exception")
-    succeeded = str(getattr(ti.state, "value", ti.state)) == "success"
+    state = _state(ti.state)
     start = getattr(ti, "start_date", None)
-    payload: dict[str, Any] = {
-        "status": 0 if succeeded else exit_status(exception),
-        "log": log,
-        "name": ti.task_id,
-        "triggered_at": _iso(dag_run.start_date or dag_run.run_after),
-        "triggered_by": triggered_by(dag_run),
-        "triggered": list(triggered),
-        "retry_attempt": max(ti.try_number - 1, 0),
-        "retries_exhausted": retries_exhausted,
-        "duration": round((now - start).total_seconds() * 1000) if start else None,
-    }
-    parent = parent_context(dag_run.conf).get("triggered_by_job_run")
-    if isinstance(parent, Mapping):
-        payload["triggered_by_job_run"] = dict(parent)
-    payload["airflow"] = {
-        "dag_id": ti.dag_id,
-        "task_id": ti.task_id,
-        "run_id": ti.run_id,
-        "map_index": ti.map_index,
-        "try_number": ti.try_number,
-        "max_tries": ti.max_tries,
-        "state": str(getattr(ti.state, "value", ti.state)),
-        "log_url": _log_url(ti),
-    }
-    return payload
+    return _payload(
+        context["dag_run"],
+        status=0 if state == "success" else exit_status(context.get("exception")),
+        log=log,
+        name=ti.task_id,
+        retry_attempt=max(ti.try_number - 1, 0),
+        retries_exhausted=retries_exhausted,
+        duration=round((now - start).total_seconds() * 1000) if start else None,
+        triggered=triggered,
+        airflow={
+            "dag_id": ti.dag_id,
+            "task_id": ti.task_id,
+            "run_id": ti.run_id,
+            "map_index": ti.map_index,
+            "try_number": ti.try_number,
+            "max_tries": ti.max_tries,
+            "state": state,
+            "log_url": _log_url(ti),
+        },
+    )
 
 
 def run_event_payload(context: Mapping[str, Any], *, now: datetime, triggered: Sequence[str] = ()) -> dict[str, Any]:
@@ -147,25 +140,43 @@ def run_event_payload(context: Mapping[str, Any], *, now: datetime, triggered: S
     processor allows.
     """
     dag_run = context["dag_run"]
-    state = str(getattr(dag_run.state, "value", dag_run.state))
+    state = _state(dag_run.state)
     reason = context.get("reason")
-    log = f"DAG run {dag_run.run_id} ended {state}" + (f": {reason}" if reason else "")
     start = dag_run.start_date
+    return _payload(
+        dag_run,
+        status=0 if state == "success" else -1,
+        log=f"DAG run {dag_run.run_id} ended {state}" + (f": {reason}" if reason else ""),
+        name=dag_run.dag_id,
+        retry_attempt=0,
+        retries_exhausted=False,
+        duration=round(((dag_run.end_date or now) - start).total_seconds() * 1000) if start else None,
+        triggered=triggered,
+        airflow={"dag_id": dag_run.dag_id, "run_id": dag_run.run_id, "state": state},
+    )
+
+
+def _state(value: Any) -> str:
+    return str(getattr(value, "value", value))
+
+
+def _payload(dag_run: Any, *, triggered: Sequence[str], airflow: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """cheek's field order, the run's fields (when and by what it was started) and the parent's payload if any."""
     payload: dict[str, Any] = {
-        "status": 0 if state == "success" else -1,
-        "log": log,
-        "name": dag_run.dag_id,
-        "triggered_at": _iso(start or dag_run.run_after),
+        "status": fields["status"],
+        "log": fields["log"],
+        "name": fields["name"],
+        "triggered_at": _iso(dag_run.start_date or dag_run.run_after),
         "triggered_by": triggered_by(dag_run),
         "triggered": list(triggered),
-        "retry_attempt": 0,
-        "retries_exhausted": False,
-        "duration": round(((dag_run.end_date or now) - start).total_seconds() * 1000) if start else None,
+        "retry_attempt": fields["retry_attempt"],
+        "retries_exhausted": fields["retries_exhausted"],
+        "duration": fields["duration"],
     }
     parent = parent_context(dag_run.conf).get("triggered_by_job_run")
     if isinstance(parent, Mapping):
         payload["triggered_by_job_run"] = dict(parent)
-    payload["airflow"] = {"dag_id": dag_run.dag_id, "run_id": dag_run.run_id, "state": state}
+    payload["airflow"] = airflow
     return payload
 
 
