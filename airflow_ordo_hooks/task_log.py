@@ -5,6 +5,12 @@ A worker's supervisor writes each try's log to ``[logging] base_log_folder`` und
 same task process afterwards and reads its tail from there. Where Airflow writes no such file
 (``dag.test()`` runs tasks in its own process and logs to the console), the log is what the
 callback knows itself: on failure, the exception and its traceback.
+
+The supervisor writes the file from what the task process sends it over sockets, so it may still
+be behind the task when a callback starts (a try that logs a burst of lines just before it ends):
+before reading, the callback logs a marker line and waits, bounded, until the supervisor has
+written it, and the file has stopped growing. Exceptions the task logged are in the file as
+structlog's dicts (under ``error_detail``); they are read back as Python prints a traceback.
 """
 
 from __future__ import annotations
@@ -12,12 +18,26 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
+import sys
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_CHARS = 20_000
+
+CATCH_UP_TIMEOUT = 2.0
+"""Seconds a callback waits at most for the supervisor to write what the task process logged."""
+
+_POLL = 0.02
+_SETTLED_POLLS = 3  # the file has stopped growing once its size is the same this many polls in a row
+_MARKER = "airflow-ordo-hooks: reading this try's log"
+_MARKER_LINE = re.compile(re.escape(_MARKER) + r" \[[0-9a-f]{12}\]")
+# Airflow's own task-runner frames, left out of tracebacks as payloads.failure_text leaves them out
+_RUNNER_FRAMES = ("/airflow/sdk/execution_time/", "/airflow/sdk/bases/operator.py", "/airflow/sdk/bases/decorator.py")
 
 
 @functools.lru_cache(maxsize=8)
@@ -40,6 +60,75 @@ def log_file(ti: Any) -> Path | None:
     return path if path.is_file() else None
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
+
+
+def _catch_up(path: Path, timeout: float = CATCH_UP_TIMEOUT) -> None:
+    """
+    Wait, at most ``timeout`` seconds, until the supervisor has written to ``path`` what this process logged.
+
+    A marker logged now reaches the file behind every record logged before it (one socket, in
+    order); stdout and stderr come over sockets of their own, hence the wait, after the marker,
+    until the file stops growing.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    token = f"[{uuid.uuid4().hex[:12]}]".encode()
+    offset = max(_size(path), 0)
+    marker_seen = not log.isEnabledFor(logging.INFO)  # a marker that is filtered out never arrives
+    if not marker_seen:
+        log.info("%s %s", _MARKER, token.decode())
+    deadline = time.monotonic() + timeout
+    last_size, same = -1, 0
+    while time.monotonic() < deadline:
+        size = _size(path)
+        if not marker_seen and size > offset:
+            with path.open("rb") as f:
+                f.seek(max(offset - len(token), 0))
+                chunk = f.read(size - f.tell())
+            marker_seen = token in chunk
+            offset = size
+        same = same + 1 if size == last_size else 0
+        if marker_seen and same >= _SETTLED_POLLS:
+            return
+        last_size = size
+        time.sleep(_POLL)
+    log.debug("airflow-ordo-hooks: %s not settled after %.1f s; reading it as it is", path, timeout)
+
+
+def _traceback(stacks: Any) -> str:
+    """structlog's dict traceback (the raised exception first, then its causes) as Python prints it."""
+    lines: list[str] = []
+    cause = None
+    for stack in reversed([s for s in stacks if isinstance(s, dict)]):  # the first cause first, as Python does
+        if cause is not None:
+            lines += [
+                "",
+                "The above exception was the direct cause of the following exception:"
+                if cause
+                else "During handling of the above exception, another exception occurred:",
+                "",
+            ]
+        frames = [
+            f for f in stack.get("frames") or () if isinstance(f, dict) and not any(p in str(f.get("filename")) for p in _RUNNER_FRAMES)
+        ]
+        if frames:
+            lines.append("Traceback (most recent call last):")
+            lines += [f'  File "{f.get("filename")}", line {f.get("lineno")}, in {f.get("name")}' for f in frames]
+        value = stack.get("exc_value")
+        lines.append(f"{stack.get('exc_type')}: {value}" if value else str(stack.get("exc_type")))
+        lines += [str(note) for note in stack.get("exc_notes") or ()]
+        cause = bool(stack.get("is_cause"))
+    return "\n".join(lines)
+
+
 def _format(line: str) -> str:
     try:
         record = json.loads(line)
@@ -48,9 +137,10 @@ def _format(line: str) -> str:
     if not isinstance(record, dict):
         return line
     text = f"[{record.get('timestamp', '')}] {str(record.get('level', '')).upper()} - {record.get('event', '')}"
-    for frame in record.get("exception") or ():  # structlog's dict tracebacks
-        if isinstance(frame, dict):
-            text += f"\n{frame.get('exc_type', '')}: {frame.get('exc_value', '')}"
+    # structlog's dict tracebacks: the supervisor writes them under "error_detail", structlog under "exception"
+    stacks = record.get("error_detail") or record.get("exception")
+    if isinstance(stacks, list) and stacks:
+        text += "\n" + _traceback(stacks)
     return text
 
 
@@ -59,6 +149,10 @@ def read_try_log(ti: Any, max_chars: int = DEFAULT_MAX_CHARS) -> str:
     path = log_file(ti)
     if path is None:
         return ""
+    try:
+        _catch_up(path)
+    except Exception:  # waiting is a courtesy: read what is there
+        log.debug("airflow-ordo-hooks: could not wait for %s", path, exc_info=True)
     with path.open("rb") as f:
         size = f.seek(0, 2)
         f.seek(max(size - max_chars * 4, 0))  # a UTF-8 character is at most 4 bytes
@@ -66,7 +160,7 @@ def read_try_log(ti: Any, max_chars: int = DEFAULT_MAX_CHARS) -> str:
     lines = raw.splitlines()
     if size > max_chars * 4 and lines:
         lines = lines[1:]  # the first line read may start mid-record
-    return mask("\n".join(_format(line) for line in lines))
+    return mask("\n".join(_format(line) for line in lines if not _MARKER_LINE.search(line)))
 
 
 def mask(text: str) -> str:
