@@ -61,7 +61,7 @@ class DeliveryPolicy:
 
     connect_timeout: float = 3.0
     read_timeout: float = 10.0
-    budget: float = 20.0
+    budget: float = 10.0
     max_attempts: int = 5
     backoff_initial: float = 0.5
     backoff_max: float = 8.0

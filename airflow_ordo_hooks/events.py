@@ -16,7 +16,9 @@ callback for it, and cheek has no event for it either.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -109,8 +111,11 @@ def fire(events: list[str], hooks: Hooks, context: Mapping[str, Any], *, per_att
         return
     policy = DeliveryPolicy.from_airflow_config()
     run_level = "reason" in context
+    deadline = None if run_level else time.monotonic() + callback_time()
     log_text = None if run_level else event_log(context, policy_log_chars())  # read once for all events
     for event in events:
+        if deadline is not None:  # the events of one callback share the time the supervisor gives it
+            policy = dataclasses.replace(policy, budget=max(min(policy.budget, deadline - time.monotonic()), 0.5))
         actions = hooks.for_event(event)
         jobs = [a.target for a in actions if a.action == "trigger_job"]
         if jobs:
@@ -126,6 +131,17 @@ def fire(events: list[str], hooks: Hooks, context: Mapping[str, Any], *, per_att
         else:
             payload = event_payload(context, event, log_text=log_text)
         deliver_all([(a.target, BUILDERS[a.action](payload)) for a in actions if a.action in BUILDERS], policy=policy)
+
+
+def callback_time() -> float:
+    """
+    Seconds a task callback's deliveries may take in all: the supervisor kills the task process
+    ``[core] task_success_overtime`` seconds (20 by default) after the task reported its state,
+    callbacks or not. A margin is left for reading the log and building the payloads.
+    """
+    from airflow.configuration import conf
+
+    return max(conf.getfloat("core", "task_success_overtime", fallback=20.0) - 4.0, 1.0)
 
 
 def api_conn_id() -> str:

@@ -22,7 +22,7 @@ def get_provider_info() -> dict:
                 "options": {
                     "connect_timeout": _option("Seconds to wait for a receiver's connection, per request.", "float", "3.0"),
                     "read_timeout": _option("Seconds to wait between bytes of a receiver's answer, per request.", "float", "10.0"),
-                    "budget": _option("Total seconds one delivery may take, retries and waits included.", "float", "20.0"),
+                    "budget": _option("Total seconds one delivery may take, retries and waits included.", "float", "10.0"),
                     "max_attempts": _option("Requests per delivery at the most, the first included.", "integer", "5"),
                     "backoff_initial": _option("First wait between retries, in seconds; doubles each retry.", "float", "0.5"),
                     "backoff_max": _option("Longest wait between retries, in seconds.", "float", "8.0"),

@@ -154,3 +154,17 @@ def test_dag_run_events_name_the_dag(run_dag, receiver, outcome, event, status):
     assert body["name"] == f"cheek_run_{outcome}" and body["status"] == status
     assert body["retries_exhausted"] is False and body["airflow"]["run_id"] == run.run_id
     assert body["duration"] >= 0
+
+
+def test_the_deliveries_of_one_callback_fit_in_the_time_the_supervisor_gives_it(run_dag, receiver, monkeypatch):
+    # the supervisor kills a task process [core] task_success_overtime s after its state is sent
+    monkeypatch.setenv("AIRFLOW__CORE__TASK_SUCCESS_OVERTIME", "6")  # 2 s for the deliveries of a callback
+    for event in ("on_error", "on_retries_exhausted"):
+        receiver.script(f"/cheek_always_fails_r1/job/{event}", *[Respond(200, delay=30)] * 10)
+    start = time.monotonic()
+    run_dag("cheek_always_fails_r1")
+    elapsed = time.monotonic() - start
+
+    # two callbacks of 2 s each (the 3 s delivery budget alone would give 3 + 3 + 3)
+    assert elapsed < 6.5
+    assert [r.path.rsplit("/", 1)[1] for r in receiver.requests][-1] == "on_retries_exhausted", "still sent, with what time was left"

@@ -40,6 +40,9 @@ RUN_TIMEOUT = 150.0  # seconds a DAG run may take to reach a final state
 STOP_TIMEOUT = 30.0  # seconds between SIGTERM and SIGKILL of the deployment's process group
 FINAL_RUN_STATES = frozenset({"success", "failed"})
 
+ADMIN_PASSWORD = "system-admin-" + os.urandom(6).hex()
+"""The admin's password, seeded before start so that the connection airflow_api can use it."""
+
 SECRET_CONN_ID = "system_secret"
 SECRET_PASSWORD = "Zq7-hunter2-Marmalade-4481"
 """The password of the connection ``system_secret``, defined in the deployment's environment only."""
@@ -144,6 +147,11 @@ class Deployment:
             **{f"AIRFLOW_CONN_{SECRET_CONN_ID.upper()}": json.dumps(
                 {"conn_type": "postgres", "host": "db", "password": SECRET_PASSWORD}
             )},
+            # the REST API, for on_exit reports and per-attempt trigger_job (the package's default connection id)
+            AIRFLOW_CONN_AIRFLOW_API=json.dumps(
+                {"conn_type": "http", "host": "127.0.0.1", "port": self.port, "schema": "http",
+                 "login": "admin", "password": ADMIN_PASSWORD}
+            ),
         )
         return env
 
@@ -151,6 +159,8 @@ class Deployment:
         if not AIRFLOW.is_file():
             raise RuntimeError(f"no {AIRFLOW}: run the tests with the Python of the environment Airflow is installed in")
         self.dags_folder.mkdir(parents=True, exist_ok=True)
+        # the simple auth manager keeps passwords it finds in this file and generates the others
+        (self.home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({"admin": ADMIN_PASSWORD}))
         for path in sorted(SYSTEM_DAGS.glob("*.py")):
             shutil.copy(path, self.dags_folder / path.name)
         with self.log_path.open("ab") as log:

@@ -1,0 +1,94 @@
+"""SPEC §4 and §6 in a real Airflow deployment: the on_exit report read through the REST API, a
+timed-out run reported from the DAG processor (O14), and trigger_job children that really run."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+pytestmark = pytest.mark.system
+
+DAG_IDS = ("system_ordo_pipeline", "system_ordo_overdue", "system_coffee")
+
+
+@pytest.fixture(scope="module")
+def runs(airflow_deployment, system_receiver):
+    """``{dag_id: run_id}``: one run of each DAG, all started before the first test waits for one."""
+    return {dag_id: airflow_deployment.trigger(dag_id) for dag_id in DAG_IDS}
+
+
+def _requests(receiver, prefix, count, timeout=120.0):
+    """The requests under ``prefix``, once ``count`` of them have arrived (fails after ``timeout`` s)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = sorted((r for r in receiver.requests if r.path.startswith(prefix)), key=lambda r: r.received_at)
+        if len(got) >= count:
+            return got
+        if time.monotonic() > deadline:
+            pytest.fail(f"{len(got)} of {count} requests to {prefix} after {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def test_the_report_is_read_through_the_rest_api_with_full_timestamps(airflow_deployment, system_receiver, runs, valid_report):
+    run = airflow_deployment.wait_for_run("system_ordo_pipeline", runs["system_ordo_pipeline"])
+    (request,) = _requests(system_receiver, "/system_ordo_pipeline/report", 1)
+    report = valid_report(request.json)
+
+    assert report["on_exit"]["source"] == "rest_api" and report["on_exit"]["waits_for_met"] is True
+    job = report["job"]
+    assert job["status"] == run["state"] == "success"
+    assert job["created_at"] and job["started_at"] and job["finished_at"]
+    states = airflow_deployment.task_states("system_ordo_pipeline", runs["system_ordo_pipeline"])
+    assert {s["step_id"]: s["airflow_state"] for s in report["steps"]} == {k: v for k, v in states.items() if k != "call_webhook"}
+    assert all(s["started_at"] and s["finished_at"] for s in report["steps"])
+    assert {s["step_id"]: s["attempt"] for s in report["steps"]} == {"convert": 1, "dataset_info": 1, "flaky": 2}
+    assert all(t["duration_ms"] is not None for t in report["timeline"])
+    assert [t["started_at"] for t in report["timeline"]] == sorted(t["started_at"] for t in report["timeline"])
+    artifacts = {(a["producer_step"], a["name"]): a for a in report["artifacts"]}
+    assert artifacts[("dataset_info", "metadata")]["metadata"] == {"value": {"rows": 3}}
+    assert ("convert", "return_value") in artifacts and artifacts[("convert", "return_value")]["created_at"]
+    (output,) = report["outputs"]
+    assert (output["artifact_name"], output["producer_step"]) == ("system_ordo_out", "convert") and output["created_at"]
+    assert report["progress"] == {"percentage": 1, "completed_steps": 3, "total_steps": 3}
+
+
+def test_a_timed_out_run_is_still_reported_from_the_dag_processor(airflow_deployment, system_receiver, runs, valid_report):
+    run = airflow_deployment.wait_for_run("system_ordo_overdue", runs["system_ordo_overdue"])
+    assert run["state"] == "failed"
+    (request,) = _requests(system_receiver, "/system_ordo_overdue/report", 1, timeout=90)
+    report = valid_report(request.json)
+
+    assert report["job"]["status"] == "failed"
+    assert "dagrun_timeout" in report["on_exit"]["note"]
+    states = airflow_deployment.task_states("system_ordo_overdue", runs["system_ordo_overdue"])
+    assert states["call_webhook"] != "success", "the scheduler skipped the teardown: the callback sent the report"
+    assert {s["step_id"]: s["airflow_state"] for s in report["steps"]}["dataset_info"] == "success"
+    time.sleep(2)
+    assert len([r for r in system_receiver.requests if r.path == "/system_ordo_overdue/report"]) == 1
+
+
+def test_coffee_starts_its_cleanup_jobs_which_really_run_with_the_parents_context(airflow_deployment, system_receiver, runs):
+    run = airflow_deployment.wait_for_run("system_coffee", runs["system_coffee"])
+    assert run["state"] == "failed"
+    states = airflow_deployment.task_states("system_coffee", runs["system_coffee"])
+    assert states["coffee"] == "failed"
+    assert states["coffee__on_retries_exhausted__trigger_system_cleanup"] == "success"
+    assert states["coffee__on_error__trigger_system_cleanup_each"] == "success"
+
+    (cleanup,) = _requests(system_receiver, "/system_cleanup/", 1)
+    body = cleanup.json
+    assert body["name"] == "cleanup" and body["status"] == 0
+    assert body["triggered_by"] == "retries_exhausted[system_coffee]"
+    parent = body["triggered_by_job_run"]
+    assert parent["name"] == "coffee" and parent["status"] == 127 and parent["retries_exhausted"] is True
+    assert "command not found" in parent["log"]
+
+    # on_error fires after every failed try: the retried try starts its child through the REST API,
+    # the final one through its trigger task
+    each = _requests(system_receiver, "/system_cleanup_each/", 2)
+    parents = sorted(r.json["triggered_by_job_run"]["retry_attempt"] for r in each)
+    assert parents == [0, 1]
+    assert {r.json["triggered_by"] for r in each} == {"job[system_coffee]"}
+    errors = _requests(system_receiver, "/system_coffee/coffee/on_error", 2)
+    assert [r.json["triggered"] for r in errors] == [["system_cleanup_each"], ["system_cleanup_each"]]
