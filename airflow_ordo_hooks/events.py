@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
 import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -63,12 +64,27 @@ def _events_for(change: str, retries: int) -> list[str]:
     return ["on_error"]
 
 
-def event_log(context: Mapping[str, Any], max_chars: int) -> str:
+def in_dag_processor() -> bool:
+    """
+    Whether this callback runs in Airflow's DAG processor (the callback of a task that was killed
+    or lost its heartbeat), where only connections, variables, task states and XCom reads work:
+    any other Task SDK call (an XCom write) hangs the processor until its timeout.
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "_execute_task_callbacks" and "dag_processing" in code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def event_log(context: Mapping[str, Any], max_chars: int, *, in_task_process: bool = True) -> str:
     """This try's log, masked and bounded; on failure never empty (the exception and its traceback at the least)."""
     from airflow_ordo_hooks.payloads import failure_text, keep_tail
     from airflow_ordo_hooks.task_log import mask, read_try_log
 
-    text = read_try_log(context["ti"], max_chars)
+    text = read_try_log(context["ti"], max_chars, catch_up=in_task_process)
     exception = context.get("exception")
     if exception is not None:
         failure = failure_text(exception)
@@ -111,8 +127,10 @@ def fire(events: list[str], hooks: Hooks, context: Mapping[str, Any], *, per_att
         return
     policy = DeliveryPolicy.from_airflow_config()
     run_level = "reason" in context
-    deadline = None if run_level else time.monotonic() + callback_time()
-    log_text = None if run_level else event_log(context, policy_log_chars())  # read once for all events
+    processor = not run_level and in_dag_processor()
+    deadline = None if run_level or processor else time.monotonic() + callback_time()
+    # read once for all events
+    log_text = None if run_level else event_log(context, policy_log_chars(), in_task_process=not processor)
     for event in events:
         if deadline is not None:  # the events of one callback share the time the supervisor gives it
             policy = dataclasses.replace(policy, budget=max(min(policy.budget, deadline - time.monotonic()), 0.5))
@@ -126,7 +144,7 @@ def fire(events: list[str], hooks: Hooks, context: Mapping[str, Any], *, per_att
             payload = event_payload(context, event, log_text=log_text, triggered=triggered)
             if run_level or per_attempt:
                 trigger_via_api(jobs, event, dag_run.dag_id, dag_run.conf, payload, api_conn_id())
-            else:
+            elif not processor:  # the trigger task reads it; in the DAG processor it makes do without
                 context["ti"].xcom_push(key=PAYLOAD_XCOM_KEY.format(event=event), value=payload)
         else:
             payload = event_payload(context, event, log_text=log_text)

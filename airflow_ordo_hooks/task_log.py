@@ -144,13 +144,14 @@ def _format(line: str) -> str:
     return text
 
 
-def read_try_log(ti: Any, max_chars: int = DEFAULT_MAX_CHARS) -> str:
+def read_try_log(ti: Any, max_chars: int = DEFAULT_MAX_CHARS, catch_up: bool = True) -> str:
     """The tail of this try's log file, formatted one record a line, masked; ``""`` when there is none."""
     path = log_file(ti)
     if path is None:
         return ""
     try:
-        _catch_up(path)
+        if catch_up:  # only the task's own process logs to this file
+            _catch_up(path)
     except Exception:  # waiting is a courtesy: read what is there
         log.debug("airflow-ordo-hooks: could not wait for %s", path, exc_info=True)
     with path.open("rb") as f:

@@ -32,6 +32,12 @@ from airflow_ordo_hooks.testing.receiver import WebhookReceiver
 
 SYSTEM_DIR = Path(__file__).resolve().parent
 SYSTEM_DAGS = SYSTEM_DIR / "dags"
+EXAMPLE_DAGS = SYSTEM_DIR.parent.parent / "example_dags"
+
+
+def dag_files() -> list[Path]:
+    """The DAG files the deployment runs: the system tests' own and the examples."""
+    return sorted([*SYSTEM_DAGS.glob("*.py"), *EXAMPLE_DAGS.glob("*.py")])
 VENV_BIN = Path(sys.executable).parent  # `airflow standalone` starts its components as `airflow ...` from PATH
 AIRFLOW = VENV_BIN / "airflow"
 
@@ -161,7 +167,7 @@ class Deployment:
         self.dags_folder.mkdir(parents=True, exist_ok=True)
         # the simple auth manager keeps passwords it finds in this file and generates the others
         (self.home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({"admin": ADMIN_PASSWORD}))
-        for path in sorted(SYSTEM_DAGS.glob("*.py")):
+        for path in dag_files():
             shutil.copy(path, self.dags_folder / path.name)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -239,12 +245,12 @@ class Deployment:
 
     def _dag_files_parsed(self) -> bool:
         errors = self.get("/api/v2/importErrors", params={"limit": 100})["import_errors"]
-        ours = [e for e in errors if Path(e.get("filename") or "").name in {p.name for p in SYSTEM_DAGS.glob("*.py")}]
+        ours = [e for e in errors if Path(e.get("filename") or "").name in {p.name for p in dag_files()}]
         if ours:
             raise RuntimeError("DAG files failed to import:\n" + "\n".join(f"{e['filename']}: {e['stack_trace']}" for e in ours))
         dags = self.get("/api/v2/dags", params={"limit": 1000})["dags"]
         parsed = {Path(d.get("fileloc") or d.get("relative_fileloc") or "").name for d in dags}
-        return all(path.name in parsed for path in SYSTEM_DAGS.glob("*.py"))
+        return all(path.name in parsed for path in dag_files())
 
     # -- REST API v2, as a user would use it -----------------------------------------------------
     def token(self) -> str:

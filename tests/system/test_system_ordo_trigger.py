@@ -3,19 +3,24 @@ timed-out run reported from the DAG processor (O14), and trigger_job children th
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import time
 
 import pytest
 
 pytestmark = pytest.mark.system
 
-DAG_IDS = ("system_ordo_pipeline", "system_ordo_overdue", "system_coffee")
+DAG_IDS = ("system_ordo_pipeline", "system_ordo_overdue", "system_coffee", "system_killed")
 
 
 @pytest.fixture(scope="module")
 def runs(airflow_deployment, system_receiver):
     """``{dag_id: run_id}``: one run of each DAG, all started before the first test waits for one."""
-    return {dag_id: airflow_deployment.trigger(dag_id) for dag_id in DAG_IDS}
+    # the example's cleanup_job starts paused, like every DAG of a deployment: a user unpauses it
+    airflow_deployment.request("PATCH", "/api/v2/dags/cleanup_job", json={"is_paused": False})
+    return {dag_id: airflow_deployment.trigger(dag_id) for dag_id in (*DAG_IDS, "coffee")}
 
 
 def _requests(receiver, prefix, count, timeout=120.0):
@@ -92,3 +97,68 @@ def test_coffee_starts_its_cleanup_jobs_which_really_run_with_the_parents_contex
     assert {r.json["triggered_by"] for r in each} == {"job[system_coffee]"}
     errors = _requests(system_receiver, "/system_coffee/coffee/on_error", 2)
     assert [r.json["triggered"] for r in errors] == [["system_cleanup_each"], ["system_cleanup_each"]]
+
+
+def test_a_task_process_killed_with_sigkill_gets_no_callback_but_its_trigger_task_still_fires(airflow_deployment, system_receiver, runs):
+    """What Airflow 3.3 does, measured here: the supervisor reports the try failed and runs no callback
+    for a task process that was killed (so no on_error webhook); the trigger_job task in the graph
+    still starts the child, with what it knows of the parent."""
+    pid_file = airflow_deployment.home / "victim.pid"
+    deadline = time.monotonic() + 90
+    while not pid_file.exists():
+        assert time.monotonic() < deadline, "the victim task never started"
+        time.sleep(0.5)
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+    run = airflow_deployment.wait_for_run("system_killed", runs["system_killed"])
+    assert run["state"] == "failed"
+    states = airflow_deployment.task_states("system_killed", runs["system_killed"])
+    assert states["victim"] == "failed"
+    assert states["victim__on_error__trigger_system_cleanup"] == "success"
+
+    def from_killed():
+        return [r.json for r in system_receiver.requests
+                if r.path.startswith("/system_cleanup/") and r.json["triggered_by"] == "job[system_killed]"]
+
+    deadline = time.monotonic() + 90
+    while not from_killed():
+        assert time.monotonic() < deadline, "the child started by the killed task's trigger task did not report"
+        time.sleep(0.5)
+    (child,) = from_killed()
+    assert child["triggered_by_job_run"] == {"name": "victim", "status": -1, "retries_exhausted": False}
+    assert [r for r in system_receiver.requests if r.path.startswith("/system_killed/")] == []
+    timeouts = [line for line in airflow_deployment.dag_processor_log().splitlines() if re.search(r"timed? ?out|timeout", line, re.I)]
+    assert timeouts == [], "the DAG processor timed out:\n" + "\n".join(timeouts)
+
+
+def test_the_coffee_example_starts_cleanup_job_once_its_retries_are_exhausted(airflow_deployment, system_receiver, runs):
+    run_id = runs["coffee"]
+    run = airflow_deployment.wait_for_run("coffee", run_id)
+    assert run["state"] == "failed"
+
+    def of_this_run(requests):  # coffee is on cheek's cron, "* * * * *": once unpaused, the scheduler runs it too
+        return [r for r in requests if r.json["airflow"]["run_id"] == run_id]
+
+    deadline = time.monotonic() + 60
+    while len(of_this_run(_requests(system_receiver, "/critical-alerts", 1))) < 1 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    errors = of_this_run(_requests(system_receiver, "/coffee/on_error", 4))
+    assert [r.json["retry_attempt"] for r in errors] == [0, 1, 2, 3]
+    (alert,) = of_this_run(_requests(system_receiver, "/critical-alerts", 1))
+    assert alert.json["retries_exhausted"] is True and alert.json["triggered"] == ["cleanup_job"]
+    assert "this: command not found" in alert.json["log"] and alert.json["status"] == 127
+
+    def started_by_this_run():  # cleanup_job really ran, started by this run's trigger task
+        return [
+            r.json for r in system_receiver.requests
+            if r.path == "/schedule/on_success" and r.json["name"] == "cleanup_job"
+            and r.json.get("triggered_by_job_run", {}).get("airflow", {}).get("run_id") == run_id
+        ]
+
+    deadline = time.monotonic() + 90
+    while not started_by_this_run():
+        assert time.monotonic() < deadline, "cleanup_job did not report a run started by this coffee run"
+        time.sleep(0.5)
+    (body,) = started_by_this_run()
+    assert body["triggered_by"] == "retries_exhausted[coffee]"
+    assert body["triggered_by_job_run"]["name"] == "coffee" and body["triggered_by_job_run"]["retries_exhausted"] is True

@@ -73,3 +73,20 @@ for child in ("system_cleanup", "system_cleanup_each"):
     with _dag(child) as dag:
         BashOperator(task_id="cleanup", bash_command="echo cleaning up")
     attach_hooks(dag, {"on_success": {"notify_webhook": [f"{RECEIVER}/{child}/cleanup/on_success"]}})
+
+# a task process killed with SIGKILL: its failure callback runs in the DAG processor
+with _dag("system_killed") as killed:
+
+    @task
+    def victim():
+        from pathlib import Path
+
+        Path(os.environ["AIRFLOW_HOME"], "victim.pid").write_text(str(os.getpid()))
+        time.sleep(300)
+
+    victim()
+
+attach_hooks(killed, {"on_error": {
+    "notify_webhook": [f"{RECEIVER}/system_killed/victim/on_error"],
+    "trigger_job": ["system_cleanup"],
+}})
