@@ -19,6 +19,8 @@ _LAZY = {
     "JobEventWebhookNotifier": "airflow_ordo_hooks.notifications",
     "JobEventSlackWebhookNotifier": "airflow_ordo_hooks.notifications",
     "JobEventDiscordWebhookNotifier": "airflow_ordo_hooks.notifications",
+    "load_cheek_schedule": "airflow_ordo_hooks.cheek_schedule",
+    "CheekScheduleError": "airflow_ordo_hooks.cheek_schedule",
     "attach_on_exit": "airflow_ordo_hooks.on_exit",
     "parse_on_exit": "airflow_ordo_hooks.on_exit",
     "OnExitConfigError": "airflow_ordo_hooks.on_exit",
@@ -33,6 +35,7 @@ __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:
     from airflow_ordo_hooks.call_webhook import CallWebhookOperator
+    from airflow_ordo_hooks.cheek_schedule import CheekScheduleError, load_cheek_schedule
     from airflow_ordo_hooks.config import HooksConfigError, parse_hooks
     from airflow_ordo_hooks.delivery import DeliveryPolicy, DeliveryRecord, deliver, deliver_all
     from airflow_ordo_hooks.events import attach_hooks, attach_run_hooks
