@@ -29,6 +29,7 @@ def get_provider_info() -> dict:
                     "backoff_jitter": _option("Up to this many seconds added at random to each wait.", "float", "0.5"),
                     "max_redirects": _option("307/308 redirects followed at the most.", "integer", "5"),
                     "api_conn_id": _option("HTTP connection to Airflow's REST API, for on_exit reports and trigger_job from callbacks.", "string", "airflow_api"),
+                    "hooks_file": _option("A YAML file of cheek hooks applied to every task of every DAG (deployment-wide hooks).", "string", ""),
                     "log_max_chars": _option("Longest log a job event payload carries; its tail is kept.", "integer", "20000"),
                 },
             }

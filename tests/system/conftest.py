@@ -153,6 +153,8 @@ class Deployment:
             **{f"AIRFLOW_CONN_{SECRET_CONN_ID.upper()}": json.dumps(
                 {"conn_type": "postgres", "host": "db", "password": SECRET_PASSWORD}
             )},
+            # deployment-wide hooks, applied by the package's cluster policy to every DAG
+            AIRFLOW__ORDO_HOOKS__HOOKS_FILE=str(self.home / "ordo-hooks.yaml"),
             # the REST API, for on_exit reports and per-attempt trigger_job (the package's default connection id)
             AIRFLOW_CONN_AIRFLOW_API=json.dumps(
                 {"conn_type": "http", "host": "127.0.0.1", "port": self.port, "schema": "http",
@@ -165,6 +167,9 @@ class Deployment:
         if not AIRFLOW.is_file():
             raise RuntimeError(f"no {AIRFLOW}: run the tests with the Python of the environment Airflow is installed in")
         self.dags_folder.mkdir(parents=True, exist_ok=True)
+        (self.home / "ordo-hooks.yaml").write_text(
+            f"on_success:\n  notify_webhook: [{self.receiver_url}/deployment/on_success]\n"
+        )
         # the simple auth manager keeps passwords it finds in this file and generates the others
         (self.home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({"admin": ADMIN_PASSWORD}))
         for path in dag_files():

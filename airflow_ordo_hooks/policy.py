@@ -1,0 +1,67 @@
+"""Deployment-wide hooks: cheek's schedule level for every DAG of an Airflow deployment.
+
+Name a YAML file of cheek hooks in Airflow's configuration::
+
+    [ordo_hooks]
+    hooks_file = /opt/airflow/ordo-hooks.yaml      # or AIRFLOW__ORDO_HOOKS__HOOKS_FILE
+
+and every task of every DAG gets those hooks, combined with its DAG's and its own, without
+editing any DAG file. The package registers this module as an Airflow cluster policy (entry
+point ``airflow.policy``), which Airflow applies wherever it parses DAG files: the DAG processor
+and the workers. A malformed file is logged as an error (once per version of the file) and DAG
+files are parsed as if it were not there. ``trigger_job`` is refused there: it would add tasks to
+every DAG.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+from airflow.policies import hookimpl
+
+if TYPE_CHECKING:
+    from airflow_ordo_hooks.config import Hooks
+
+log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=4)
+def _parse(path: str, version: int) -> Hooks | None:
+    from airflow_ordo_hooks.config import HooksConfigError, parse_hooks
+
+    where = f"[ordo_hooks] hooks_file {path}"
+    try:
+        with open(path, encoding="utf-8") as f:
+            hooks = parse_hooks(f.read() or "{}", where=where)
+        if any(a.action == "trigger_job" for a in hooks.actions):
+            raise HooksConfigError(f"{where}: trigger_job is not allowed in deployment-wide hooks (it would add tasks to every DAG)")
+    except (OSError, HooksConfigError) as exc:
+        log.error("airflow-ordo-hooks: deployment-wide hooks not applied: %s", exc)
+        return None
+    return hooks
+
+
+def deployment_hooks() -> Hooks | None:
+    """The hooks of ``[ordo_hooks] hooks_file``, read again when the file changes; ``None`` when there are none."""
+    from airflow.configuration import conf
+
+    path = conf.get("ordo_hooks", "hooks_file", fallback="")
+    if not path:
+        return None
+    try:
+        version = os.stat(path).st_mtime_ns
+    except OSError:
+        version = -1  # _parse reports the missing file, once
+    return _parse(path, version)
+
+
+@hookimpl
+def dag_policy(dag: Any) -> None:
+    hooks = deployment_hooks()
+    if hooks:
+        from airflow_ordo_hooks.events import attach_hooks
+
+        attach_hooks(dag, hooks)
