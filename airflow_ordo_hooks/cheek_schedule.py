@@ -23,6 +23,7 @@ job ``<name>``                 DAG ``<name>`` with one BashOperator task ``<name
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from collections.abc import Iterable, Mapping
@@ -110,13 +111,32 @@ def _load(path_or_text: str | Path) -> Any:
         raise CheekScheduleError(f"{where}: not valid YAML: {exc}") from None
 
 
-def load_cheek_schedule(path_or_text: str | Path, *, known_dag_ids: Iterable[str] = ()) -> dict[str, DAG]:
+def _expand(config: Any) -> Any:
+    """``${NAME}`` in hook targets, from the environment of the process that parses the DAG file."""
+    if isinstance(config, str):
+        return os.path.expandvars(config)
+    if isinstance(config, list):
+        return [_expand(v) for v in config]
+    if isinstance(config, Mapping):
+        return {k: _expand(v) for k, v in config.items()}
+    return config
+
+
+def load_cheek_schedule(
+    path_or_text: str | Path, *, known_dag_ids: Iterable[str] = (), dag_id_prefix: str = ""
+) -> dict[str, DAG]:
     """
     Build one DAG per job of a cheek schedule (see the module's table).
+
+    Hook targets may name environment variables as ``${NAME}`` (an addition to cheek), so that
+    one file serves several deployments.
 
     :param path_or_text: the schedule: a ``.yaml`` / ``.yml`` path, or YAML text.
     :param known_dag_ids: DAGs defined elsewhere that ``trigger_job`` may name; any other target
         must be a job of the schedule.
+    :param dag_id_prefix: put before every job's name to make its DAG id (and before the jobs
+        that ``trigger_job`` names), so that two schedules with the same job names can share a
+        deployment.
     :return: ``{job name: DAG}``; the DAGs are registered with the DAG file that calls this.
     :raises CheekScheduleError: naming the job and the field, when the schedule is not valid.
     """
@@ -145,7 +165,7 @@ def load_cheek_schedule(path_or_text: str | Path, *, known_dag_ids: Iterable[str
         except Exception:
             raise CheekScheduleError(f"{where}.tz_location: unknown time zone {spec['tz_location']!r}") from None
     try:
-        schedule_hooks = parse_hooks({e: spec[e] for e in _EVENTS if e in spec}, where=f"{where} (schedule level)")
+        schedule_hooks = parse_hooks(_expand({e: spec[e] for e in _EVENTS if e in spec}), where=f"{where} (schedule level)")
     except HooksConfigError as exc:
         raise CheekScheduleError(str(exc)) from None
 
@@ -182,7 +202,7 @@ def load_cheek_schedule(path_or_text: str | Path, *, known_dag_ids: Iterable[str
         except (LookupError, TypeError):
             raise CheekScheduleError(f"{job_where}.encoding: unknown encoding {encoding!r}") from None
         try:
-            job_hooks = parse_hooks({e: job[e] for e in _EVENTS if e in job}, where=f"{job_where}")
+            job_hooks = parse_hooks(_expand({e: job[e] for e in _EVENTS if e in job}), where=f"{job_where}")
         except HooksConfigError as exc:
             raise CheekScheduleError(str(exc)) from None
         for action in (job_hooks | schedule_hooks).actions:
@@ -191,6 +211,10 @@ def load_cheek_schedule(path_or_text: str | Path, *, known_dag_ids: Iterable[str
                     f"{job_where}.{action.event}.trigger_job: no job {action.target!r} in the schedule "
                     f"(jobs: {', '.join(sorted(map(str, jobs)))}); define it, or pass known_dag_ids"
                 )
+        if dag_id_prefix:
+            job_hooks, schedule_hooks_here = (_prefixed(h, set(jobs), dag_id_prefix) for h in (job_hooks, schedule_hooks))
+        else:
+            schedule_hooks_here = schedule_hooks
 
         schedule: Any = cron
         if cron is not None and timezone is not None:
@@ -198,7 +222,7 @@ def load_cheek_schedule(path_or_text: str | Path, *, known_dag_ids: Iterable[str
 
             schedule = CronTriggerTimetable(cron, timezone=timezone)
         with DAG(
-            name,
+            dag_id_prefix + name,
             schedule=schedule,
             start_date=datetime(2026, 1, 1, tzinfo=timezone) if timezone else datetime(2026, 1, 1),
             catchup=False,
@@ -215,7 +239,19 @@ def load_cheek_schedule(path_or_text: str | Path, *, known_dag_ids: Iterable[str
                 retries=retries,
                 retry_delay=RETRY_DELAY,
             )
-        attach_hooks(dag, schedule_hooks)
+        attach_hooks(dag, schedule_hooks_here)
         attach_hooks(dag, job_hooks)
         dags[name] = dag
     return dags
+
+
+def _prefixed(hooks: Any, jobs: set[str], prefix: str) -> Any:
+    """The hooks with each ``trigger_job`` target that is a job of the schedule given the DAG id prefix."""
+    from dataclasses import replace
+
+    from airflow_ordo_hooks.config import Hooks
+
+    return Hooks(tuple(
+        replace(a, target=prefix + a.target) if a.action == "trigger_job" and a.target in jobs else a
+        for a in hooks.actions
+    ))

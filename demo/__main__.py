@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = ROOT / ".demo" / "airflow"
-DEMO_DAGS = ["example_flaky_task", "coffee", "beans", "cleanup_job", "example_ordo_on_exit"]
+DEMO_DAGS = ["example_flaky_task", "coffee", "beans", "cleanup_job", "yaml_beans", "example_ordo_on_exit"]
 SHOWN_HEADERS = ("Content-Type", "User-Agent", "webhook-id", "webhook-timestamp", "webhook-signature")
 
 shutil.rmtree(HOME, ignore_errors=True)

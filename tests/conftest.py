@@ -55,7 +55,7 @@ def dagbag(_receiver_server):
     os.environ["ORDO_HOOKS_RECEIVER"] = _receiver_server.url("").rstrip("/")
     DAGS_FOLDER.mkdir(exist_ok=True)
     for source in DAG_SOURCES:
-        for path in source.glob("*.py"):
+        for path in [*source.glob("*.py"), *source.glob("*.yaml")]:  # DAG files and the schedules they load
             shutil.copy(path, DAGS_FOLDER / path.name)
     bag = load_dags(DAGS_FOLDER)
     bag.get_dag("harness_warmup").test()  # pays Airflow's in-process start-up once, outside any test's timing

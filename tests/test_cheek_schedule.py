@@ -139,3 +139,27 @@ def test_env_working_directory_and_encoding_reach_the_command(run_dag, receiver)
     assert run_dag.task_states(run) == {"yaml_env_and_cwd": "success"}
     (request,) = receiver.requests  # the schedule-level on_success
     assert request.path == "/yaml/schedule/on_success" and request.json["name"] == "yaml_env_and_cwd"
+
+
+def test_a_prefix_namespaces_dag_ids_and_trigger_targets_and_targets_expand_environment_variables(monkeypatch):
+    monkeypatch.setenv("HOOK_BASE", "https://hooks.example")
+    dags = load_cheek_schedule(SEED.replace("https://webhook.site", "${HOOK_BASE}") + "  cleanup_job:\n    command: echo clean\n", dag_id_prefix="ns_")
+
+    assert sorted(d.dag_id for d in dags.values()) == ["ns_beans", "ns_cleanup_job", "ns_coffee"]
+    coffee = dags["coffee"]
+    assert "coffee__on_retries_exhausted__trigger_ns_cleanup_job" in coffee.task_dict
+    (callback,) = coffee.get_task("coffee").on_failure_callback
+    assert ("on_retries_exhausted", "https://hooks.example/critical-alerts") in {(a.event, a.target) for a in callback.hooks.actions}
+
+
+def test_the_shipped_example_is_the_seed_plus_cleanup_job():
+    from pathlib import Path
+
+    import yaml
+
+    shipped = yaml.safe_load((Path(__file__).parent.parent / "example_dags" / "cheek_schedule.yaml").read_text())
+    seed = yaml.safe_load(SEED)
+    assert sorted(shipped["jobs"]) == ["beans", "cleanup_job", "coffee"]
+    for name in ("coffee", "beans"):
+        for field in ("command", "cron", "retries"):
+            assert shipped["jobs"][name].get(field) == seed["jobs"][name].get(field)

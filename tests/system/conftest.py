@@ -172,7 +172,7 @@ class Deployment:
         )
         # the simple auth manager keeps passwords it finds in this file and generates the others
         (self.home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({"admin": ADMIN_PASSWORD}))
-        for path in dag_files():
+        for path in [*dag_files(), *EXAMPLE_DAGS.glob("*.yaml")]:  # DAG files and the schedules they load
             shutil.copy(path, self.dags_folder / path.name)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(

@@ -25,3 +25,35 @@ def test_a_dag_that_does_not_mention_the_package_gets_the_deployments_hooks(airf
         time.sleep(0.5)
     (body,) = ours()
     assert body["name"] == "plain_task" and body["status"] == 0 and "plain" in body["log"]
+
+
+def test_cheeks_own_schedule_yaml_runs_this_fails_with_bashs_message(airflow_deployment, system_receiver):
+    """example_dags/cheek_schedule.yaml, loaded by a two-line DAG file: `this fails` gives status 127
+    and the shell's message in the payload's log; once its retries are exhausted, cleanup_job runs."""
+    airflow_deployment.request("PATCH", "/api/v2/dags/yaml_cleanup_job", json={"is_paused": False})
+    run_id = airflow_deployment.trigger("yaml_coffee")
+    run = airflow_deployment.wait_for_run("yaml_coffee", run_id)
+    assert run["state"] == "failed"
+
+    def of_run(path):
+        return [r.json for r in system_receiver.requests if r.path == path and r.json["airflow"]["run_id"] == run_id]
+
+    deadline = time.monotonic() + 30
+    while not of_run("/yaml/critical-alerts"):
+        assert time.monotonic() < deadline, "no on_retries_exhausted webhook from yaml_coffee"
+        time.sleep(0.5)
+    errors = of_run("/yaml/e33464a3-1a4f-4f1a-99d3-743364c6b10f")
+    assert [e["retry_attempt"] for e in errors] == [0, 1, 2, 3]
+    for payload in errors:
+        assert payload["status"] == 127 and "this: command not found" in payload["log"]
+    (exhausted,) = of_run("/yaml/critical-alerts")
+    assert exhausted["retries_exhausted"] is True and exhausted["triggered"] == ["yaml_cleanup_job"]
+
+    def cleanup():
+        return [r.json for r in system_receiver.requests
+                if r.json.get("name") == "cleanup_job" and r.json.get("triggered_by") == "retries_exhausted[yaml_coffee]"]
+
+    deadline = time.monotonic() + 90
+    while not cleanup():
+        assert time.monotonic() < deadline, "yaml_cleanup_job did not run"
+        time.sleep(0.5)
