@@ -21,6 +21,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -73,14 +74,20 @@ class OnExitStep:
         return "webhook_url" if "webhook_url" in self.param_keys else self.param_keys[0]
 
 
-def parse_on_exit(step: Mapping[str, Any] | str, task_ids: set[str] | None = None) -> OnExitStep:
+def parse_on_exit(step: Mapping[str, Any] | str | Path, task_ids: set[str] | None = None) -> OnExitStep:
     """
     Validate an on_exit step (or a whole recipe with an ``on_exit`` key) and return it.
 
-    :param step: the ``on_exit`` object, or a recipe holding one, as a mapping or JSON text.
+    :param step: the ``on_exit`` object, or a recipe holding one, as a mapping, JSON text, or the
+        path of a ``.json`` file.
     :param task_ids: the DAG's task ids: a ``step:`` reference must name one of them.
     :raises OnExitConfigError: naming the field, the value and what was expected.
     """
+    if isinstance(step, Path) or (isinstance(step, str) and step.strip().endswith(".json") and "{" not in step):
+        try:
+            step = Path(step).read_text()
+        except OSError as exc:
+            raise OnExitConfigError(f"on_exit: cannot read recipe file {str(step)!r}: {exc}") from None
     if isinstance(step, str):
         try:
             step = json.loads(step)
@@ -161,7 +168,7 @@ def params_for(step: OnExitStep, defaults: Mapping[str, Any] | None = None) -> d
 
 def attach_on_exit(
     dag: DAG,
-    step: Mapping[str, Any] | str,
+    step: Mapping[str, Any] | str | Path,
     *,
     defaults: Mapping[str, Any] | None = None,
     api_conn_id: str | None = None,
@@ -174,7 +181,7 @@ def attach_on_exit(
 
     :param dag: the DAG.
     :param step: the ``on_exit`` object, or a whole Ordo recipe with one (its ``steps`` are not
-        turned into tasks), as a mapping or JSON text.
+        turned into tasks), as a mapping, JSON text, or the path of a ``.json`` file.
     :param defaults: default values of the step's ``param_keys`` (e.g. ``{"webhook_url": ...}``);
         a key without one must be given in the run's conf.
     :param api_conn_id: the HTTP connection to Airflow's REST API used to read the run (default

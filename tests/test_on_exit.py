@@ -18,13 +18,18 @@ SEED = {
 TASKS = {"convert", "dataset_info"}
 
 
-def test_the_seed_step_parses_as_a_mapping_as_json_and_inside_a_recipe():
+def test_the_seed_step_parses_as_a_mapping_as_json_and_inside_a_recipe_text_or_file(tmp_path):
     expected = OnExitStep("call_webhook", "CALL_WEBHOOK", Reference("step:dataset_info.metadata", "step", "dataset_info", "metadata"), ("webhook_url",))
     recipe = {"id": "dataset_pipeline", "steps": [{"id": "convert", "type": "CONVERT"}], "on_exit": SEED}
     assert parse_on_exit(SEED, TASKS) == expected
     assert parse_on_exit(json.dumps(SEED), TASKS) == expected
     assert parse_on_exit(json.dumps(recipe), TASKS) == expected
     assert expected.url_key == "webhook_url"
+    recipe_file = tmp_path / "recipe.json"
+    recipe_file.write_text(json.dumps(recipe))
+    assert parse_on_exit(str(recipe_file), TASKS) == parse_on_exit(recipe_file, TASKS) == expected
+    with pytest.raises(OnExitConfigError, match="on_exit: cannot read recipe file"):
+        parse_on_exit(str(tmp_path / "missing.json"), TASKS)
     job_ref = parse_on_exit({**SEED, "inputs": {"waits_for": "job:dataset"}}, TASKS).waits_for
     assert (job_ref.kind, job_ref.name, job_ref.slot) == ("job", "dataset", None)
 
