@@ -36,7 +36,7 @@ def main() -> None:
             "ours, conn: target": lambda: deliver("conn:bench_receiver/ours-conn", body, policy=policy),
         }
         times: dict[str, list[float]] = {name: [] for name in contenders}
-        for name, send in contenders.items():  # warm up
+        for send in contenders.values():  # warm up
             send()
         for _ in range(ROUNDS):
             for name, send in contenders.items():
