@@ -136,7 +136,9 @@ def fire(events: list[str], hooks: Hooks, context: Mapping[str, Any], *, per_att
             policy = dataclasses.replace(policy, budget=max(min(policy.budget, deadline - time.monotonic()), 0.5))
         actions = hooks.for_event(event)
         jobs = [a.target for a in actions if a.action == "trigger_job"]
-        if jobs:
+        if not jobs:
+            payload = event_payload(context, event, log_text=log_text)
+        else:
             from airflow_ordo_hooks.trigger_job import PAYLOAD_XCOM_KEY, cycle, trigger_via_api
 
             dag_run = context["dag_run"]
@@ -146,8 +148,6 @@ def fire(events: list[str], hooks: Hooks, context: Mapping[str, Any], *, per_att
                 trigger_via_api(jobs, event, dag_run.dag_id, dag_run.conf, payload, api_conn_id())
             elif not processor:  # the trigger task reads it; in the DAG processor it makes do without
                 context["ti"].xcom_push(key=PAYLOAD_XCOM_KEY.format(event=event), value=payload)
-        else:
-            payload = event_payload(context, event, log_text=log_text)
         deliver_all([(a.target, BUILDERS[a.action](payload)) for a in actions if a.action in BUILDERS], policy=policy)
 
 
@@ -276,11 +276,15 @@ def attach_run_hooks(dag: DAG, config: Mapping[str, Any] | str | Hooks) -> DAG:
     """
     hooks = parse_hooks(config, where=f"run hooks of DAG {dag.dag_id!r}", events=RUN_EVENTS)
     for change, name in (("success", "on_success_callback"), ("failure", "on_failure_callback")):
-        callbacks = _as_list(getattr(dag, name))
-        ours = [cb for cb in callbacks if isinstance(cb, RunEventCallback)]
+        ours = [cb for cb in _as_list(getattr(dag, name)) if isinstance(cb, RunEventCallback)]
         if ours:
             ours[0].hooks = ours[0].hooks | hooks
         else:
-            setattr(dag, name, [*callbacks, RunEventCallback(change, hooks)])
-        setattr(dag, f"has_{name}", True)  # set by the DAG at creation; the scheduler reads it
+            add_dag_callback(dag, name, RunEventCallback(change, hooks))
     return dag
+
+
+def add_dag_callback(dag: Any, name: str, callback: Any) -> None:
+    """Append ``callback`` to the DAG's ``name`` callbacks (``on_success_callback`` / ``on_failure_callback``)."""
+    setattr(dag, name, [*_as_list(getattr(dag, name)), callback])
+    setattr(dag, f"has_{name}", True)  # set by the DAG at creation; the scheduler reads it

@@ -189,6 +189,7 @@ def attach_on_exit(
     :return: the step's task.
     """
     from airflow_ordo_hooks.call_webhook import DEFAULT_API_CONN_ID, CallWebhookOperator, OnExitFallback
+    from airflow_ordo_hooks.events import add_dag_callback
 
     parsed = parse_on_exit(step, task_ids={t.task_id for t in dag.tasks})
     if parsed.id in dag.task_dict:
@@ -198,13 +199,5 @@ def attach_on_exit(
     operator = CallWebhookOperator(step=parsed, api_conn_id=api_conn_id or DEFAULT_API_CONN_ID, dag=dag)
     operator.as_teardown()
     others >> operator
-    fallback = OnExitFallback(parsed, api_conn_id or DEFAULT_API_CONN_ID)
-    dag.on_failure_callback = [*_as_list(dag.on_failure_callback), fallback]
-    dag.has_on_failure_callback = True  # set by the DAG at creation; the scheduler reads it
+    add_dag_callback(dag, "on_failure_callback", OnExitFallback(parsed, api_conn_id or DEFAULT_API_CONN_ID))
     return operator
-
-
-def _as_list(callbacks: Any) -> list:
-    if callbacks is None:
-        return []
-    return list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]

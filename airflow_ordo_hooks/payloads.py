@@ -43,7 +43,7 @@ def exit_status(exception: BaseException | str | None) -> int:
     return int(found.group(1)) if found else -1
 
 
-_RUNNER_FRAMES = ("/airflow/sdk/execution_time/", "/airflow/sdk/bases/operator.py", "/airflow/sdk/bases/decorator.py")
+RUNNER_FRAMES = ("/airflow/sdk/execution_time/", "/airflow/sdk/bases/operator.py", "/airflow/sdk/bases/decorator.py")
 
 
 def failure_text(exception: BaseException | str | None) -> str:
@@ -53,7 +53,7 @@ def failure_text(exception: BaseException | str | None) -> str:
     if isinstance(exception, str):
         return exception
     tb = traceback.TracebackException.from_exception(exception)
-    tb.stack = traceback.StackSummary.from_list([f for f in tb.stack if not any(part in f.filename for part in _RUNNER_FRAMES)])
+    tb.stack = traceback.StackSummary.from_list([f for f in tb.stack if not any(part in f.filename for part in RUNNER_FRAMES)])
     return "".join(tb.format()).rstrip("\n")
 
 

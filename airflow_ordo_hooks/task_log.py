@@ -36,8 +36,6 @@ _POLL = 0.02
 _SETTLED_POLLS = 3  # the file has stopped growing once its size is the same this many polls in a row
 _MARKER = "airflow-ordo-hooks: reading this try's log"
 _MARKER_LINE = re.compile(re.escape(_MARKER) + r" \[[0-9a-f]{12}\]")
-# Airflow's own task-runner frames, left out of tracebacks as payloads.failure_text leaves them out
-_RUNNER_FRAMES = ("/airflow/sdk/execution_time/", "/airflow/sdk/bases/operator.py", "/airflow/sdk/bases/decorator.py")
 
 
 @functools.lru_cache(maxsize=8)
@@ -105,6 +103,8 @@ def _catch_up(path: Path, timeout: float = CATCH_UP_TIMEOUT) -> None:
 
 def _traceback(stacks: Any) -> str:
     """structlog's dict traceback (the raised exception first, then its causes) as Python prints it."""
+    from airflow_ordo_hooks.payloads import RUNNER_FRAMES  # left out as failure_text leaves them out
+
     lines: list[str] = []
     cause = None
     for stack in reversed([s for s in stacks if isinstance(s, dict)]):  # the first cause first, as Python does
@@ -117,7 +117,7 @@ def _traceback(stacks: Any) -> str:
                 "",
             ]
         frames = [
-            f for f in stack.get("frames") or () if isinstance(f, dict) and not any(p in str(f.get("filename")) for p in _RUNNER_FRAMES)
+            f for f in stack.get("frames") or () if isinstance(f, dict) and not any(p in str(f.get("filename")) for p in RUNNER_FRAMES)
         ]
         if frames:
             lines.append("Traceback (most recent call last):")

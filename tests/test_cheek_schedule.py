@@ -5,38 +5,17 @@ from __future__ import annotations
 import pytest
 
 from airflow_ordo_hooks.cheek_schedule import CheekScheduleError, load_cheek_schedule
-
-SEED = """
-on_success:
-  notify_webhook:
-    - https://webhook.site/e33464a3-1a4f-4f1a-99d3-743364c6b10f
-jobs:
-  coffee:
-    command: this fails # this will create on_error event
-    cron: "* * * * *"
-    retries: 3 # retry up to 3 times before giving up
-    on_error:
-      notify_webhook: # fires after each failed attempt
-        - https://webhook.site/e33464a3-1a4f-4f1a-99d3-743364c6b10f
-    on_retries_exhausted:
-      trigger_job: # only fires once when all retries fail
-        - cleanup_job
-      notify_webhook:
-        - https://webhook.site/critical-alerts
-  beans:
-    command: echo grind # this will create on_success event
-    cron: "* * * * *"
-"""
+from tests.seeds import CHEEK_SCHEDULE
 
 
 def test_the_seed_schedule_as_written_reports_its_missing_cleanup_job():
     with pytest.raises(CheekScheduleError) as err:
-        load_cheek_schedule(SEED)
+        load_cheek_schedule(CHEEK_SCHEDULE)
     assert str(err.value).startswith("cheek schedule: job 'coffee'.on_retries_exhausted.trigger_job: no job 'cleanup_job' in the schedule")
 
 
 def test_the_seed_schedule_loads_once_cleanup_job_exists():
-    dags = load_cheek_schedule(SEED, known_dag_ids=["cleanup_job"])
+    dags = load_cheek_schedule(CHEEK_SCHEDULE, known_dag_ids=["cleanup_job"])
     assert sorted(dags) == ["beans", "coffee"]
     coffee = dags["coffee"].get_task("coffee")
     assert coffee.bash_command == "this fails" and coffee.retries == 3
@@ -112,7 +91,7 @@ def test_malformed_schedules_are_refused_naming_the_job_and_the_field(schedule, 
 
 def test_a_schedule_file_next_to_the_dag_file(tmp_path):
     path = tmp_path / "schedule.yaml"
-    path.write_text(SEED.replace("- cleanup_job", "- beans"))
+    path.write_text(CHEEK_SCHEDULE.replace("- cleanup_job", "- beans"))
     assert sorted(load_cheek_schedule(str(path))) == ["beans", "coffee"]
     with pytest.raises(CheekScheduleError, match="cheek schedule missing.yaml: cannot read it"):
         load_cheek_schedule(str(tmp_path / "missing.yaml"))
@@ -143,7 +122,7 @@ def test_env_working_directory_and_encoding_reach_the_command(run_dag, receiver)
 
 def test_a_prefix_namespaces_dag_ids_and_trigger_targets_and_targets_expand_environment_variables(monkeypatch):
     monkeypatch.setenv("HOOK_BASE", "https://hooks.example")
-    dags = load_cheek_schedule(SEED.replace("https://webhook.site", "${HOOK_BASE}") + "  cleanup_job:\n    command: echo clean\n", dag_id_prefix="ns_")
+    dags = load_cheek_schedule(CHEEK_SCHEDULE.replace("https://webhook.site", "${HOOK_BASE}") + "  cleanup_job:\n    command: echo clean\n", dag_id_prefix="ns_")
 
     assert sorted(d.dag_id for d in dags.values()) == ["ns_beans", "ns_cleanup_job", "ns_coffee"]
     coffee = dags["coffee"]
@@ -158,7 +137,7 @@ def test_the_shipped_example_is_the_seed_plus_cleanup_job():
     import yaml
 
     shipped = yaml.safe_load((Path(__file__).parent.parent / "example_dags" / "cheek_schedule.yaml").read_text())
-    seed = yaml.safe_load(SEED)
+    seed = yaml.safe_load(CHEEK_SCHEDULE)
     assert sorted(shipped["jobs"]) == ["beans", "cleanup_job", "coffee"]
     for name in ("coffee", "beans"):
         for field in ("command", "cron", "retries"):

@@ -5,21 +5,11 @@ from __future__ import annotations
 import pytest
 
 from airflow_ordo_hooks.config import Action, Hooks, HooksConfigError, RUN_EVENTS, parse_hooks
-
-SEED_YAML = """
-on_error:
-  notify_webhook: # fires after each failed attempt
-    - https://webhook.site/e33464a3-1a4f-4f1a-99d3-743364c6b10f
-on_retries_exhausted:
-  trigger_job: # only fires once when all retries fail
-    - cleanup_job
-  notify_webhook:
-    - https://webhook.site/critical-alerts
-"""
+from tests.seeds import COFFEE_HOOKS
 
 
 def test_cheeks_own_yaml_parses():
-    hooks = parse_hooks(SEED_YAML)
+    hooks = parse_hooks(COFFEE_HOOKS)
     assert hooks.actions == (
         Action("on_error", "notify_webhook", "https://webhook.site/e33464a3-1a4f-4f1a-99d3-743364c6b10f"),
         Action("on_retries_exhausted", "trigger_job", "cleanup_job"),
