@@ -23,7 +23,9 @@ $(SYNCED): requirements.lock pyproject.toml | $(UV)
 demo: $(SYNCED)
 	$(PY) -m demo
 
+# the system tests also start PostgreSQL and Redis from Debian's packages (installed if missing)
 test: $(SYNCED)
+	scripts/install-system-services
 	$(PY) -m pytest
 
 bench: $(SYNCED)

@@ -15,6 +15,7 @@ from collections import Counter
 import pytest
 
 from airflow_ordo_hooks.testing.receiver import ReceivedRequest, Respond, WebhookReceiver
+from tests.system.deployments import utc
 
 pytestmark = pytest.mark.system
 
@@ -26,6 +27,8 @@ DAG_IDS = (
     "system_run_failed",
     "system_500_success",
     "system_500_failed",
+    "system_down_success",
+    "system_down_failed",
     "system_nohooks_success",
     "system_nohooks_failed",
     "system_log_burst_success",
@@ -96,10 +99,21 @@ def test_each_failed_try_sends_its_own_log_from_the_try_log_file(run_of, system_
         other = 2 if try_number == 1 else 1
         assert f"printed by try {other}:" not in body["log"], "a payload carries another try's log"
         assert "RuntimeError" in body["log"] and "deliberate failure" in body["log"]
-    # the log files the supervisor wrote are where that text came from
+    # the log files the supervisor wrote are where that text came from, and the callbacks ran in the
+    # tries' own task processes: what they logged is in those files
     files = airflow_deployment.task_log_files("system_prints_then_fails")
     assert [f.name for f in files] == ["attempt=1.log", "attempt=2.log"]
+    for file in files:
+        assert "airflow-ordo-hooks: reading this try's log" in file.read_text()
     assert "printed by try 1: the kettle is empty" in files[0].read_text()
+    # two tries, the second a real retry_delay (3 s) after the first; on Celery, each run by the worker
+    if airflow_deployment.kind == "celery":
+        ran = airflow_deployment.celery_workloads()
+        for file in files:
+            assert str(file.relative_to(airflow_deployment.home / "logs")) in ran, f"the Celery worker did not run {file}"
+    first, second = airflow_deployment.tries("system_prints_then_fails", run["dag_run_id"], "job")
+    gap = utc(second["start_date"]) - utc(first["end_date"])
+    assert gap.total_seconds() >= 3, f"the retry started {gap} after the first try ended"
 
 
 def test_a_printed_connection_password_is_masked_in_the_payload(run_of, system_receiver, airflow_deployment):
@@ -186,3 +200,38 @@ def test_a_receiver_answering_500_changes_no_state(run_of, system_receiver, outc
     assert with_hooks["state"] == without["state"] and with_hooks_tasks == without_tasks
     assert Counter(r.path.split("/", 2)[2] for r in requests) == expected
     assert not received(system_receiver, f"system_nohooks_{outcome}")
+
+
+@pytest.mark.parametrize("outcome", ["success", "failed"])
+def test_a_receiver_that_is_down_changes_no_state_and_every_failed_delivery_is_recorded(run_of, airflow_deployment, outcome):
+    dag_id = f"system_down_{outcome}"
+    with_hooks, with_hooks_tasks = run_of(dag_id)
+    without, without_tasks = run_of(f"system_nohooks_{outcome}")
+
+    assert with_hooks["state"] == without["state"] == outcome
+    # Ordo's on_exit step is a teardown: it succeeds though its receiver is down, and counts for nothing
+    assert with_hooks_tasks == without_tasks | {"call_webhook": "success"}
+    record = airflow_deployment.xcom(dag_id, with_hooks["dag_run_id"], "call_webhook")
+    assert record["job_status"] == outcome and record["source"] == "rest_api"
+    delivery = record["delivery"]
+    assert delivery["status_code"] is None and delivery["attempts"] == 3, delivery  # [ordo_hooks] max_attempts
+    assert "ConnectionError" in delivery["error"] and "refused" in delivery["error"].lower(), delivery
+    # each task's failed deliveries are in its try's log, one warning per event, naming the target
+    down = f"127.0.0.1:{airflow_deployment.down_port}"
+    warnings = {}
+    for file in airflow_deployment.task_log_files(dag_id):
+        task = file.parent.name.removeprefix("task_id=")
+        lines = [line for line in file.read_text().splitlines() if "not delivered after 3 attempt(s)" in line]
+        assert all(down in line and "refused" in line.lower() for line in lines), lines
+        warnings[f"{task}/{file.name}"] = len(lines)
+    expected = {"ok/attempt=1.log": 1, "after/attempt=1.log": 1}  # on_success
+    if outcome == "failed":  # on_error, then on_error and on_retries_exhausted
+        expected |= {"bad/attempt=1.log": 1, "bad/attempt=2.log": 2}
+    assert {k: v for k, v in warnings.items() if not k.startswith("call_webhook/")} == expected
+    # and the DAG-run event's, in the DAG processor's log
+    deadline = time.monotonic() + 30
+    while not (lines := [line for line in airflow_deployment.dag_processor_log().splitlines()
+                         if f"{down}/{dag_id}/" in line and "not delivered" in line]):
+        assert time.monotonic() < deadline, f"no failed delivery of {dag_id}'s run event in the DAG processor's log"
+        time.sleep(0.5)
+    assert len(lines) == 1, lines

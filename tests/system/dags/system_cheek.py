@@ -12,33 +12,35 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, task
 
-from airflow_ordo_hooks import attach_hooks, attach_run_hooks
+from airflow_ordo_hooks import attach_hooks, attach_on_exit, attach_run_hooks
 
 RECEIVER = os.environ.get("ORDO_HOOKS_RECEIVER", "http://127.0.0.1:8765")
+DOWN = os.environ.get("ORDO_HOOKS_RECEIVER_DOWN", "http://127.0.0.1:9")
+"""A receiver that is down: nothing listens on its port, so every connection is refused."""
 EVENTS = ("on_success", "on_error", "on_retries_exhausted")
 RUN_EVENTS = ("on_success", "on_error")
 
 
-def every_event(dag_id: str, task_id: str) -> dict:
-    return {event: {"notify_webhook": [f"{RECEIVER}/{dag_id}/{task_id}/{event}"]} for event in EVENTS}
+def every_event(dag_id: str, task_id: str, receiver: str = RECEIVER) -> dict:
+    return {event: {"notify_webhook": [f"{receiver}/{dag_id}/{task_id}/{event}"]} for event in EVENTS}
 
 
-def run_events(dag_id: str) -> dict:
-    return {event: {"notify_webhook": [f"{RECEIVER}/{dag_id}/run/{event}"]} for event in RUN_EVENTS}
+def run_events(dag_id: str, receiver: str = RECEIVER) -> dict:
+    return {event: {"notify_webhook": [f"{receiver}/{dag_id}/run/{event}"]} for event in RUN_EVENTS}
 
 
-def _dag(dag_id: str, retries: int = 0) -> DAG:
+def _dag(dag_id: str, retries: int = 0, retry_delay: float = 1) -> DAG:
     return DAG(
         dag_id,
         schedule=None,
         start_date=datetime(2026, 1, 1),
         catchup=False,
-        default_args={"retries": retries, "retry_delay": timedelta(seconds=1)},
+        default_args={"retries": retries, "retry_delay": timedelta(seconds=retry_delay)},
     )
 
 
-# A task that prints a line and then always fails, with one retry: each payload's log is its own try's.
-with _dag("system_prints_then_fails", retries=1):
+# A task that prints a line and then always fails, with one retry 3 s later: each payload's log is its own try's.
+with _dag("system_prints_then_fails", retries=1, retry_delay=3):
 
     @task(task_id="job")
     def prints_then_fails(ti=None):
@@ -85,8 +87,9 @@ for outcome in ("success", "failed"):
         attach_run_hooks(dag, run_events(f"system_run_{outcome}"))
 
 
-# A receiver answering 500 to everything changes no state: each DAG with hooks has a twin without.
-def _outcome_dag(dag_id: str, fails: bool, hooks: bool) -> DAG:
+# A receiver answering 500 to everything, or one that is down, changes no state: each DAG with hooks
+# has a twin without.
+def _outcome_dag(dag_id: str, fails: bool, hooks: bool, receiver: str = RECEIVER) -> DAG:
     with _dag(dag_id, retries=1) as dag:
 
         @task(task_id="ok")
@@ -108,13 +111,17 @@ def _outcome_dag(dag_id: str, fails: bool, hooks: bool) -> DAG:
             bad()
         if hooks:
             for t in dag.tasks:
-                attach_hooks(t, every_event(dag_id, t.task_id))
-            attach_run_hooks(dag, run_events(dag_id))
+                attach_hooks(t, every_event(dag_id, t.task_id, receiver))
+            attach_run_hooks(dag, run_events(dag_id, receiver))
+    if hooks and receiver == DOWN:  # and Ordo's report, to the same receiver
+        step = {"id": "call_webhook", "type": "CALL_WEBHOOK", "inputs": {"waits_for": "step:ok.return_value"}, "param_keys": ["webhook_url"]}
+        attach_on_exit(dag, step, defaults={"webhook_url": f"{receiver}/{dag_id}/report"})
     return dag
 
 
 for outcome in ("success", "failed"):
     _outcome_dag(f"system_500_{outcome}", fails=outcome == "failed", hooks=True)
+    _outcome_dag(f"system_down_{outcome}", fails=outcome == "failed", hooks=True, receiver=DOWN)
     _outcome_dag(f"system_nohooks_{outcome}", fails=outcome == "failed", hooks=False)
 
 
