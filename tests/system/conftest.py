@@ -30,9 +30,10 @@ if unknown := sorted(set(KINDS) - set(DEPLOYMENTS)):
     raise pytest.UsageError(f"ORDO_HOOKS_SYSTEM_DEPLOYMENTS: unknown deployment {unknown}; known: {sorted(DEPLOYMENTS)}")
 
 _DEPLOYMENT: Deployment | None = None
-_KEEP_HOME = bool(os.environ.get("ORDO_HOOKS_SYSTEM_KEEP_HOME"))
+_KEEP = os.environ.get("ORDO_HOOKS_SYSTEM_KEEP_HOME", "")
+_KEEP_HOME = _KEEP == "1"
 """Set ``ORDO_HOOKS_SYSTEM_KEEP_HOME=1`` to keep the deployment's home (logs, database, requests received);
-it is kept anyway when a system test fails, and the summary says where."""
+unset, it is kept when a system test fails, and the summary says where; ``0``: never kept."""
 _KEPT_HOMES: list[Path] = []
 
 
@@ -64,7 +65,7 @@ def airflow_deployment(request: pytest.FixtureRequest, system_receiver: WebhookR
         deployment.wait_until_ready()
         yield deployment
     except BaseException:
-        _KEEP_HOME = True
+        _KEEP_HOME = _KEEP != "0"
         raise
     finally:
         deployment.stop()
@@ -87,7 +88,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     global _KEEP_HOME
     report = yield
     if report.failed and _DEPLOYMENT is not None:
-        _KEEP_HOME = True
+        _KEEP_HOME = _KEEP != "0"
         try:
             report.sections.append((str(_DEPLOYMENT), _DEPLOYMENT.diagnostics()))
         except Exception as e:  # diagnostics must never hide the failure
