@@ -37,6 +37,8 @@ def _requests(receiver, prefix, count, timeout=120.0):
 
 def test_the_report_is_read_through_the_rest_api_with_full_timestamps(airflow_deployment, system_receiver, runs, valid_report):
     run = airflow_deployment.wait_for_run("system_ordo_pipeline", runs["system_ordo_pipeline"])
+    states = airflow_deployment.task_states("system_ordo_pipeline", runs["system_ordo_pipeline"])
+    assert states["call_webhook"] == "success", f"the on_exit step ended {states['call_webhook']}"
     (request,) = _requests(system_receiver, "/system_ordo_pipeline/report", 1)
     report = valid_report(request.json)
 
@@ -44,7 +46,6 @@ def test_the_report_is_read_through_the_rest_api_with_full_timestamps(airflow_de
     job = report["job"]
     assert job["status"] == run["state"] == "success"
     assert job["created_at"] and job["started_at"] and job["finished_at"]
-    states = airflow_deployment.task_states("system_ordo_pipeline", runs["system_ordo_pipeline"])
     assert {s["step_id"]: s["airflow_state"] for s in report["steps"]} == {k: v for k, v in states.items() if k != "call_webhook"}
     assert all(s["started_at"] and s["finished_at"] for s in report["steps"])
     assert {s["step_id"]: s["attempt"] for s in report["steps"]} == {"convert": 1, "dataset_info": 1, "flaky": 2}
