@@ -1,12 +1,17 @@
 # Two commands for a new user: `make demo` and `make test`. Each builds .venv from the committed
-# lock (requirements.lock) on first use, with uv pinned below.
+# lock (requirements.lock) on first use, with uv pinned below. `make test` also builds .venv-oldest
+# from requirements-airflow-oldest.lock: the oldest Airflow pyproject.toml admits.
 PYTHON ?= python3
 UV_VERSION := 0.13.8
 TOOLS := .uv
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
-SYNCED := $(VENV)/.synced
+OLDEST_VENV := .venv-oldest
+OLDEST_PY := $(OLDEST_VENV)/bin/python
+AIRFLOW_OLDEST := $(shell sed -n 's/^ *"apache-airflow>=\([0-9.]*\),.*/\1/p' pyproject.toml)
+COMPILE := $(UV) pip compile pyproject.toml --extra test --python-version 3.11 \
+	--python-platform x86_64-unknown-linux-gnu --generate-hashes --quiet
 
 .PHONY: demo test bench lock clean
 
@@ -14,27 +19,39 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
 
-$(SYNCED): requirements.lock pyproject.toml | $(UV)
-	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV)
-	$(UV) pip sync --quiet --python $(PY) requirements.lock
-	$(UV) pip install --quiet --python $(PY) --no-deps --no-build-isolation --editable .
-	touch $@
+# a virtual environment $(1) holding exactly lock file $(2), and this checkout (editable)
+define sync
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(1)
+	$(UV) pip sync --quiet --python $(1)/bin/python $(2)
+	$(UV) pip install --quiet --python $(1)/bin/python --no-deps --no-build-isolation --editable .
+	touch $(1)/.synced
+endef
 
-demo: $(SYNCED)
+$(VENV)/.synced: requirements.lock pyproject.toml | $(UV)
+	$(call sync,$(VENV),requirements.lock)
+
+$(OLDEST_VENV)/.synced: requirements-airflow-oldest.lock pyproject.toml | $(UV)
+	$(call sync,$(OLDEST_VENV),requirements-airflow-oldest.lock)
+
+demo: $(VENV)/.synced
 	$(PY) -m demo
 
-# the system tests also start PostgreSQL and Redis from Debian's packages (installed if missing)
-test: $(SYNCED)
+# Everything on the tested Airflow; the system tests also start PostgreSQL and Redis from Debian's
+# packages (installed if missing). Then the dag.test() part again on the oldest Airflow supported.
+test: $(VENV)/.synced $(OLDEST_VENV)/.synced
 	scripts/install-system-services
 	$(PY) -m pytest
+	@echo "== the tests without the system suite, on the oldest Airflow supported ($(AIRFLOW_OLDEST))"
+	$(OLDEST_PY) -m pytest -m "not system"
 
-bench: $(SYNCED)
+bench: $(VENV)/.synced
 	$(PY) -m bench
 
-# Re-resolve the lock after changing dependencies in pyproject.toml.
+# Re-resolve both locks after changing dependencies in pyproject.toml.
 lock: | $(UV)
-	$(UV) pip compile pyproject.toml --extra test --python-version 3.11 \
-		--python-platform x86_64-unknown-linux-gnu --generate-hashes --quiet -o requirements.lock
+	$(COMPILE) -o requirements.lock
+	echo "apache-airflow==$(AIRFLOW_OLDEST)" > $(TOOLS)/oldest.txt
+	$(COMPILE) --constraint $(TOOLS)/oldest.txt -o requirements-airflow-oldest.lock
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .demo
+	rm -rf $(VENV) $(OLDEST_VENV) $(TOOLS) .demo

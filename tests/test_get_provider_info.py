@@ -1,11 +1,14 @@
-"""The package registers as an Airflow provider, as Airflow's own CLI sees it."""
+"""The package registers as an Airflow provider, as Airflow's own CLI sees it, and declares the Airflow it is tested on."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import tomllib
 from importlib.metadata import distribution
+from pathlib import Path
 
 from airflow_ordo_hooks import __version__
 from airflow_ordo_hooks.get_provider_info import get_provider_info
@@ -43,3 +46,16 @@ def test_listed_notifiers_import():
     for path in get_provider_info()["notifications"]:
         module, _, name = path.rpartition(".")
         assert issubclass(getattr(importlib.import_module(module), name), BaseNotifier)
+
+
+def test_the_oldest_airflow_declared_is_the_one_the_oldest_lock_tests():
+    root = Path(__file__).resolve().parents[1]
+    dependencies = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    (airflow,) = [d for d in dependencies if re.match(r"apache-airflow[>=<]", d)]
+    floor = re.fullmatch(r"apache-airflow>=([\d.]+),<4", airflow).group(1)
+
+    def pinned(lock: str) -> str:
+        return re.search(r"^apache-airflow==([\d.]+) ", (root / lock).read_text(), re.MULTILINE).group(1)
+
+    assert pinned("requirements-airflow-oldest.lock") == floor
+    assert tuple(map(int, pinned("requirements.lock").split("."))) >= tuple(map(int, floor.split(".")))
