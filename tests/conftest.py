@@ -106,3 +106,29 @@ def valid_report():
         return body
 
     return check
+
+
+# How long each part of the suite takes (setup, call and teardown, so a deployment's start-up counts
+# for the part that starts it), printed at the end of every run: the README's figures come from here.
+_PART_SECONDS: dict[str, float] = {}
+
+
+def _part(nodeid: str) -> str:
+    if nodeid.startswith("tests/system/test_system_catches_what_dag_test_cannot.py"):
+        return "system: planted breaks (a local deployment per break)"
+    if nodeid.startswith("tests/system/"):
+        kind = nodeid.partition("[")[2].split("-")[0].rstrip("]")
+        return f"system: {kind} deployment"
+    return "unit and dag.test()"
+
+
+def pytest_runtest_logreport(report):
+    part = _part(report.nodeid)
+    _PART_SECONDS[part] = _PART_SECONDS.get(part, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _PART_SECONDS:
+        terminalreporter.write_sep("-", "time per part")
+        for part, seconds in sorted(_PART_SECONDS.items()):
+            terminalreporter.write_line(f"{part}: {seconds:.0f} s")
