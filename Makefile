@@ -37,12 +37,13 @@ demo: $(VENV)/.synced
 	$(PY) -m demo
 
 # Everything on the tested Airflow; the system tests also start PostgreSQL and Redis from Debian's
-# packages (installed if missing). Then the dag.test() part again on the oldest Airflow supported.
+# packages (installed if missing). Then again on the oldest Airflow supported: the dag.test() part
+# and the system tests on the local deployment.
 test: $(VENV)/.synced $(OLDEST_VENV)/.synced
 	scripts/install-system-services
 	$(PY) -m pytest
-	@echo "== the tests without the system suite, on the oldest Airflow supported ($(AIRFLOW_OLDEST))"
-	$(OLDEST_PY) -m pytest -m "not system"
+	@echo "== again on the oldest Airflow supported ($(AIRFLOW_OLDEST)): dag.test() and the local deployment"
+	ORDO_HOOKS_SYSTEM_DEPLOYMENTS=local $(OLDEST_PY) -m pytest --ignore tests/system/test_system_catches_what_dag_test_cannot.py
 
 bench: $(VENV)/.synced
 	$(PY) -m bench
