@@ -397,7 +397,9 @@ class StandaloneDeployment(Deployment):
     def environment(self) -> dict[str, str]:
         return super().environment() | dict(
             AIRFLOW__CORE__EXECUTOR=self.executor,
-            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{self.home}/airflow.db",
+            # SQLite has one writer at a time: wait up to 30 s for the lock, not sqlite3's 5 s (with
+            # 5 s, the API server's writes failed now and then under the tests' load: "Database error")
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{self.home}/airflow.db?timeout=30",
         )
 
     def dag_processor_output(self) -> list[str]:  # standalone prefixes each component's lines with its name
