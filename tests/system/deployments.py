@@ -142,6 +142,7 @@ class Deployment:
             AIRFLOW_HOME=str(self.home),
             AIRFLOW__CORE__DAGS_FOLDER=str(self.dags_folder),
             AIRFLOW__CORE__LOAD_EXAMPLES="False",
+            AIRFLOW__CORE__EXECUTOR=self.executor,
             AIRFLOW__CORE__PARALLELISM="8",
             AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(_free_port()),
             AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(self.home / "logs"),
@@ -410,7 +411,6 @@ class StandaloneDeployment(Deployment):
 
     def environment(self) -> dict[str, str]:
         return super().environment() | dict(
-            AIRFLOW__CORE__EXECUTOR=self.executor,
             AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{self.home}/airflow.db",
         )
 
@@ -463,7 +463,6 @@ exit 1
     def environment(self) -> dict[str, str]:
         database = f"airflow@127.0.0.1:{self.pg_port}/airflow"
         return super().environment() | dict(
-            AIRFLOW__CORE__EXECUTOR=self.executor,
             AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"postgresql+psycopg2://{database}",
             AIRFLOW__CELERY__BROKER_URL=f"redis://127.0.0.1:{self.redis_port}/0",
             AIRFLOW__CELERY__RESULT_BACKEND=f"db+postgresql+psycopg2://{database}",
