@@ -9,42 +9,60 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from airflow_ordo_hooks._version import __version__
 
 _LAZY = {
-    "attach_hooks": "airflow_ordo_hooks.events",
-    "attach_run_hooks": "airflow_ordo_hooks.events",
-    "parse_hooks": "airflow_ordo_hooks.config",
-    "HooksConfigError": "airflow_ordo_hooks.config",
-    "JobEventWebhookNotifier": "airflow_ordo_hooks.notifications",
-    "JobEventSlackWebhookNotifier": "airflow_ordo_hooks.notifications",
-    "JobEventDiscordWebhookNotifier": "airflow_ordo_hooks.notifications",
-    "load_cheek_schedule": "airflow_ordo_hooks.cheek_schedule",
-    "CheekScheduleError": "airflow_ordo_hooks.cheek_schedule",
-    "attach_on_exit": "airflow_ordo_hooks.on_exit",
-    "parse_on_exit": "airflow_ordo_hooks.on_exit",
-    "OnExitConfigError": "airflow_ordo_hooks.on_exit",
-    "CallWebhookOperator": "airflow_ordo_hooks.call_webhook",
-    "deliver": "airflow_ordo_hooks.delivery",
-    "deliver_all": "airflow_ordo_hooks.delivery",
-    "DeliveryPolicy": "airflow_ordo_hooks.delivery",
-    "DeliveryRecord": "airflow_ordo_hooks.delivery",
+    # authoring: cheek's hooks and schedule, Ordo's on_exit step
+    "attach_hooks": "airflow_ordo_hooks._events",
+    "attach_run_hooks": "airflow_ordo_hooks._events",
+    "parse_hooks": "airflow_ordo_hooks._hooks_config",
+    "load_cheek_schedule": "airflow_ordo_hooks._cheek_schedule",
+    "attach_on_exit": "airflow_ordo_hooks._on_exit",
+    "parse_on_exit": "airflow_ordo_hooks._on_exit",
+    # notifiers, operators, hooks
+    "JobEventWebhookNotifier": "airflow_ordo_hooks.notifications.job_event",
+    "JobEventSlackWebhookNotifier": "airflow_ordo_hooks.notifications.job_event",
+    "JobEventDiscordWebhookNotifier": "airflow_ordo_hooks.notifications.job_event",
+    "CallWebhookOperator": "airflow_ordo_hooks.operators.call_webhook",
+    "TriggerJobOperator": "airflow_ordo_hooks.operators.trigger_job",
+    "deliver": "airflow_ordo_hooks.hooks.webhook",
+    "deliver_all": "airflow_ordo_hooks.hooks.webhook",
+    "DeliveryPolicy": "airflow_ordo_hooks.hooks.webhook",
+    "DeliveryRecord": "airflow_ordo_hooks.hooks.webhook",
+    # errors
+    "OrdoHooksError": "airflow_ordo_hooks.exceptions",
+    "SettingsError": "airflow_ordo_hooks.exceptions",
+    "TargetError": "airflow_ordo_hooks.exceptions",
+    "ConfigError": "airflow_ordo_hooks.exceptions",
+    "HooksConfigError": "airflow_ordo_hooks.exceptions",
+    "CheekScheduleError": "airflow_ordo_hooks.exceptions",
+    "OnExitConfigError": "airflow_ordo_hooks.exceptions",
 }
 
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:
-    from airflow_ordo_hooks.call_webhook import CallWebhookOperator
-    from airflow_ordo_hooks.cheek_schedule import CheekScheduleError, load_cheek_schedule
-    from airflow_ordo_hooks.config import HooksConfigError, parse_hooks
-    from airflow_ordo_hooks.delivery import DeliveryPolicy, DeliveryRecord, deliver, deliver_all
-    from airflow_ordo_hooks.events import attach_hooks, attach_run_hooks
-    from airflow_ordo_hooks.on_exit import OnExitConfigError, attach_on_exit, parse_on_exit
-    from airflow_ordo_hooks.notifications import (
+    from airflow_ordo_hooks._cheek_schedule import load_cheek_schedule
+    from airflow_ordo_hooks._events import attach_hooks, attach_run_hooks
+    from airflow_ordo_hooks._hooks_config import parse_hooks
+    from airflow_ordo_hooks._on_exit import attach_on_exit, parse_on_exit
+    from airflow_ordo_hooks.exceptions import (
+        CheekScheduleError,
+        ConfigError,
+        HooksConfigError,
+        OnExitConfigError,
+        OrdoHooksError,
+        SettingsError,
+        TargetError,
+    )
+    from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy, DeliveryRecord, deliver, deliver_all
+    from airflow_ordo_hooks.notifications.job_event import (
         JobEventDiscordWebhookNotifier,
         JobEventSlackWebhookNotifier,
         JobEventWebhookNotifier,
     )
+    from airflow_ordo_hooks.operators.call_webhook import CallWebhookOperator
+    from airflow_ordo_hooks.operators.trigger_job import TriggerJobOperator
 
 
 def __getattr__(name: str) -> Any:

@@ -22,15 +22,17 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.policies import hookimpl
 
+from airflow_ordo_hooks import _settings
+
 if TYPE_CHECKING:
-    from airflow_ordo_hooks.config import Hooks
+    from airflow_ordo_hooks._hooks_config import Hooks
 
 log = logging.getLogger(__name__)
 
 
 @functools.lru_cache(maxsize=4)
 def _parse(path: str, version: int) -> Hooks | None:
-    from airflow_ordo_hooks.config import HooksConfigError, parse_hooks
+    from airflow_ordo_hooks._hooks_config import HooksConfigError, parse_hooks
 
     where = f"[ordo_hooks] hooks_file {path}"
     try:
@@ -46,9 +48,7 @@ def _parse(path: str, version: int) -> Hooks | None:
 
 def deployment_hooks() -> Hooks | None:
     """The hooks of ``[ordo_hooks] hooks_file``, read again when the file changes; ``None`` when there are none."""
-    from airflow.configuration import conf
-
-    path = conf.get("ordo_hooks", "hooks_file", fallback="")
+    path = _settings.get("hooks_file")
     if not path:
         return None
     try:
@@ -62,6 +62,6 @@ def deployment_hooks() -> Hooks | None:
 def dag_policy(dag: Any) -> None:
     hooks = deployment_hooks()
     if hooks:
-        from airflow_ordo_hooks.events import attach_hooks
+        from airflow_ordo_hooks._events import attach_hooks
 
         attach_hooks(dag, hooks)

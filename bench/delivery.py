@@ -19,7 +19,7 @@ def main() -> None:
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="ordo-bench-"))
     from airflow.providers.http.notifications.http import HttpNotifier
 
-    from airflow_ordo_hooks.delivery import DeliveryPolicy, deliver
+    from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy, deliver
     from airflow_ordo_hooks.testing.receiver import WebhookReceiver
 
     body = {"status": 1, "name": "coffee", "log": "x" * 1900, "retry_attempt": 0}

@@ -27,8 +27,8 @@ def _median_ms(samples: list[float]) -> float:
 def one_event(receiver) -> None:
     import requests
 
-    from airflow_ordo_hooks.config import parse_hooks
-    from airflow_ordo_hooks.events import fire
+    from airflow_ordo_hooks._hooks_config import parse_hooks
+    from airflow_ordo_hooks._events import fire
 
     hooks = parse_hooks({"on_error": {"notify_webhook": [receiver.url("/event")]}})
     now = datetime.now(timezone.utc)

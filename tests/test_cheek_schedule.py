@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_ordo_hooks.cheek_schedule import CheekScheduleError, load_cheek_schedule
+from airflow_ordo_hooks._cheek_schedule import CheekScheduleError, load_cheek_schedule
 from tests.seeds import CHEEK_SCHEDULE
 
 

@@ -35,7 +35,7 @@ def test_airflow_providers_list_shows_the_package():
 def test_airflow_providers_notifications_lists_our_notifiers():
     listed = _airflow("providers", "notifications", "--output", "json")
     for name in ("JobEventWebhookNotifier", "JobEventSlackWebhookNotifier", "JobEventDiscordWebhookNotifier"):
-        assert f"airflow_ordo_hooks.notifications.{name}" in listed
+        assert f"airflow_ordo_hooks.notifications.job_event.{name}" in listed
 
 
 def test_listed_notifiers_import():

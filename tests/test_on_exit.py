@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from airflow_ordo_hooks.on_exit import OnExitConfigError, OnExitStep, Reference, attach_on_exit, parse_on_exit
+from airflow_ordo_hooks._on_exit import OnExitConfigError, OnExitStep, Reference, attach_on_exit, parse_on_exit
 
 SEED = {
     "id": "call_webhook",
@@ -86,7 +86,7 @@ def test_the_step_is_a_teardown_after_every_task_that_does_not_count_for_the_run
     assert dag.params.dump() == {"call_webhook": {"webhook_url": "https://example.com/done"}}
     assert dag.has_on_failure_callback
 
-    from airflow_ordo_hooks.run_state import effective_leaves
+    from airflow_ordo_hooks._run_state import effective_leaves
 
     assert effective_leaves(dag) == {"publish", "dataset_info"}
 

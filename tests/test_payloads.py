@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from airflow_ordo_hooks.delivery import _encode, deliver
-from airflow_ordo_hooks.payloads import (
+from airflow_ordo_hooks.hooks.webhook import _encode, deliver
+from airflow_ordo_hooks._payloads import (
     CONF_KEY,
     DISCORD_LIMIT,
     SLACK_LIMIT,

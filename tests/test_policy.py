@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from airflow_ordo_hooks.events import JobEventCallback
+from airflow_ordo_hooks._events import JobEventCallback
 
 
 def _parse_plain(dags_folder):

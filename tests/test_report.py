@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from airflow_ordo_hooks.report import ArtifactRecord, OutputRecord, RunSnapshot, StepRecord, build_report, ordo_time, settled_status
+from airflow_ordo_hooks._report import ArtifactRecord, OutputRecord, RunSnapshot, StepRecord, build_report, ordo_time, settled_status
 
 T0 = datetime(2026, 2, 24, 18, 9, 31, 276543, tzinfo=timezone.utc)
 ON_EXIT = {"step_id": "call_webhook", "waits_for": "step:info.metadata", "waits_for_met": True, "note": None}

@@ -7,7 +7,7 @@
       "param_keys": ["webhook_url"]
     }
 
-In Airflow the step is a teardown task (:class:`~airflow_ordo_hooks.call_webhook.CallWebhookOperator`)
+In Airflow the step is a teardown task (:class:`~airflow_ordo_hooks.operators.call_webhook.CallWebhookOperator`)
 wired after every other task of the DAG: it runs once the run has settled, whatever its outcome,
 and does not count for the run's state. A reference ``step:<id>.<slot>`` names the XCom ``<slot>``
 pushed by task ``<id>``; ``job:<name>`` names a run parameter. Each of ``param_keys`` is read
@@ -24,10 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_ordo_hooks.exceptions import OnExitConfigError
+
 if TYPE_CHECKING:
     from airflow.sdk import DAG
 
-    from airflow_ordo_hooks.call_webhook import CallWebhookOperator
+    from airflow_ordo_hooks.operators.call_webhook import CallWebhookOperator
 
 STEP_TYPES = {"CALL_WEBHOOK": ("waits_for",)}
 """The executors an on_exit step may use, with the input slots each accepts."""
@@ -35,10 +37,6 @@ STEP_TYPES = {"CALL_WEBHOOK": ("waits_for",)}
 _REFERENCE = re.compile(r"^(job:[A-Za-z0-9_-]+|step:[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$")  # Ordo's own
 _ID = re.compile(r"^[A-Za-z0-9_-]+$")
 _STEP_KEYS = ("id", "type", "inputs", "param_keys")
-
-
-class OnExitConfigError(ValueError):
-    """An on_exit step that cannot be used; the message names the field, the value and what was expected."""
 
 
 @dataclass(frozen=True)
@@ -185,19 +183,19 @@ def attach_on_exit(
     :param defaults: default values of the step's ``param_keys`` (e.g. ``{"webhook_url": ...}``);
         a key without one must be given in the run's conf.
     :param api_conn_id: the HTTP connection to Airflow's REST API used to read the run (default
-        ``airflow_api``); see :class:`~airflow_ordo_hooks.call_webhook.CallWebhookOperator`.
+        ``airflow_api``); see :class:`~airflow_ordo_hooks.operators.call_webhook.CallWebhookOperator`.
     :return: the step's task.
     """
-    from airflow_ordo_hooks.call_webhook import DEFAULT_API_CONN_ID, CallWebhookOperator, OnExitFallback
-    from airflow_ordo_hooks.events import add_dag_callback
+    from airflow_ordo_hooks.operators.call_webhook import CallWebhookOperator, OnExitFallback
+    from airflow_ordo_hooks._events import add_dag_callback
 
     parsed = parse_on_exit(step, task_ids={t.task_id for t in dag.tasks})
     if parsed.id in dag.task_dict:
         raise OnExitConfigError(f"on_exit.id: {parsed.id!r} is already a task of DAG {dag.dag_id!r}")
     dag.params.update(params_for(parsed, defaults))
     others = list(dag.tasks)
-    operator = CallWebhookOperator(step=parsed, api_conn_id=api_conn_id or DEFAULT_API_CONN_ID, dag=dag)
+    operator = CallWebhookOperator(step=parsed, api_conn_id=api_conn_id, dag=dag)
     operator.as_teardown()
     others >> operator
-    add_dag_callback(dag, "on_failure_callback", OnExitFallback(parsed, api_conn_id or DEFAULT_API_CONN_ID))
+    add_dag_callback(dag, "on_failure_callback", OnExitFallback(parsed, api_conn_id))
     return operator

@@ -38,8 +38,8 @@ class JobEventWebhookNotifier(BaseNotifier):
     action = "notify_webhook"
 
     def __init__(self, target: str, *, event: str | None = None, **kwargs: Any) -> None:
-        from airflow_ordo_hooks.config import EVENTS
-        from airflow_ordo_hooks.delivery import check_target
+        from airflow_ordo_hooks._hooks_config import EVENTS
+        from airflow_ordo_hooks.hooks.webhook import check_target
 
         super().__init__(**kwargs)
         self.target = check_target(target)
@@ -48,9 +48,9 @@ class JobEventWebhookNotifier(BaseNotifier):
         self.event = event
 
     def notify(self, context: Mapping[str, Any]) -> None:
-        from airflow_ordo_hooks.delivery import deliver
-        from airflow_ordo_hooks.events import event_payload
-        from airflow_ordo_hooks.payloads import BUILDERS
+        from airflow_ordo_hooks.hooks.webhook import deliver
+        from airflow_ordo_hooks._events import event_payload
+        from airflow_ordo_hooks._payloads import BUILDERS
 
         event = self.event or ("on_success" if _succeeded(context) else "on_error")
         deliver(self.target, BUILDERS[self.action](event_payload(context, event)))

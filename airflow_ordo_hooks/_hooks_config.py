@@ -17,15 +17,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_ordo_hooks.exceptions import HooksConfigError
+
 EVENTS = ("on_success", "on_error", "on_retries_exhausted")
 RUN_EVENTS = ("on_success", "on_error")
 NOTIFY_ACTIONS = ("notify_webhook", "notify_slack_webhook", "notify_discord_webhook")
 ACTIONS = (*NOTIFY_ACTIONS, "trigger_job")
 _DAG_ID = re.compile(r"^[A-Za-z0-9_.-]+$")  # Airflow's own rule for DAG ids
-
-
-class HooksConfigError(ValueError):
-    """A hooks config that cannot be used; the message names the field, the value and what was expected."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +70,7 @@ def parse_hooks(config: Mapping[str, Any] | str | Hooks | None, *, where: str = 
     allowed = tuple(events)
     if not isinstance(config, Mapping):
         raise HooksConfigError(f"{where}: expected a mapping of events ({', '.join(allowed)}), got {config!r}")
-    from airflow_ordo_hooks.delivery import TargetError, check_target
+    from airflow_ordo_hooks.hooks.webhook import TargetError, check_target
 
     actions: list[Action] = []
     for event, by_action in config.items():

@@ -16,10 +16,14 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+from airflow_ordo_hooks import _settings
+from airflow_ordo_hooks._version import __version__
+from airflow_ordo_hooks.exceptions import TargetError
 
 if TYPE_CHECKING:
     import requests
@@ -32,13 +36,10 @@ CONN_PREFIX = "conn:"
 SIGNING_SECRET_EXTRA = "signing_secret"
 """Key in an HTTP connection's extra holding a Standard Webhooks secret (``whsec_…``)."""
 
-CONFIG_SECTION = "ordo_hooks"
 _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504}) | frozenset(range(505, 600))
 _ERROR_SNIPPET_BYTES = 300
-
-
-class TargetError(ValueError):
-    """A webhook target that is neither an http(s) URL nor ``conn:<conn_id>``."""
+PAGE_SIZE = 100  # the API server's default [api] maximum_page_limit
+_TIMEOUT = (3.0, 10.0)
 
 
 @dataclass(frozen=True)
@@ -59,26 +60,23 @@ class DeliveryPolicy:
     :param max_redirects: 307/308 redirects followed at the most.
     """
 
-    connect_timeout: float = 3.0
-    read_timeout: float = 10.0
-    budget: float = 10.0
-    max_attempts: int = 5
-    backoff_initial: float = 0.5
-    backoff_max: float = 8.0
-    backoff_jitter: float = 0.5
-    max_redirects: int = 5
+    connect_timeout: float = _settings.BY_NAME["connect_timeout"].default
+    read_timeout: float = _settings.BY_NAME["read_timeout"].default
+    budget: float = _settings.BY_NAME["budget"].default
+    max_attempts: int = _settings.BY_NAME["max_attempts"].default
+    backoff_initial: float = _settings.BY_NAME["backoff_initial"].default
+    backoff_max: float = _settings.BY_NAME["backoff_max"].default
+    backoff_jitter: float = _settings.BY_NAME["backoff_jitter"].default
+    max_redirects: int = _settings.BY_NAME["max_redirects"].default
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():  # the same bounds as Airflow's configuration
+            object.__setattr__(self, name, _settings.BY_NAME[name].convert(value))
 
     @classmethod
     def from_airflow_config(cls) -> DeliveryPolicy:
         """The defaults, overridden by any key set in Airflow's ``[ordo_hooks]`` section."""
-        from airflow.configuration import conf
-
-        values: dict[str, Any] = {}
-        for name, default in asdict(cls()).items():
-            raw = conf.get(CONFIG_SECTION, name, fallback=None)
-            if raw is not None:
-                values[name] = type(default)(raw)
-        return cls(**values)
+        return cls(**{name: _settings.get(name) for name in asdict(cls())})
 
 
 @dataclass(frozen=True)
@@ -242,10 +240,7 @@ def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
-def _user_agent() -> str:
-    from airflow_ordo_hooks import __version__
-
-    return f"airflow-ordo-hooks/{__version__}"
+USER_AGENT = f"airflow-ordo-hooks/{__version__}"
 
 
 def _error_snippet(resp: requests.Response) -> str:
@@ -388,7 +383,7 @@ def deliver(
         body = _encode(payload)
         send_headers = {
             "Content-Type": "application/json",
-            "User-Agent": _user_agent(),
+            "User-Agent": USER_AGENT,
             **(headers or {}),
         }
         if secret:
@@ -444,3 +439,52 @@ def deliver_all(
 
     with ThreadPoolExecutor(max_workers=min(len(deliveries), 8), thread_name_prefix="ordo-hooks") as pool:
         return list(pool.map(lambda pair: deliver(pair[0], pair[1], policy=policy), deliveries))
+
+
+class AirflowApiHook:
+    """A small client of Airflow's public REST API v2 over an HTTP connection; every request bounded."""
+
+    def __init__(self, conn_id: str) -> None:
+        from airflow.providers.http.hooks.http import HttpHook
+
+        hook = HttpHook(method="GET", http_conn_id=conn_id, tcp_keep_alive=False)
+        self.session = hook.get_conn()
+        self.base = hook.url_from_endpoint("").rstrip("/")
+        conn = hook.get_connection(conn_id)
+        token = conn.extra_dejson.get("token")
+        self.session.headers.pop("token", None)  # HttpHook sends extra keys as headers
+        if not token and conn.login:
+            response = self.session.post(
+                f"{self.base}/auth/token", json={"username": conn.login, "password": conn.password}, timeout=_TIMEOUT
+            )
+            response.raise_for_status()
+            token = response.json()["access_token"]
+        self.session.auth = None
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def get(self, path: str, **params: Any) -> Any:
+        response = self.session.get(f"{self.base}{path}", params=params, timeout=_TIMEOUT)
+        response.raise_for_status()
+        return response.json()
+
+    def post(self, path: str, body: Any) -> Any:
+        response = self.session.post(f"{self.base}{path}", json=body, timeout=_TIMEOUT)
+        if response.status_code >= 400:
+            raise RuntimeError(f"POST {path}: HTTP {response.status_code}: {response.text[:300]}")
+        return response.json()
+
+    def text(self, path: str, **params: Any) -> str:
+        """The body of a GET as text (a task log, for example)."""
+        response = self.session.get(f"{self.base}{path}", params=params, headers={"Accept": "text/plain"}, timeout=_TIMEOUT)
+        response.raise_for_status()
+        return response.text
+
+    def pages(self, path: str, key: str, **params: Any) -> Iterator[dict[str, Any]]:
+        offset = 0
+        while True:
+            page = self.get(path, limit=PAGE_SIZE, offset=offset, **params)
+            yield from page[key]
+            offset += len(page[key])
+            if not page[key] or offset >= page.get("total_entries", 0):
+                return

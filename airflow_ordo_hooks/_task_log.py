@@ -27,8 +27,6 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_CHARS = 20_000
-
 CATCH_UP_TIMEOUT = 2.0
 """Seconds a callback waits at most for the supervisor to write what the task process logged."""
 
@@ -48,7 +46,7 @@ def _template(source: str) -> Any:
 def log_file(ti: Any) -> Path | None:
     """Where Airflow's file task handler writes this try's log, if it has written one."""
     try:
-        from airflow.configuration import conf
+        from airflow.sdk import conf
 
         base = conf.get("logging", "base_log_folder")
         relative = _template(conf.get("logging", "log_filename_template")).render(ti=ti, try_number=ti.try_number)
@@ -103,7 +101,7 @@ def _catch_up(path: Path, timeout: float = CATCH_UP_TIMEOUT) -> None:
 
 def _traceback(stacks: Any) -> str:
     """structlog's dict traceback (the raised exception first, then its causes) as Python prints it."""
-    from airflow_ordo_hooks.payloads import RUNNER_FRAMES  # left out as failure_text leaves them out
+    from airflow_ordo_hooks._payloads import RUNNER_FRAMES  # left out as failure_text leaves them out
 
     lines: list[str] = []
     cause = None
@@ -144,7 +142,7 @@ def _format(line: str) -> str:
     return text
 
 
-def read_try_log(ti: Any, max_chars: int = DEFAULT_MAX_CHARS, catch_up: bool = True) -> str:
+def read_try_log(ti: Any, max_chars: int, catch_up: bool = True) -> str:
     """The tail of this try's log file, formatted one record a line, masked; ``""`` when there is none."""
     path = log_file(ti)
     if path is None:

@@ -14,19 +14,15 @@ Two sources, best first:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from airflow_ordo_hooks.report import ArtifactRecord, OutputRecord, RunSnapshot, StepRecord, settled_status
+from airflow_ordo_hooks.hooks.webhook import AirflowApiHook
+from airflow_ordo_hooks._report import ArtifactRecord, OutputRecord, RunSnapshot, StepRecord, settled_status
 
 log = logging.getLogger(__name__)
 
-DEFAULT_API_CONN_ID = "airflow_api"
-"""The HTTP connection to Airflow's REST API (reading runs for on_exit, starting runs for trigger_job)."""
-PAGE_SIZE = 100  # the API server's default [api] maximum_page_limit
-_TIMEOUT = (3.0, 10.0)
 
 
 def effective_leaves(dag: Any) -> set[str]:
@@ -51,52 +47,9 @@ def _state(value: Any) -> str | None:
     return None if value is None else str(getattr(value, "value", value))
 
 
-class AirflowApi:
-    """A small client of Airflow's public REST API v2 over an HTTP connection; every request bounded."""
-
-    def __init__(self, conn_id: str) -> None:
-        from airflow.providers.http.hooks.http import HttpHook
-
-        hook = HttpHook(method="GET", http_conn_id=conn_id, tcp_keep_alive=False)
-        self.session = hook.get_conn()
-        self.base = hook.url_from_endpoint("").rstrip("/")
-        conn = hook.get_connection(conn_id)
-        token = conn.extra_dejson.get("token")
-        self.session.headers.pop("token", None)  # HttpHook sends extra keys as headers
-        if not token and conn.login:
-            response = self.session.post(
-                f"{self.base}/auth/token", json={"username": conn.login, "password": conn.password}, timeout=_TIMEOUT
-            )
-            response.raise_for_status()
-            token = response.json()["access_token"]
-        self.session.auth = None
-        if token:
-            self.session.headers["Authorization"] = f"Bearer {token}"
-
-    def get(self, path: str, **params: Any) -> Any:
-        response = self.session.get(f"{self.base}{path}", params=params, timeout=_TIMEOUT)
-        response.raise_for_status()
-        return response.json()
-
-    def post(self, path: str, body: Any) -> Any:
-        response = self.session.post(f"{self.base}{path}", json=body, timeout=_TIMEOUT)
-        if response.status_code >= 400:
-            raise RuntimeError(f"POST {path}: HTTP {response.status_code}: {response.text[:300]}")
-        return response.json()
-
-    def pages(self, path: str, key: str, **params: Any) -> Iterator[dict[str, Any]]:
-        offset = 0
-        while True:
-            page = self.get(path, limit=PAGE_SIZE, offset=offset, **params)
-            yield from page[key]
-            offset += len(page[key])
-            if not page[key] or offset >= page.get("total_entries", 0):
-                return
-
-
 def from_rest_api(conn_id: str, dag: Any, dag_id: str, run_id: str, exclude: str) -> RunSnapshot:
     """Read the run through Airflow's REST API (see the module's doc for the connection)."""
-    api = AirflowApi(conn_id)
+    api = AirflowApiHook(conn_id)
     run_path = f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}"
     run = api.get(run_path)
     steps = [

@@ -31,6 +31,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_ordo_hooks.exceptions import CheekScheduleError
+
 if TYPE_CHECKING:
     from airflow.sdk import DAG
 
@@ -48,10 +50,6 @@ _SHORTCUTS = {
 }
 """cheek's (gronx's) cron shortcuts that Airflow can run; others (``@always``, ``@everysecond``) it cannot."""
 RETRY_DELAY = timedelta(seconds=5)  # cheek's fixed wait between tries
-
-
-class CheekScheduleError(ValueError):
-    """A cheek schedule that cannot be loaded; the message names the job, the field and what was expected."""
 
 
 def _cron(value: Any, where: str) -> str | None:
@@ -143,8 +141,8 @@ def load_cheek_schedule(
     from airflow.sdk import DAG
     from airflow.providers.standard.operators.bash import BashOperator
 
-    from airflow_ordo_hooks.config import HooksConfigError, parse_hooks
-    from airflow_ordo_hooks.events import attach_hooks
+    from airflow_ordo_hooks._hooks_config import HooksConfigError, parse_hooks
+    from airflow_ordo_hooks._events import attach_hooks
 
     spec, where = _load(path_or_text)
     if not isinstance(spec, Mapping):
@@ -249,7 +247,7 @@ def _prefixed(hooks: Any, jobs: set[str], prefix: str) -> Any:
     """The hooks with each ``trigger_job`` target that is a job of the schedule given the DAG id prefix."""
     from dataclasses import replace
 
-    from airflow_ordo_hooks.config import Hooks
+    from airflow_ordo_hooks._hooks_config import Hooks
 
     return Hooks(tuple(
         replace(a, target=prefix + a.target) if a.action == "trigger_job" and a.target in jobs else a

@@ -24,7 +24,8 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_ordo_hooks.config import RUN_EVENTS, Hooks, parse_hooks
+from airflow_ordo_hooks import _settings
+from airflow_ordo_hooks._hooks_config import RUN_EVENTS, Hooks, parse_hooks
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
@@ -81,8 +82,8 @@ def in_dag_processor() -> bool:
 
 def event_log(context: Mapping[str, Any], max_chars: int, *, in_task_process: bool = True) -> str:
     """This try's log, masked and bounded; on failure never empty (the exception and its traceback at the least)."""
-    from airflow_ordo_hooks.payloads import failure_text, keep_tail
-    from airflow_ordo_hooks.task_log import mask, read_try_log
+    from airflow_ordo_hooks._payloads import failure_text, keep_tail
+    from airflow_ordo_hooks._task_log import mask, read_try_log
 
     text = read_try_log(context["ti"], max_chars, catch_up=in_task_process)
     exception = context.get("exception")
@@ -98,13 +99,13 @@ def event_payload(
     context: Mapping[str, Any], event: str, log_text: str | None = None, triggered: list[str] | None = None
 ) -> dict[str, Any]:
     """cheek's generic payload of ``event`` for a callback context: a task's, or a DAG run's (which has a ``reason``)."""
-    from airflow_ordo_hooks.payloads import job_event_payload, run_event_payload
+    from airflow_ordo_hooks._payloads import job_event_payload, run_event_payload
 
     now = datetime.now(timezone.utc)
     if "reason" in context:  # only DAG callbacks carry one
         return run_event_payload(context, now=now, triggered=triggered or ())
     if log_text is None:
-        log_text = event_log(context, policy_log_chars())
+        log_text = event_log(context, _settings.get("log_max_chars"))
     return job_event_payload(
         context, log=log_text, retries_exhausted=event == "on_retries_exhausted", now=now, triggered=triggered or ()
     )
@@ -119,8 +120,8 @@ def fire(events: list[str], hooks: Hooks, context: Mapping[str, Any], *, per_att
     payload this callback leaves in an XCom; a per-attempt ``on_error`` and a DAG run's events have
     no such task and start their runs through the REST API.
     """
-    from airflow_ordo_hooks.delivery import DeliveryPolicy, deliver_all
-    from airflow_ordo_hooks.payloads import BUILDERS
+    from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy, deliver_all
+    from airflow_ordo_hooks._payloads import BUILDERS
 
     events = [e for e in events if hooks.for_event(e)]
     if not events:
@@ -128,9 +129,9 @@ def fire(events: list[str], hooks: Hooks, context: Mapping[str, Any], *, per_att
     policy = DeliveryPolicy.from_airflow_config()
     run_level = "reason" in context
     processor = not run_level and in_dag_processor()
-    deadline = None if run_level or processor else time.monotonic() + callback_time()
+    deadline = None if run_level or processor else time.monotonic() + _settings.task_callback_seconds()
     # read once for all events
-    log_text = None if run_level else event_log(context, policy_log_chars(), in_task_process=not processor)
+    log_text = None if run_level else event_log(context, _settings.get("log_max_chars"), in_task_process=not processor)
     for event in events:
         if deadline is not None:  # the events of one callback share the time the supervisor gives it
             policy = dataclasses.replace(policy, budget=max(min(policy.budget, deadline - time.monotonic()), 0.5))
@@ -139,45 +140,16 @@ def fire(events: list[str], hooks: Hooks, context: Mapping[str, Any], *, per_att
         if not jobs:
             payload = event_payload(context, event, log_text=log_text)
         else:
-            from airflow_ordo_hooks.trigger_job import PAYLOAD_XCOM_KEY, cycle, trigger_via_api
+            from airflow_ordo_hooks.operators.trigger_job import PAYLOAD_XCOM_KEY, cycle, trigger_via_api
 
             dag_run = context["dag_run"]
             triggered = [j for j in jobs if not cycle(j, dag_run.dag_id, dag_run.conf)]
             payload = event_payload(context, event, log_text=log_text, triggered=triggered)
             if run_level or per_attempt:
-                trigger_via_api(jobs, event, dag_run.dag_id, dag_run.conf, payload, api_conn_id())
+                trigger_via_api(jobs, event, dag_run.dag_id, dag_run.conf, payload, _settings.get("api_conn_id"))
             elif not processor:  # the trigger task reads it; in the DAG processor it makes do without
                 context["ti"].xcom_push(key=PAYLOAD_XCOM_KEY.format(event=event), value=payload)
         deliver_all([(a.target, BUILDERS[a.action](payload)) for a in actions if a.action in BUILDERS], policy=policy)
-
-
-def callback_time() -> float:
-    """
-    Seconds a task callback's deliveries may take in all: the supervisor kills the task process
-    ``[core] task_success_overtime`` seconds (20 by default) after the task reported its state,
-    callbacks or not. A margin is left for reading the log and building the payloads.
-    """
-    from airflow.configuration import conf
-
-    return max(conf.getfloat("core", "task_success_overtime", fallback=20.0) - 4.0, 1.0)
-
-
-def api_conn_id() -> str:
-    """``[ordo_hooks] api_conn_id``: the HTTP connection to Airflow's REST API (default ``airflow_api``)."""
-    from airflow.configuration import conf
-
-    from airflow_ordo_hooks.run_state import DEFAULT_API_CONN_ID
-
-    return conf.get("ordo_hooks", "api_conn_id", fallback=DEFAULT_API_CONN_ID)
-
-
-def policy_log_chars() -> int:
-    """``[ordo_hooks] log_max_chars``: the longest ``log`` a payload carries (its tail is kept)."""
-    from airflow.configuration import conf
-
-    from airflow_ordo_hooks.task_log import DEFAULT_MAX_CHARS
-
-    return conf.getint("ordo_hooks", "log_max_chars", fallback=DEFAULT_MAX_CHARS)
 
 
 def _as_list(callbacks: Any) -> list:
@@ -188,8 +160,8 @@ def _as_list(callbacks: Any) -> list:
 
 def _add_trigger_tasks(task: Any, hooks: Hooks) -> None:
     """A TriggerJobOperator teardown after ``task`` for each outcome-level trigger_job (once each)."""
-    from airflow_ordo_hooks.config import HooksConfigError
-    from airflow_ordo_hooks.trigger_job import TriggerJobOperator, task_id_for
+    from airflow_ordo_hooks._hooks_config import HooksConfigError
+    from airflow_ordo_hooks.operators.trigger_job import TriggerJobOperator, task_id_for
 
     for action in hooks.actions:
         if action.action != "trigger_job" or (action.event == "on_retries_exhausted" and not task.retries):
@@ -205,7 +177,7 @@ def _add_trigger_tasks(task: Any, hooks: Hooks) -> None:
 
 
 def _attach_to_task(task: Any, hooks: Hooks) -> None:
-    from airflow_ordo_hooks.trigger_job import TriggerJobOperator
+    from airflow_ordo_hooks.operators.trigger_job import TriggerJobOperator
 
     if isinstance(task, TriggerJobOperator):  # the hooks' own tasks get no hooks
         return

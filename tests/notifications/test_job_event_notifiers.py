@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from airflow_ordo_hooks import JobEventSlackWebhookNotifier, JobEventWebhookNotifier
-from airflow_ordo_hooks.delivery import TargetError
+from airflow_ordo_hooks.hooks.webhook import TargetError
 
 
 @pytest.mark.airflow

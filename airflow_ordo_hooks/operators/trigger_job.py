@@ -24,7 +24,7 @@ from typing import Any
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 
-from airflow_ordo_hooks.payloads import CONF_KEY, parent_context
+from airflow_ordo_hooks._payloads import CONF_KEY, parent_context
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class TriggerJobOperator(TriggerDagRunOperator):
     def execute(self, context: Any) -> Any:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from airflow_ordo_hooks.run_state import task_states
+        from airflow_ordo_hooks._run_state import task_states
 
         ti, dag_run = context["ti"], context["dag_run"]
         state = task_states(ti.dag_id, ti.run_id).get(self.source_task_id)
@@ -127,7 +127,7 @@ def trigger_via_api(
 
     :return: the DAG ids a run was created for.
     """
-    from airflow_ordo_hooks.run_state import AirflowApi
+    from airflow_ordo_hooks.hooks.webhook import AirflowApiHook
 
     started: list[str] = []
     todo = []
@@ -140,7 +140,7 @@ def trigger_via_api(
     if not todo:
         return started
     try:
-        api = AirflowApi(conn_id)
+        api = AirflowApiHook(conn_id)
     except Exception as exc:
         log.error(
             "trigger_job: cannot start %s from %s: Airflow's REST API is not reachable through connection %r (%s). "

@@ -9,18 +9,18 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_ordo_hooks.run_state import DEFAULT_API_CONN_ID
+from airflow_ordo_hooks import _settings
 
 if TYPE_CHECKING:
-    from airflow_ordo_hooks.on_exit import OnExitStep
-    from airflow_ordo_hooks.report import RunSnapshot
+    from airflow_ordo_hooks._on_exit import OnExitStep
+    from airflow_ordo_hooks._report import RunSnapshot
 
 log = logging.getLogger(__name__)
 
 
 def _waits_for(step: OnExitStep, snapshot: RunSnapshot, params: Mapping[str, Any], pull: Any) -> dict[str, Any]:
     """Whether the artifact ``waits_for`` names exists; when it does not, why (its producer has finished without it)."""
-    from airflow_ordo_hooks.run_state import with_artifact
+    from airflow_ordo_hooks._run_state import with_artifact
 
     reference = step.waits_for
     if reference.kind == "job":
@@ -43,8 +43,8 @@ def _waits_for(step: OnExitStep, snapshot: RunSnapshot, params: Mapping[str, Any
 
 def send_report(step: OnExitStep, snapshot: RunSnapshot, url: Any, waits_for: Mapping[str, Any]) -> dict[str, Any]:
     """Build the report and deliver it; return what the step records (never raises)."""
-    from airflow_ordo_hooks.delivery import deliver
-    from airflow_ordo_hooks.report import build_report
+    from airflow_ordo_hooks.hooks.webhook import deliver
+    from airflow_ordo_hooks._report import build_report
 
     report = build_report(snapshot, finished_at=datetime.now(timezone.utc), on_exit=waits_for)
     record = deliver(url if isinstance(url, str) else "", report)
@@ -68,7 +68,7 @@ class CallWebhookOperator(BaseOperator):
 
     ui_color = "#e8f0fe"
 
-    def __init__(self, *, step: OnExitStep, api_conn_id: str = DEFAULT_API_CONN_ID, **kwargs: Any) -> None:
+    def __init__(self, *, step: OnExitStep, api_conn_id: str | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("task_id", step.id)
         kwargs.setdefault("retries", 0)  # a report is sent once; delivery retries inside its budget
         super().__init__(**kwargs)
@@ -76,11 +76,11 @@ class CallWebhookOperator(BaseOperator):
         self.api_conn_id = api_conn_id
 
     def execute(self, context: Mapping[str, Any]) -> dict[str, Any]:
-        from airflow_ordo_hooks.run_state import read_run
+        from airflow_ordo_hooks._run_state import read_run
 
         step = self.step
         params = context["params"].get(step.id) or {}
-        snapshot = read_run(self.api_conn_id, context["dag"], context["dag_run"], exclude=self.task_id)
+        snapshot = read_run(self.api_conn_id or _settings.get("api_conn_id"), context["dag"], context["dag_run"], exclude=self.task_id)
         waits_for = _waits_for(step, snapshot, params, context["ti"].xcom_pull)
         if not waits_for["waits_for_met"]:
             log.warning("on_exit %s: %s", step.id, waits_for["note"])
@@ -96,7 +96,7 @@ class OnExitFallback:
     task states (or the REST API) and the callback's context.
     """
 
-    def __init__(self, step: OnExitStep, api_conn_id: str = DEFAULT_API_CONN_ID) -> None:
+    def __init__(self, step: OnExitStep, api_conn_id: str | None = None) -> None:
         self.step = step
         self.api_conn_id = api_conn_id
 
@@ -104,10 +104,10 @@ class OnExitFallback:
         if context.get("reason") != "timed_out":  # otherwise the on_exit task itself runs
             return
         try:
-            from airflow_ordo_hooks.run_state import read_run
+            from airflow_ordo_hooks._run_state import read_run
 
             dag, dag_run = context["dag"], context["dag_run"]
-            snapshot = read_run(self.api_conn_id, dag, dag_run, exclude=self.step.id)
+            snapshot = read_run(self.api_conn_id or _settings.get("api_conn_id"), dag, dag_run, exclude=self.step.id)
             snapshot.status = "failed"  # a timed-out run is failed, whatever its tasks say
             param = dag.params.get(self.step.id)
             defaults = getattr(param, "value", param) or {}

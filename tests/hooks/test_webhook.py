@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from airflow_ordo_hooks.delivery import DeliveryPolicy, check_target, deliver, deliver_all, mask_url, TargetError
+from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy, check_target, deliver, deliver_all, mask_url, TargetError
 from airflow_ordo_hooks.testing.receiver import Drop, NeverFinish, Respond
 
 # Short enough for a test suite, long enough to tell a retry from a timeout.
@@ -174,7 +174,7 @@ def test_an_error_response_that_never_ends_is_bounded(receiver):
 
 def test_final_failure_is_logged_once_at_warning_with_the_url_masked(receiver, caplog):
     receiver.script("/services/T000/B000/s3cr3t", *[Respond(500)] * 10)
-    with caplog.at_level(logging.INFO, logger="airflow_ordo_hooks.delivery"):
+    with caplog.at_level(logging.INFO, logger="airflow_ordo_hooks.hooks.webhook"):
         record = deliver(receiver.url("/services/T000/B000/s3cr3t?token=abc"), PAYLOAD, policy=POLICY)
 
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]

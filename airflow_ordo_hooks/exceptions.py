@@ -1,0 +1,34 @@
+"""Every error this package raises for a DAG author or an operator to catch: one tree, one base.
+
+Each message names where the problem is (the config, the field), the value, and what was expected.
+"""
+
+from __future__ import annotations
+
+
+class OrdoHooksError(ValueError):
+    """The base of every error of airflow-ordo-hooks."""
+
+
+class SettingsError(OrdoHooksError):
+    """A key of Airflow's ``[ordo_hooks]`` section whose value cannot be used."""
+
+
+class TargetError(OrdoHooksError):
+    """A webhook target that is neither an http(s) URL nor ``conn:<conn_id>``."""
+
+
+class ConfigError(OrdoHooksError):
+    """A config a DAG author wrote (cheek's hooks or schedule, Ordo's on_exit step) that cannot be used."""
+
+
+class HooksConfigError(ConfigError):
+    """A cheek hooks config that cannot be used."""
+
+
+class CheekScheduleError(ConfigError):
+    """A cheek schedule that cannot be loaded; the message names the job and the field."""
+
+
+class OnExitConfigError(ConfigError):
+    """An Ordo on_exit step that cannot be used."""

@@ -1,0 +1,1 @@
+"""Hooks: the package's only HTTP path (webhook deliveries and Airflow's REST API)."""

@@ -1,0 +1,1 @@
+"""Notifiers (``BaseNotifier``) sending cheek's job-event payloads."""
