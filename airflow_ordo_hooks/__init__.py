@@ -13,11 +13,11 @@ from airflow_ordo_hooks._version import __version__
 
 _LAZY = {
     # authoring: cheek's hooks and schedule, Ordo's on_exit step
-    "attach_hooks": "airflow_ordo_hooks._events",
-    "attach_run_hooks": "airflow_ordo_hooks._events",
+    "attach_hooks": "airflow_ordo_hooks._attach",
+    "attach_run_hooks": "airflow_ordo_hooks._attach",
     "parse_hooks": "airflow_ordo_hooks._hooks_config",
     "load_cheek_schedule": "airflow_ordo_hooks._cheek_schedule",
-    "attach_on_exit": "airflow_ordo_hooks._on_exit",
+    "attach_on_exit": "airflow_ordo_hooks._attach",
     "parse_on_exit": "airflow_ordo_hooks._on_exit",
     # notifiers, operators, hooks
     "JobEventWebhookNotifier": "airflow_ordo_hooks.notifications.job_event",
@@ -42,10 +42,10 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:
+    from airflow_ordo_hooks._attach import attach_hooks, attach_on_exit, attach_run_hooks
     from airflow_ordo_hooks._cheek_schedule import load_cheek_schedule
-    from airflow_ordo_hooks._events import attach_hooks, attach_run_hooks
     from airflow_ordo_hooks._hooks_config import parse_hooks
-    from airflow_ordo_hooks._on_exit import attach_on_exit, parse_on_exit
+    from airflow_ordo_hooks._on_exit import parse_on_exit
     from airflow_ordo_hooks.exceptions import (
         CheekScheduleError,
         ConfigError,

@@ -142,7 +142,7 @@ def load_cheek_schedule(
     from airflow.providers.standard.operators.bash import BashOperator
 
     from airflow_ordo_hooks._hooks_config import HooksConfigError, parse_hooks
-    from airflow_ordo_hooks._events import attach_hooks
+    from airflow_ordo_hooks._attach import attach_hooks
 
     spec, where = _load(path_or_text)
     if not isinstance(spec, Mapping):

@@ -22,14 +22,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_ordo_hooks.exceptions import OnExitConfigError
 
-if TYPE_CHECKING:
-    from airflow.sdk import DAG
-
-    from airflow_ordo_hooks.operators.call_webhook import CallWebhookOperator
 
 STEP_TYPES = {"CALL_WEBHOOK": ("waits_for",)}
 """The executors an on_exit step may use, with the input slots each accepts."""
@@ -162,40 +158,3 @@ def params_for(step: OnExitStep, defaults: Mapping[str, Any] | None = None) -> d
             description=f"Parameters of the on_exit step {step.id!r}: {', '.join(step.param_keys)}",
         )
     }
-
-
-def attach_on_exit(
-    dag: DAG,
-    step: Mapping[str, Any] | str | Path,
-    *,
-    defaults: Mapping[str, Any] | None = None,
-    api_conn_id: str | None = None,
-) -> CallWebhookOperator:
-    """
-    Add Ordo's on_exit step to ``dag``: a teardown task after every task the DAG has now.
-
-    Call it once all the DAG's tasks are defined: a task added later is not upstream of the step,
-    so the report may be sent before that task ends (and will show it as not yet finished).
-
-    :param dag: the DAG.
-    :param step: the ``on_exit`` object, or a whole Ordo recipe with one (its ``steps`` are not
-        turned into tasks), as a mapping, JSON text, or the path of a ``.json`` file.
-    :param defaults: default values of the step's ``param_keys`` (e.g. ``{"webhook_url": ...}``);
-        a key without one must be given in the run's conf.
-    :param api_conn_id: the HTTP connection to Airflow's REST API used to read the run (default
-        ``airflow_api``); see :class:`~airflow_ordo_hooks.operators.call_webhook.CallWebhookOperator`.
-    :return: the step's task.
-    """
-    from airflow_ordo_hooks.operators.call_webhook import CallWebhookOperator, OnExitFallback
-    from airflow_ordo_hooks._events import add_dag_callback
-
-    parsed = parse_on_exit(step, task_ids={t.task_id for t in dag.tasks})
-    if parsed.id in dag.task_dict:
-        raise OnExitConfigError(f"on_exit.id: {parsed.id!r} is already a task of DAG {dag.dag_id!r}")
-    dag.params.update(params_for(parsed, defaults))
-    others = list(dag.tasks)
-    operator = CallWebhookOperator(step=parsed, api_conn_id=api_conn_id, dag=dag)
-    operator.as_teardown()
-    others >> operator
-    add_dag_callback(dag, "on_failure_callback", OnExitFallback(parsed, api_conn_id))
-    return operator

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from airflow_ordo_hooks import _airflow
 from airflow_ordo_hooks.hooks.webhook import AirflowApiHook
 from airflow_ordo_hooks._report import ArtifactRecord, OutputRecord, RunSnapshot, StepRecord, settled_status
 
@@ -88,25 +89,13 @@ def from_rest_api(conn_id: str, dag: Any, dag_id: str, run_id: str, exclude: str
     )
 
 
-def task_states(dag_id: str, run_id: str) -> dict[str, str | None]:
-    """``{task_id or "<task_id>_<map_index>": state}`` of a run, through the Task SDK (allowed in tasks and in the DAG processor)."""
-    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
-
-    return {k: _state(v) for k, v in RuntimeTaskInstance.get_task_states(dag_id=dag_id, run_ids=[run_id]).get(run_id, {}).items()}
-
-
-def from_task_sdk(dag: Any, dag_run: Any, exclude: str) -> RunSnapshot:
+def from_task_sdk(dag: Any, dag_run: Any, exclude: str, ti: Any = None) -> RunSnapshot:
     """Read the run from what the Task SDK gives: states and the DAG's structure; times and tries are unknown (null)."""
-    steps = []
-    for key, state in task_states(dag.dag_id, dag_run.run_id).items():
-        if key in dag.task_dict:
-            task_id, map_index = key, -1
-        else:  # a mapped instance: "<task_id>_<map_index>"
-            task_id, _, index = key.rpartition("_")
-            map_index = int(index)
-        if task_id == exclude or task_id not in dag.task_dict:
-            continue
-        steps.append(StepRecord(task_id, map_index, state, dag.task_dict[task_id].operator_name))
+    steps = [
+        StepRecord(task_id, map_index, state, dag.task_dict[task_id].operator_name)
+        for task_id, map_index, state in _airflow.task_states(ti, dag.task_dict, dag.dag_id, dag_run.run_id)
+        if task_id != exclude
+    ]
     # A task that succeeds emits an asset event for each of its outlets.
     outputs = [
         OutputRecord(getattr(asset, "uri", str(asset)), getattr(asset, "name", None) or str(asset), s.task_id)
@@ -127,8 +116,12 @@ def from_task_sdk(dag: Any, dag_run: Any, exclude: str) -> RunSnapshot:
     )
 
 
-def read_run(conn_id: str, dag: Any, dag_run: Any, exclude: str) -> RunSnapshot:
-    """The run, from the REST API when connection ``conn_id`` exists, else from the Task SDK."""
+def read_run(conn_id: str, dag: Any, dag_run: Any, exclude: str, ti: Any = None) -> RunSnapshot:
+    """
+    The run, from the REST API when connection ``conn_id`` exists, else from the Task SDK.
+
+    :param ti: the task's (or callback's) ``context["ti"]``, through which the Task SDK is asked.
+    """
     from airflow.sdk import BaseHook
 
     try:
@@ -139,7 +132,7 @@ def read_run(conn_id: str, dag: Any, dag_run: Any, exclude: str) -> RunSnapshot:
             "task times and tries, creation time, other XComs and asset event times are null",
             conn_id,
         )
-        return from_task_sdk(dag, dag_run, exclude)
+        return from_task_sdk(dag, dag_run, exclude, ti)
     return from_rest_api(conn_id, dag, dag.dag_id, dag_run.run_id, exclude)
 
 

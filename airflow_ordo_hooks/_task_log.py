@@ -25,6 +25,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from airflow_ordo_hooks._payloads import RUNNER_FRAMES  # left out of tracebacks as failure_text leaves them out
+
 log = logging.getLogger(__name__)
 
 CATCH_UP_TIMEOUT = 2.0
@@ -101,8 +103,6 @@ def _catch_up(path: Path, timeout: float = CATCH_UP_TIMEOUT) -> None:
 
 def _traceback(stacks: Any) -> str:
     """structlog's dict traceback (the raised exception first, then its causes) as Python prints it."""
-    from airflow_ordo_hooks._payloads import RUNNER_FRAMES  # left out as failure_text leaves them out
-
     lines: list[str] = []
     cause = None
     for stack in reversed([s for s in stacks if isinstance(s, dict)]):  # the first cause first, as Python does
@@ -142,24 +142,34 @@ def _format(line: str) -> str:
     return text
 
 
-def read_try_log(ti: Any, max_chars: int, catch_up: bool = True) -> str:
-    """The tail of this try's log file, formatted one record a line, masked; ``""`` when there is none."""
-    path = log_file(ti)
-    if path is None:
-        return ""
+def read_try_log(ti: Any, max_chars: int) -> str:
+    """
+    The tail of this try's log file, formatted one record a line, masked; ``""`` when there is
+    none or it cannot be read (the payload then carries the exception only).
+
+    The wait for the supervisor to catch up ends as soon as this process's marker line reaches
+    the file; where the callback runs elsewhere (the DAG processor, for a killed try) it never
+    does, and the file is read as it is after :data:`CATCH_UP_TIMEOUT`.
+    """
     try:
-        if catch_up:  # only the task's own process logs to this file
+        path = log_file(ti)
+        if path is None:
+            return ""
+        try:
             _catch_up(path)
-    except Exception:  # waiting is a courtesy: read what is there
-        log.debug("airflow-ordo-hooks: could not wait for %s", path, exc_info=True)
-    with path.open("rb") as f:
-        size = f.seek(0, 2)
-        f.seek(max(size - max_chars * 4, 0))  # a UTF-8 character is at most 4 bytes
-        raw = f.read().decode("utf-8", errors="replace")
-    lines = raw.splitlines()
-    if size > max_chars * 4 and lines:
-        lines = lines[1:]  # the first line read may start mid-record
-    return mask("\n".join(_format(line) for line in lines if not _MARKER_LINE.search(line)))
+        except Exception:  # waiting is a courtesy: read what is there
+            log.debug("airflow-ordo-hooks: could not wait for %s", path, exc_info=True)
+        with path.open("rb") as f:
+            size = f.seek(0, 2)
+            f.seek(max(size - max_chars * 4, 0))  # a UTF-8 character is at most 4 bytes
+            raw = f.read().decode("utf-8", errors="replace")
+        lines = raw.splitlines()
+        if size > max_chars * 4 and lines:
+            lines = lines[1:]  # the first line read may start mid-record
+        return mask("\n".join(_format(line) for line in lines if not _MARKER_LINE.search(line)))
+    except Exception:  # the log's format or place changed under us: the payload goes without it
+        log.warning("airflow-ordo-hooks: could not read this try's log; the payload carries the exception only", exc_info=True)
+        return ""
 
 
 def mask(text: str) -> str:

@@ -18,22 +18,19 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow.policies import hookimpl
 
 from airflow_ordo_hooks import _settings
-
-if TYPE_CHECKING:
-    from airflow_ordo_hooks._hooks_config import Hooks
+from airflow_ordo_hooks._hooks_config import Hooks, parse_hooks
+from airflow_ordo_hooks.exceptions import HooksConfigError
 
 log = logging.getLogger(__name__)
 
 
 @functools.lru_cache(maxsize=4)
 def _parse(path: str, version: int) -> Hooks | None:
-    from airflow_ordo_hooks._hooks_config import HooksConfigError, parse_hooks
-
     where = f"[ordo_hooks] hooks_file {path}"
     try:
         with open(path, encoding="utf-8") as f:
@@ -62,6 +59,8 @@ def deployment_hooks() -> Hooks | None:
 def dag_policy(dag: Any) -> None:
     hooks = deployment_hooks()
     if hooks:
-        from airflow_ordo_hooks._events import attach_hooks
+        # Airflow loads this policy in every process that parses DAGs: the operators attach_hooks
+        # brings are imported only where a hooks file is in force
+        from airflow_ordo_hooks._attach import attach_hooks
 
         attach_hooks(dag, hooks)

@@ -28,7 +28,7 @@ def one_event(receiver) -> None:
     import requests
 
     from airflow_ordo_hooks._hooks_config import parse_hooks
-    from airflow_ordo_hooks._events import fire
+    from airflow_ordo_hooks.callbacks.job_event import fire
 
     hooks = parse_hooks({"on_error": {"notify_webhook": [receiver.url("/event")]}})
     now = datetime.now(timezone.utc)

@@ -7,7 +7,8 @@ from datetime import datetime
 
 import pytest
 
-from airflow_ordo_hooks._on_exit import OnExitConfigError, OnExitStep, Reference, attach_on_exit, parse_on_exit
+from airflow_ordo_hooks._attach import attach_on_exit
+from airflow_ordo_hooks._on_exit import OnExitConfigError, OnExitStep, Reference, parse_on_exit
 
 SEED = {
     "id": "call_webhook",

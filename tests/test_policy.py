@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from airflow_ordo_hooks._events import JobEventCallback
+from airflow_ordo_hooks.callbacks.job_event import JobEventCallback
 
 
 def _parse_plain(dags_folder):

@@ -11,9 +11,10 @@
         ],
     )
 
-Each sends cheek's payload for the task (or, as a DAG callback, for the DAG run) through the
-package's one delivery path. Unlike ``attach_hooks``, a notifier does not decide which event a
-callback stands for: say it with ``event`` when it matters (``retries_exhausted`` in the payload).
+Each is a one-action cheek hook: it fires its event the way ``attach_hooks`` does (same payload,
+same delivery path, same time limits). Unlike ``attach_hooks``, a notifier does not decide which
+event a callback stands for: say it with ``event`` when it matters (``retries_exhausted`` in the
+payload).
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from airflow.sdk import BaseNotifier
+
+from airflow_ordo_hooks._hooks_config import EVENTS, Action, Hooks
+from airflow_ordo_hooks.callbacks.job_event import fire, is_run_context
+from airflow_ordo_hooks.exceptions import HooksConfigError
+from airflow_ordo_hooks.hooks.webhook import check_target
 
 
 class JobEventWebhookNotifier(BaseNotifier):
@@ -38,22 +44,15 @@ class JobEventWebhookNotifier(BaseNotifier):
     action = "notify_webhook"
 
     def __init__(self, target: str, *, event: str | None = None, **kwargs: Any) -> None:
-        from airflow_ordo_hooks._hooks_config import EVENTS
-        from airflow_ordo_hooks.hooks.webhook import check_target
-
         super().__init__(**kwargs)
         self.target = check_target(target)
         if event is not None and event not in EVENTS:
-            raise ValueError(f"{type(self).__name__}: unknown event {event!r}; expected one of {', '.join(EVENTS)}")
+            raise HooksConfigError(f"{type(self).__name__}: unknown event {event!r}; expected one of {', '.join(EVENTS)}")
         self.event = event
 
     def notify(self, context: Mapping[str, Any]) -> None:
-        from airflow_ordo_hooks.hooks.webhook import deliver
-        from airflow_ordo_hooks._events import event_payload
-        from airflow_ordo_hooks._payloads import BUILDERS
-
         event = self.event or ("on_success" if _succeeded(context) else "on_error")
-        deliver(self.target, BUILDERS[self.action](event_payload(context, event)))
+        fire([event], Hooks((Action(event, self.action, self.target),)), context)
 
 
 class JobEventSlackWebhookNotifier(JobEventWebhookNotifier):
@@ -69,7 +68,7 @@ class JobEventDiscordWebhookNotifier(JobEventWebhookNotifier):
 
 
 def _succeeded(context: Mapping[str, Any]) -> bool:
-    holder = context.get("dag_run") if "reason" in context else context.get("ti")
+    holder = context.get("dag_run") if is_run_context(context) else context.get("ti")
     state = getattr(holder, "state", None)
     return str(getattr(state, "value", state)) == "success"
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 
+from airflow_ordo_hooks import _airflow
 from airflow_ordo_hooks._payloads import CONF_KEY, parent_context
 
 log = logging.getLogger(__name__)
@@ -89,10 +90,9 @@ class TriggerJobOperator(TriggerDagRunOperator):
     def execute(self, context: Any) -> Any:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from airflow_ordo_hooks._run_state import task_states
-
         ti, dag_run = context["ti"], context["dag_run"]
-        state = task_states(ti.dag_id, ti.run_id).get(self.source_task_id)
+        states = {(t, m): st for t, m, st in _airflow.task_states(ti, {self.source_task_id}, ti.dag_id, ti.run_id)}
+        state = states.get((self.source_task_id, -1))
         wanted = "success" if self.event == "on_success" else "failed"
         if state != wanted:
             raise AirflowSkipException(f"{self.source_task_id} ended {state}: its {self.event} did not fire")

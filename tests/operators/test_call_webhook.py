@@ -108,3 +108,14 @@ def test_a_mapped_task_of_1000_instances_gives_one_report_with_every_step(run_da
     mapped = [s for s in report["steps"] if s["step_id"].startswith("square[")]
     assert [s["map_index"] for s in mapped] == list(range(1000))
     assert str(run.state) == "success"
+
+
+def test_the_api_connection_named_in_the_settings_is_the_one_the_step_reads(run_dag, receiver, monkeypatch):
+    # attach_on_exit without api_conn_id: [ordo_hooks] api_conn_id decides, where the step runs
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__API_CONN_ID", "ordo_api_from_settings")
+    monkeypatch.setenv("AIRFLOW_CONN_ORDO_API_FROM_SETTINGS", receiver.url("").rstrip("/"))
+    run = run_dag("ordo_all_ok")
+
+    assert str(run.state) == "success"
+    asked = [r.path for r in receiver.requests if r.method == "GET"]
+    assert asked and asked[0].startswith("/api/v2/dags/ordo_all_ok/dagRuns/"), asked

@@ -56,14 +56,14 @@ class Break:
 
 BREAKS = {
     "dag_processor_xcom_write": Break(
-        module="events.py",
-        line="        deliver_all([(a.target, BUILDERS[a.action](payload)) for a in actions if a.action in BUILDERS], policy=policy)\n",
+        module="callbacks/job_event.py",
+        line="        deliver_all([(a.target, _payloads.BUILDERS[a.action](payload)) for a in actions if a.action in _payloads.BUILDERS], policy=policy)\n",
         broken=(
-            "        records = deliver_all([(a.target, BUILDERS[a.action](payload)) for a in actions if a.action in BUILDERS], policy=policy)\n"
+            "        records = deliver_all([(a.target, _payloads.BUILDERS[a.action](payload)) for a in actions if a.action in _payloads.BUILDERS], policy=policy)\n"
             "        if run_level:  # BROKEN ON PURPOSE: a Task SDK write from a DAG callback\n"
             "            context['ti'].xcom_push(key=f'ordo_hooks_{event}', value=[r.to_dict() for r in records])\n"
         ),
-        dag_test=("tests/test_events.py::test_dag_run_events_name_the_dag",),
+        dag_test=("tests/callbacks/test_job_event.py::test_dag_run_events_name_the_dag",),
         system=("tests/system/test_system_cheek.py::test_dag_run_events_are_sent_once_from_the_dag_processor",),
         failed=2,
         # the callback hangs the file processor, which writes no parse after it; or, stuck in the
@@ -74,16 +74,16 @@ BREAKS = {
         ),
     ),
     "orm_in_task": Break(
-        module="call_webhook.py",
-        line="        snapshot = read_run(self.api_conn_id, context[\"dag\"], context[\"dag_run\"], exclude=self.task_id)\n",
+        module="operators/call_webhook.py",
+        line="        waits_for = _waits_for(step, snapshot, params, context[\"ti\"].xcom_pull)\n",
         broken=(
-            "        snapshot = read_run(self.api_conn_id, context[\"dag\"], context[\"dag_run\"], exclude=self.task_id)\n"
+            "        waits_for = _waits_for(step, snapshot, params, context[\"ti\"].xcom_pull)\n"
             "        from airflow.models.taskinstance import TaskInstance  # BROKEN ON PURPOSE: the ORM, from a task\n"
             "        from airflow.utils.session import create_session\n"
             "        with create_session() as session:\n"
             "            session.query(TaskInstance).filter_by(dag_id=context['dag_run'].dag_id, run_id=context['dag_run'].run_id).count()\n"
         ),
-        dag_test=("tests/test_call_webhook.py::test_one_report_per_run_whatever_its_outcome",),
+        dag_test=("tests/operators/test_call_webhook.py::test_one_report_per_run_whatever_its_outcome",),
         system=("tests/system/test_system_ordo_trigger.py::test_the_report_is_read_through_the_rest_api_with_full_timestamps",),
         failed=1,
         reason=r"AssertionError: the on_exit step ended failed",

@@ -1,0 +1,170 @@
+"""The one callback wrapper: every event this package sends, from a task, a DAG run or a notifier, goes through here.
+
+==================================  ===============================================================
+Airflow callback                    cheek events, in this order
+==================================  ===============================================================
+``on_success_callback``             ``on_success``
+``on_retry_callback``               ``on_error`` (a failed try that will be retried)
+``on_failure_callback``             ``on_error``, then ``on_retries_exhausted`` if the task has retries
+a DAG's ``on_success_callback``     ``on_success`` of the run
+a DAG's ``on_failure_callback``     ``on_error`` of the run
+==================================  ===============================================================
+
+"Final" is decided by which callback Airflow fired, not by counting tries, so a task that fails
+for good before using its retries (``AirflowFailException``) also fires ``on_retries_exhausted``.
+
+Whatever fires it, an event is handled the same way (:func:`fire`): never raising into Airflow,
+within the time the callback has (the supervisor kills a task process ``[core]
+task_success_overtime`` after its state was reported), reading only what Airflow allows in the
+DAG processor (where DAG-run callbacks and the callbacks of killed tasks run): the context,
+connections, and the try's log file. Nothing here writes to Airflow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow_ordo_hooks import _payloads, _settings, _task_log
+from airflow_ordo_hooks._hooks_config import Hooks
+from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy, deliver_all
+from airflow_ordo_hooks.operators.trigger_job import PAYLOAD_XCOM_KEY, cycle, trigger_via_api
+
+log = logging.getLogger(__name__)
+
+
+class EventCallback:
+    """
+    What every callback of this package does around its work: it never raises into Airflow, and
+    its work gets a deadline, ``[core] task_success_overtime`` less a margin from now.
+
+    Subclasses say what to do in :meth:`run`.
+    """
+
+    what = "event"
+
+    def __call__(self, context: Mapping[str, Any]) -> None:
+        deadline = time.monotonic() + _settings.task_callback_seconds()
+        try:
+            self.run(context, deadline)
+        except Exception:
+            log.exception("airflow-ordo-hooks: the %s could not be handled", self.what)
+
+    def run(self, context: Mapping[str, Any], deadline: float) -> None:
+        raise NotImplementedError
+
+
+def is_run_context(context: Mapping[str, Any]) -> bool:
+    """Whether ``context`` is a DAG callback's (a whole run's): only those carry a ``reason``."""
+    return "reason" in context
+
+
+class JobEventCallback(EventCallback):
+    """
+    The callback that fires cheek's events for one kind of state change of a task, or of a DAG run.
+
+    ``attach_hooks`` puts one in each of a task's success, retry and failure callback lists, and
+    ``attach_run_hooks`` one in each of a DAG's success and failure lists, beside the callbacks
+    already there.
+
+    :param change: ``success``, ``retry`` or ``failure``.
+    :param hooks: the validated hooks to fire.
+    """
+
+    def __init__(self, change: str, hooks: Hooks) -> None:
+        self.change = change
+        self.hooks = hooks
+
+    @property
+    def what(self) -> str:  # type: ignore[override]
+        return f"{self.change} hooks"
+
+    def run(self, context: Mapping[str, Any], deadline: float) -> None:
+        if is_run_context(context):
+            events = ["on_success" if self.change == "success" else "on_error"]
+        else:
+            events = events_for(self.change, context["task"].retries or 0)
+        fire(events, self.hooks, context, per_attempt=self.change == "retry", deadline=deadline)
+
+    def __repr__(self) -> str:
+        return f"JobEventCallback({self.change!r}, {len(self.hooks.actions)} actions)"
+
+
+def events_for(change: str, retries: int) -> list[str]:
+    """The cheek events a task's state change fires, in order."""
+    if change == "success":
+        return ["on_success"]
+    if change == "failure" and retries > 0:
+        return ["on_error", "on_retries_exhausted"]
+    return ["on_error"]
+
+
+def event_log(context: Mapping[str, Any], max_chars: int) -> str:
+    """This try's log, masked and bounded; on failure never empty (the exception and its traceback at the least)."""
+    text = _task_log.read_try_log(context["ti"], max_chars)
+    exception = context.get("exception")
+    if exception is not None:
+        failure = _payloads.failure_text(exception)
+        last_line = failure.splitlines()[-1] if failure else ""
+        if last_line and last_line not in text:
+            text = f"{text}\n{failure}" if text else failure
+    return _payloads.keep_tail(_task_log.mask(text), max_chars)
+
+
+def event_payload(
+    context: Mapping[str, Any], event: str, log_text: str | None = None, triggered: list[str] | None = None
+) -> dict[str, Any]:
+    """cheek's generic payload of ``event`` for a callback context: a task's, or a DAG run's."""
+    now = datetime.now(timezone.utc)
+    if is_run_context(context):
+        return _payloads.run_event_payload(context, now=now, triggered=triggered or ())
+    if log_text is None:
+        log_text = event_log(context, _settings.get("log_max_chars"))
+    return _payloads.job_event_payload(
+        context, log=log_text, retries_exhausted=event == "on_retries_exhausted", now=now, triggered=triggered or ()
+    )
+
+
+def fire(
+    events: list[str],
+    hooks: Hooks,
+    context: Mapping[str, Any],
+    *,
+    per_attempt: bool = False,
+    deadline: float | None = None,
+) -> None:
+    """
+    Run the actions of each event in turn: one event's actions concurrently, the next once they
+    have finished, all of them by ``deadline`` (``time.monotonic()``; by default the time a task
+    callback has).
+
+    ``trigger_job`` of an outcome is a task in the graph (``TriggerJobOperator``); a per-attempt
+    ``on_error`` and a DAG run's events have no such task and start their runs through the REST API.
+    """
+    events = [e for e in events if hooks.for_event(e)]
+    if not events:
+        return
+    if deadline is None:
+        deadline = time.monotonic() + _settings.task_callback_seconds()
+    policy = DeliveryPolicy.from_airflow_config()
+    run_level = is_run_context(context)
+    log_text = None if run_level else event_log(context, _settings.get("log_max_chars"))  # read once for all events
+    for event in events:
+        policy = dataclasses.replace(policy, budget=max(min(policy.budget, deadline - time.monotonic()), 0.5))
+        actions = hooks.for_event(event)
+        jobs = [a.target for a in actions if a.action == "trigger_job"]
+        if not jobs:
+            payload = event_payload(context, event, log_text=log_text)
+        else:
+            dag_run = context["dag_run"]
+            triggered = [j for j in jobs if not cycle(j, dag_run.dag_id, dag_run.conf)]
+            payload = event_payload(context, event, log_text=log_text, triggered=triggered)
+            if run_level or per_attempt:
+                trigger_via_api(jobs, event, dag_run.dag_id, dag_run.conf, payload, _settings.get("api_conn_id"))
+            else:  # the trigger task reads it
+                context["ti"].xcom_push(key=PAYLOAD_XCOM_KEY.format(event=event), value=payload)
+        deliver_all([(a.target, _payloads.BUILDERS[a.action](payload)) for a in actions if a.action in _payloads.BUILDERS], policy=policy)

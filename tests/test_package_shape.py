@@ -1,0 +1,103 @@
+"""The package's shape: no import cycles, every module says what it is, the README's table is the tree, only hooks/ sends HTTP."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "airflow_ordo_hooks"
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found[name] = path
+    return found
+
+
+def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
+    """The package's modules ``path`` imports, wherever in the file (inside functions and TYPE_CHECKING too)."""
+    targets = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            submodules = [f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in modules]
+            # ``from package import submodule`` imports the submodule; any other name comes from the module itself
+            names = submodules + ([node.module] if len(submodules) < len(node.names) else [])
+        for name in names:
+            if name in modules:
+                targets.add(name)
+    return targets
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    cycles, state = [], {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = "open"
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                cycles.append(stack[stack.index(nxt) :] + [nxt])
+            elif nxt not in state:
+                visit(nxt, [*stack, nxt])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    return cycles
+
+
+def test_no_module_of_the_package_imports_itself_through_others():
+    modules = _modules()
+    graph = {name: _imports(path, modules) - {name} for name, path in modules.items()}
+    assert _cycles(graph) == []
+    leaves_importing_root = [n for n, targets in graph.items() if "airflow_ordo_hooks" in targets and n != "airflow_ordo_hooks"]
+    assert leaves_importing_root == [], "leaves import what they need from its own module, not the package root"
+
+
+def test_the_cycle_check_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_every_module_says_what_it_is_in_its_first_docstring_line():
+    for name, path in _modules().items():
+        doc = ast.get_docstring(ast.parse(path.read_text()))
+        assert doc and len(doc.splitlines()[0]) > 20, f"{name}: no first docstring line saying what it is"
+
+
+def test_only_hooks_send_http():
+    senders = []
+    for name, path in _modules().items():
+        text = path.read_text()
+        if re.search(r"^\s*(import requests|from requests|import urllib3|from urllib3|import httpx|import http\.client)", text, re.M):
+            senders.append(name)
+    assert all(n.startswith("airflow_ordo_hooks.hooks.") or n == "airflow_ordo_hooks.testing.receiver" for n in senders), senders
+
+
+def test_the_readmes_development_table_is_the_tree():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Development") :]
+    listed = set(re.findall(r"^\| `(airflow_ordo_hooks/[^`]*)` \|", section, re.M))
+    tree = set()
+    for path in PACKAGE.rglob("*.py"):
+        relative = path.relative_to(ROOT).as_posix()
+        # a subpackage is listed by its folder; the package root by its __init__.py
+        sub = path.name == "__init__.py" and path.parent != PACKAGE
+        tree.add(relative.removesuffix("__init__.py") if sub else relative)
+    assert listed == tree, f"in the README only: {sorted(listed - tree)}; in the tree only: {sorted(tree - listed)}"
+
+
+def test_import_airflow_ordo_hooks_alone_imports_neither_airflow_nor_requests():
+    code = "import sys, airflow_ordo_hooks; print(sorted(m for m in ('airflow', 'requests', 'pydantic', 'yaml') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]"

@@ -1,0 +1,66 @@
+"""``[ordo_hooks]``: every key once, checked when read, and the provider's metadata generated from it."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_ordo_hooks import _settings
+from airflow_ordo_hooks.exceptions import SettingsError
+from airflow_ordo_hooks.get_provider_info import get_provider_info
+from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("max_attempts", "0", "[ordo_hooks] max_attempts: expected a whole number from 1 to 100, got '0'"),
+        ("max_attempts", "three", "[ordo_hooks] max_attempts: expected a whole number, got 'three'"),
+        ("budget", "-1", "[ordo_hooks] budget: expected a number from 0.01 to 3600, got '-1'"),
+        ("budget", "nan", "[ordo_hooks] budget: expected a number from 0.01 to 3600, got 'nan'"),
+        ("connect_timeout", "1e9", "[ordo_hooks] connect_timeout: expected a number from 0.01 to 300, got '1e9'"),
+        ("log_max_chars", "2.5", "[ordo_hooks] log_max_chars: expected a whole number, got '2.5'"),
+        ("max_redirects", "", "[ordo_hooks] max_redirects: expected a whole number, got ''"),
+    ],
+)
+def test_a_value_out_of_type_or_bounds_is_refused_when_read_naming_key_and_value(monkeypatch, key, value, message):
+    monkeypatch.setenv(f"AIRFLOW__ORDO_HOOKS__{key.upper()}", value)
+    with pytest.raises(SettingsError) as raised:
+        _settings.get(key)
+    assert str(raised.value) == message
+    if key in DeliveryPolicy.__dataclass_fields__:
+        with pytest.raises(SettingsError):
+            DeliveryPolicy.from_airflow_config()
+
+
+def test_configured_values_are_read_and_converted(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__MAX_ATTEMPTS", " 7 ")
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__BUDGET", "2.5")
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__API_CONN_ID", "my_api")
+    assert (_settings.get("max_attempts"), _settings.get("budget"), _settings.get("api_conn_id")) == (7, 2.5, "my_api")
+    policy = DeliveryPolicy.from_airflow_config()
+    assert (policy.max_attempts, policy.budget) == (7, 2.5)
+
+
+def test_a_policy_built_in_code_has_the_same_bounds():
+    with pytest.raises(SettingsError, match=r"\[ordo_hooks\] max_attempts: expected a whole number from 1 to 100, got 0"):
+        DeliveryPolicy(max_attempts=0)
+    assert DeliveryPolicy(budget=3).budget == 3.0
+
+
+def test_each_default_is_written_once_and_the_provider_metadata_is_generated_from_it():
+    options = get_provider_info()["config"]["ordo_hooks"]["options"]
+    assert list(options) == [s.name for s in _settings.SETTINGS]
+    for setting in _settings.SETTINGS:
+        assert options[setting.name]["default"] == str(setting.default)
+        assert options[setting.name]["type"] == setting.airflow_type
+        assert setting.convert(str(setting.default)) == setting.default, "every default passes its own check"
+    defaults = DeliveryPolicy()
+    for name in DeliveryPolicy.__dataclass_fields__:
+        assert getattr(defaults, name) == _settings.BY_NAME[name].default
+
+
+def test_task_callback_time_follows_task_success_overtime(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__CORE__TASK_SUCCESS_OVERTIME", "30")
+    assert _settings.task_callback_seconds() == 30 - _settings.CALLBACK_MARGIN
+    monkeypatch.setenv("AIRFLOW__CORE__TASK_SUCCESS_OVERTIME", "2")
+    assert _settings.task_callback_seconds() == 1.0
