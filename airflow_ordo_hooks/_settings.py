@@ -46,8 +46,17 @@ class Setting:
         if value != value or (self.minimum is not None and value < self.minimum) or (
             self.maximum is not None and value > self.maximum
         ):
-            raise SettingsError(f"{where}: expected {expected} from {self.minimum:g} to {self.maximum:g}, got {raw!r}")
+            raise SettingsError(f"{where}: expected {expected} from {self.bounds}, got {raw!r}")
         return value
+
+    @property
+    def bounds(self) -> str:
+        """``"<minimum> to <maximum>"``, as the README's table and the errors write them."""
+        return f"{_number(self.minimum)} to {_number(self.maximum)}"
+
+
+def _number(value: float | None) -> str:
+    return str(int(value)) if value is not None and value == int(value) else str(value)
 
 
 SETTINGS: tuple[Setting, ...] = (

@@ -64,3 +64,18 @@ def test_task_callback_time_follows_task_success_overtime(monkeypatch):
     assert _settings.task_callback_seconds() == 30 - _settings.CALLBACK_MARGIN
     monkeypatch.setenv("AIRFLOW__CORE__TASK_SUCCESS_OVERTIME", "2")
     assert _settings.task_callback_seconds() == 1.0
+
+
+def test_the_readmes_settings_table_says_what_the_settings_module_does():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = {m[0]: (m[1], m[2]) for m in re.findall(r"^\| `(\w+)` \| ([^|]+?) \| ([^|]+?) \|", readme, re.M)}
+    for setting in _settings.SETTINGS:
+        default, allowed = rows[setting.name]
+        if setting.kind is str:
+            assert default.strip("`") == (setting.default or "(none)")
+        else:
+            assert setting.convert(default) == setting.default
+            assert allowed == setting.bounds
