@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_ordo_hooks import _airflow
-from airflow_ordo_hooks._hooks_config import RUN_EVENTS, Hooks, parse_hooks
+from airflow_ordo_hooks._events import RUN_EVENTS
+from airflow_ordo_hooks._hooks_config import Hooks, parse_hooks
 from airflow_ordo_hooks._on_exit import params_for, parse_on_exit
 from airflow_ordo_hooks.callbacks.job_event import JobEventCallback
 from airflow_ordo_hooks.callbacks.on_exit import OnExitFallback

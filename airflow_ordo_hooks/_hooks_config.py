@@ -12,18 +12,15 @@ Events: ``on_success``, ``on_error``, ``on_retries_exhausted``. Actions: ``notif
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_ordo_hooks._events import EVENTS, RUN_EVENTS
 from airflow_ordo_hooks.exceptions import HooksConfigError
 
-EVENTS = ("on_success", "on_error", "on_retries_exhausted")
-RUN_EVENTS = ("on_success", "on_error")
-NOTIFY_ACTIONS = ("notify_webhook", "notify_slack_webhook", "notify_discord_webhook")
-ACTIONS = (*NOTIFY_ACTIONS, "trigger_job")
-_DAG_ID = re.compile(r"^[A-Za-z0-9_.-]+$")  # Airflow's own rule for DAG ids
+"""cheek's events; here, not in ``_schema``, because the callbacks need them without pydantic."""
+"""The events of a DAG run, which is not retried."""
 
 
 @dataclass(frozen=True)
@@ -67,40 +64,25 @@ def parse_hooks(config: Mapping[str, Any] | str | Hooks | None, *, where: str = 
         return Hooks()
     if isinstance(config, str):
         config = _load_yaml(config, where)
-    allowed = tuple(events)
-    if not isinstance(config, Mapping):
-        raise HooksConfigError(f"{where}: expected a mapping of events ({', '.join(allowed)}), got {config!r}")
-    from airflow_ordo_hooks.hooks.webhook import TargetError, check_target
+    from airflow_ordo_hooks import _schema  # pydantic: paid only by a DAG file that validates a config
 
-    actions: list[Action] = []
-    for event, by_action in config.items():
-        if event not in allowed:
-            extra = " (a DAG run is not retried: use on_error)" if event in EVENTS else ""
-            raise HooksConfigError(f"{where}: unknown event {event!r}{extra}; expected one of {', '.join(allowed)}")
-        if by_action is None:
-            continue
-        if not isinstance(by_action, Mapping):
-            raise HooksConfigError(f"{where}.{event}: expected a mapping of actions ({', '.join(ACTIONS)}), got {by_action!r}")
-        for action, targets in by_action.items():
-            field = f"{where}.{event}.{action}"
-            if action not in ACTIONS:
-                raise HooksConfigError(f"{where}.{event}: unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
-            if targets is None:
-                continue
-            if isinstance(targets, str) or not isinstance(targets, Iterable) or isinstance(targets, Mapping):
-                raise HooksConfigError(f"{field}: expected a list of targets, got {targets!r}")
-            for index, target in enumerate(targets):
-                if action == "trigger_job":
-                    if not isinstance(target, str) or not _DAG_ID.match(target):
-                        raise HooksConfigError(
-                            f"{field}[{index}]: expected a DAG id (letters, digits, _ - .), got {target!r}"
-                        )
-                else:
-                    try:
-                        check_target(target)
-                    except TargetError as exc:
-                        raise HooksConfigError(f"{field}[{index}]: {exc}") from None
-                actions.append(Action(event, action, target))
+    model = _schema.validate(_schema.HooksConfig, config, where=where, error=HooksConfigError, context={"events": tuple(events)})
+    return hooks_of(model)
+
+
+def hooks_of(config: Any) -> Hooks:
+    """
+    The :class:`Hooks` of a validated config that sets cheek's events (a hooks config, a cheek schedule or job).
+
+    :param config: a model of :mod:`airflow_ordo_hooks._schema` with the event fields.
+    """
+    actions = [
+        Action(event, action, target)
+        for event, by_action in config.written()
+        if event in EVENTS and by_action is not None
+        for action, targets in by_action.written()
+        for target in targets or ()
+    ]
     return Hooks(tuple(dict.fromkeys(actions)))
 
 

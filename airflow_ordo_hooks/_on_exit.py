@@ -18,21 +18,12 @@ without it is refused.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from airflow_ordo_hooks.exceptions import OnExitConfigError
-
-
-STEP_TYPES = {"CALL_WEBHOOK": ("waits_for",)}
-"""The executors an on_exit step may use, with the input slots each accepts."""
-
-_REFERENCE = re.compile(r"^(job:[A-Za-z0-9_-]+|step:[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$")  # Ordo's own
-_ID = re.compile(r"^[A-Za-z0-9_-]+$")
-_STEP_KEYS = ("id", "type", "inputs", "param_keys")
 
 
 @dataclass(frozen=True)
@@ -91,52 +82,12 @@ def parse_on_exit(step: Mapping[str, Any] | str | Path, task_ids: set[str] | Non
         step = step["on_exit"]
     if isinstance(step, list):
         raise OnExitConfigError(f"on_exit: expected one step object, got a list of {len(step)}: Ordo runs a single on_exit step")
-    if not isinstance(step, Mapping):
-        raise OnExitConfigError(f"on_exit: expected a step object with id, type and inputs, got {step!r}")
-    for forbidden in ("outputs", "depends_on"):
-        if forbidden in step:
-            raise OnExitConfigError(f"on_exit.{forbidden}: not allowed on an on_exit step (it runs after all steps and produces nothing), got {step[forbidden]!r}")
-    unknown = [k for k in step if k not in _STEP_KEYS]
-    if unknown:
-        raise OnExitConfigError(f"on_exit: unknown field {unknown[0]!r}; expected {', '.join(_STEP_KEYS)}")
+    from airflow_ordo_hooks import _schema  # pydantic: paid only by a DAG file that validates a step
 
-    step_id = step.get("id")
-    if not isinstance(step_id, str) or not _ID.match(step_id):
-        raise OnExitConfigError(f"on_exit.id: expected an id of letters, digits, _ and -, got {step_id!r}")
-    step_type = step.get("type")
-    if step_type not in STEP_TYPES:
-        raise OnExitConfigError(f"on_exit.type: Unsupported step type: {step_type}; expected one of {', '.join(STEP_TYPES)}")
-
-    inputs = step.get("inputs", {})
-    if not isinstance(inputs, Mapping):
-        raise OnExitConfigError(f"on_exit.inputs: expected an object of input slots, got {inputs!r}")
-    slots = STEP_TYPES[step_type]
-    extra = [k for k in inputs if k not in slots]
-    if extra:
-        raise OnExitConfigError(f"on_exit.inputs: {step_type} accepts exactly one input slot, {slots[0]!r}; got {extra[0]!r}")
-    if "waits_for" not in inputs:
-        raise OnExitConfigError(f"on_exit.inputs: {step_type} needs its input slot 'waits_for', got {dict(inputs)!r}")
-    reference_text = inputs["waits_for"]
-    if not isinstance(reference_text, str) or not _REFERENCE.match(reference_text):
-        raise OnExitConfigError(
-            f"on_exit.inputs.waits_for: expected 'job:<name>' or 'step:<id>.<slot>', got {reference_text!r}"
-        )
-    reference = Reference.parse(reference_text)
-    if reference.kind == "step" and task_ids is not None and reference.name not in task_ids:
-        raise OnExitConfigError(
-            f"on_exit.inputs.waits_for: {reference_text!r} names step {reference.name!r}, which is not a task of the DAG "
-            f"(tasks: {', '.join(sorted(task_ids)) or 'none'})"
-        )
-
-    param_keys = step.get("param_keys", [])
-    if not isinstance(param_keys, list) or not all(isinstance(k, str) and _ID.match(k) for k in param_keys):
-        raise OnExitConfigError(f"on_exit.param_keys: expected a list of parameter names, got {param_keys!r}")
-    if not param_keys:
-        raise OnExitConfigError(f"on_exit.param_keys: {step_type} needs at least one, holding the webhook URL (e.g. ['webhook_url']), got {param_keys!r}")
-    duplicates = sorted({k for k in param_keys if param_keys.count(k) > 1})
-    if duplicates:
-        raise OnExitConfigError(f"on_exit.param_keys: {duplicates[0]!r} is listed more than once in {param_keys!r}")
-    return OnExitStep(step_id, step_type, reference, tuple(param_keys))
+    config = _schema.validate(
+        _schema.OnExitStepConfig, step, where="on_exit", error=OnExitConfigError, context={"task_ids": task_ids}
+    )
+    return OnExitStep(config.id, config.type, Reference.parse(config.inputs.waits_for), tuple(config.param_keys))
 
 
 def params_for(step: OnExitStep, defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_ordo_hooks._hooks_config import Action, Hooks, HooksConfigError, RUN_EVENTS, parse_hooks
+from airflow_ordo_hooks._events import RUN_EVENTS
+from airflow_ordo_hooks._hooks_config import Action, Hooks, HooksConfigError, parse_hooks
 from tests.seeds import COFFEE_HOOKS
 
 

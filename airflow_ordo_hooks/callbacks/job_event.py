@@ -1,23 +1,11 @@
 """The one callback wrapper: every event this package sends, from a task, a DAG run or a notifier, goes through here.
 
-==================================  ===============================================================
-Airflow callback                    cheek events, in this order
-==================================  ===============================================================
-``on_success_callback``             ``on_success``
-``on_retry_callback``               ``on_error`` (a failed try that will be retried)
-``on_failure_callback``             ``on_error``, then ``on_retries_exhausted`` if the task has retries
-a DAG's ``on_success_callback``     ``on_success`` of the run
-a DAG's ``on_failure_callback``     ``on_error`` of the run
-==================================  ===============================================================
-
-"Final" is decided by which callback Airflow fired, not by counting tries, so a task that fails
-for good before using its retries (``AirflowFailException``) also fires ``on_retries_exhausted``.
-
 Whatever fires it, an event is handled the same way (:func:`fire`): never raising into Airflow,
 within the time the callback has (the supervisor kills a task process ``[core]
 task_success_overtime`` after its state was reported), reading only what Airflow allows in the
 DAG processor (where DAG-run callbacks and the callbacks of killed tasks run): the context,
-connections, and the try's log file. Nothing here writes to Airflow.
+connections, and the try's log file. Nothing here writes to Airflow. Which callback fires which
+event is :mod:`airflow_ordo_hooks._events`'s table.
 """
 
 from __future__ import annotations
@@ -29,7 +17,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from airflow_ordo_hooks import _payloads, _settings, _task_log
+from airflow_ordo_hooks import _events, _payloads, _settings, _task_log
 from airflow_ordo_hooks._hooks_config import Hooks
 from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy, deliver_all
 from airflow_ordo_hooks.operators.trigger_job import PAYLOAD_XCOM_KEY, cycle, trigger_via_api
@@ -85,22 +73,13 @@ class JobEventCallback(EventCallback):
 
     def run(self, context: Mapping[str, Any], deadline: float) -> None:
         if is_run_context(context):
-            events = ["on_success" if self.change == "success" else "on_error"]
+            events = _events.run_events(self.change)
         else:
-            events = events_for(self.change, context["task"].retries or 0)
+            events = _events.task_events(self.change, context["task"].retries or 0)
         fire(events, self.hooks, context, per_attempt=self.change == "retry", deadline=deadline)
 
     def __repr__(self) -> str:
         return f"JobEventCallback({self.change!r}, {len(self.hooks.actions)} actions)"
-
-
-def events_for(change: str, retries: int) -> list[str]:
-    """The cheek events a task's state change fires, in order."""
-    if change == "success":
-        return ["on_success"]
-    if change == "failure" and retries > 0:
-        return ["on_error", "on_retries_exhausted"]
-    return ["on_error"]
 
 
 def event_log(context: Mapping[str, Any], max_chars: int) -> str:

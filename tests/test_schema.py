@@ -1,0 +1,108 @@
+"""The one validator of the config formats: each refuses unknown fields, wrong types and bad ids, in short messages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from airflow_ordo_hooks import _schema
+from airflow_ordo_hooks._cheek_schedule import load_cheek_schedule
+from airflow_ordo_hooks._hooks_config import parse_hooks
+from airflow_ordo_hooks.exceptions import CheekScheduleError, HooksConfigError, OnExitConfigError
+
+STEP = {"id": "call_webhook", "type": "CALL_WEBHOOK", "inputs": {"waits_for": "job:dataset"}, "param_keys": ["webhook_url"]}
+HUGE = "x " * 500_000  # 1 MB, and no valid id, URL or cron
+
+
+def _refusal(model, data, **context):
+    with pytest.raises(OnExitConfigError) as err:
+        _schema.validate(model, data, where="config", error=OnExitConfigError, context=context, labels={"jobs": "job"})
+    return str(err.value)
+
+
+@pytest.mark.parametrize(
+    "model, data, message",
+    [
+        # unknown field
+        (_schema.HooksConfig, {"on_error": {"notify_pager": ["x"]}}, "config.on_error: unknown action 'notify_pager'; expected one of notify_webhook,"),
+        (_schema.CheekSchedule, {"jobs": {"a": {"command": "x", "timeout": 5}}}, "config: job 'a': unknown field 'timeout'; expected one of command,"),
+        (_schema.OnExitStepConfig, {**STEP, "retries": 3}, "config: unknown field 'retries'; expected one of id, type, inputs, param_keys"),
+        # wrong type
+        (_schema.HooksConfig, {"on_success": {"notify_webhook": "https://x.example"}}, "config.on_success.notify_webhook: expected a list of targets, got 'https://x.example'"),
+        (_schema.CheekSchedule, {"jobs": {"a": {"command": "x", "retries": True}}}, "config: job 'a'.retries: expected a whole number 0 or more, got True"),
+        (_schema.OnExitStepConfig, {**STEP, "param_keys": ("webhook_url",)}, "config.param_keys: expected a list of parameter names, got ('webhook_url',)"),
+        # bad id
+        (_schema.HooksConfig, {"on_success": {"trigger_job": ["ok", "no/slash"]}}, "config.on_success.trigger_job[1]: expected a DAG id (letters, digits, _ - .), got 'no/slash'"),
+        (_schema.CheekSchedule, {"jobs": {"ok": {"command": "x"}, "a b": {"command": "x"}}}, "config: job 'a b': a job name must be letters, digits, _ - . (it becomes a DAG id)"),
+        (_schema.OnExitStepConfig, {**STEP, "id": "call.webhook"}, "config.id: expected an id of letters, digits, _ and -, got 'call.webhook'"),
+    ],
+)
+def test_each_format_refuses_unknown_fields_wrong_types_and_bad_ids(model, data, message):
+    assert _refusal(model, data, known_dag_ids={"ok"}).startswith(message)
+
+
+def test_valid_configs_give_models_that_keep_the_order_written():
+    hooks = _schema.HooksConfig.model_validate({"on_error": {"trigger_job": ["b"], "notify_webhook": ["conn:x"]}, "on_success": None})
+    assert [name for name, _ in hooks.written()] == ["on_error", "on_success"]
+    assert list(hooks.on_error.written()) == [("trigger_job", ["b"]), ("notify_webhook", ["conn:x"])]
+
+    job = _schema.CheekSchedule.model_validate({"jobs": {"a": {"command": "echo  two", "cron": "@midnight"}}}).jobs["a"]
+    assert (job.command, job.cron, job.retries, job.env) == (("echo", "two"), "@daily", 0, None)
+
+    step = _schema.OnExitStepConfig.model_validate(STEP, context={"task_ids": set()})
+    assert (step.id, step.inputs.waits_for, step.param_keys) == ("call_webhook", "job:dataset", ["webhook_url"])
+
+
+@pytest.mark.parametrize(
+    "model, data, field",
+    [
+        (_schema.HooksConfig, {"on_error": {"notify_webhook": [HUGE]}}, "config.on_error.notify_webhook[0]: "),
+        (_schema.HooksConfig, {"on_error": {"trigger_job": [HUGE]}}, "config.on_error.trigger_job[0]: "),
+        (_schema.HooksConfig, {HUGE: {}}, "config: unknown event "),
+        (_schema.CheekSchedule, {"jobs": {"a": {"command": "x", "working_directory": 7, "cron": HUGE}}}, "config: job 'a'.cron: "),
+        (_schema.CheekSchedule, {"jobs": {HUGE: {"command": "x"}}}, "config: job 'x x x"),
+        (_schema.OnExitStepConfig, {**STEP, "type": HUGE}, "config.type: Unsupported step type: x x x"),
+        (_schema.OnExitStepConfig, {**STEP, "inputs": {"waits_for": HUGE}}, "config.inputs.waits_for: "),
+    ],
+)
+def test_a_1_mb_value_gives_a_short_message_that_names_the_field(model, data, field):
+    message = _refusal(model, data)
+    assert message.startswith(field) and len(message) < 2_000, message[:3_000]
+
+
+def test_a_1_mb_webhook_target_through_parse_hooks_and_a_schedule_file():
+    with pytest.raises(HooksConfigError) as err:
+        parse_hooks({"on_error": {"notify_webhook": [f"ftp://{HUGE}"]}}, where="hooks of task 't'")
+    assert str(err.value).startswith("hooks of task 't'.on_error.notify_webhook[0]: 'ftp://x x x") and len(str(err.value)) < 2_000
+    with pytest.raises(CheekScheduleError) as err:
+        load_cheek_schedule(f"jobs:\n  a:\n    command: x\n    env: {{A: [{HUGE}]}}\n")
+    assert str(err.value).startswith("cheek schedule: job 'a'.env: expected names mapped to plain values, got {'A': ['x x x")
+    assert len(str(err.value)) < 2_000
+
+
+def test_a_context_restricts_what_is_valid():
+    assert _refusal(_schema.HooksConfig, {"on_retries_exhausted": {}}, events=("on_success", "on_error")) == (
+        "config: unknown event 'on_retries_exhausted' (a DAG run is not retried: use on_error); expected one of on_success, on_error"
+    )
+    assert _refusal(_schema.OnExitStepConfig, {**STEP, "inputs": {"waits_for": "step:gone.out"}}, task_ids={"a"}) == (
+        "config.inputs.waits_for: 'step:gone.out' names step 'gone', which is not a task of the DAG (tasks: a)"
+    )
+    assert _refusal(_schema.CheekSchedule, {"jobs": {"a": {"command": "x", "on_error": {"trigger_job": ["elsewhere"]}}}}) == (
+        "config: job 'a'.on_error.trigger_job: no job 'elsewhere' in the schedule (jobs: a); define it, or pass known_dag_ids"
+    )
+
+
+def test_further_problems_are_counted_not_listed():
+    message = _refusal(_schema.CheekSchedule, {"jobs": {"a": {"command": "x", "retries": -1, "working_directory": 7}}})
+    assert message == "config: job 'a'.working_directory: expected a path, got 7 (and 1 more)"
+
+
+def test_importing_the_package_or_its_parsers_does_not_import_pydantic():
+    code = (
+        # _cheek_schedule builds DAGs, so it imports Airflow (and pydantic with it) anyway
+        "import sys, airflow_ordo_hooks, airflow_ordo_hooks._hooks_config, airflow_ordo_hooks._on_exit; "
+        "print('pydantic' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
