@@ -140,15 +140,13 @@ def fire(events: list[str], hooks: Hooks, context: Mapping[str, Any], *, per_att
         if not jobs:
             payload = event_payload(context, event, log_text=log_text)
         else:
-            from airflow_ordo_hooks.operators.trigger_job import PAYLOAD_XCOM_KEY, cycle, trigger_via_api
+            from airflow_ordo_hooks.operators.trigger_job import cycle, trigger_via_api
 
             dag_run = context["dag_run"]
             triggered = [j for j in jobs if not cycle(j, dag_run.dag_id, dag_run.conf)]
             payload = event_payload(context, event, log_text=log_text, triggered=triggered)
             if run_level or per_attempt:
                 trigger_via_api(jobs, event, dag_run.dag_id, dag_run.conf, payload, _settings.get("api_conn_id"))
-            elif not processor:  # the trigger task reads it; in the DAG processor it makes do without
-                context["ti"].xcom_push(key=PAYLOAD_XCOM_KEY.format(event=event), value=payload)
         deliver_all([(a.target, BUILDERS[a.action](payload)) for a in actions if a.action in BUILDERS], policy=policy)
 
 
