@@ -33,6 +33,7 @@ from airflow_ordo_hooks._payloads import CONF_KEY, parent_context
 
 log = logging.getLogger(__name__)
 
+
 def triggered_by(event: str, parent: str) -> str:
     """cheek's ``triggered_by`` of a child: ``retries_exhausted[<parent>]`` or ``job[<parent>]``."""
     return f"retries_exhausted[{parent}]" if event == "on_retries_exhausted" else f"job[{parent}]"
@@ -121,14 +122,18 @@ class TriggerJobOperator(TriggerDagRunOperator):
         conn_id = _settings.get("api_conn_id")
         try:
             BaseHook.get_connection(conn_id)
-            details = _read_through_api(conn_id, ti.dag_id, ti.run_id, self.source_task_id, max_chars)
-        except Exception as exc:
+        except Exception:
+            details, missing = None, f"there is no connection {conn_id!r} to Airflow's REST API"
+        else:
+            try:
+                details = _read_through_api(conn_id, ti.dag_id, ti.run_id, self.source_task_id, max_chars)
+            except Exception as exc:
+                details, missing = None, f"Airflow's REST API (connection {conn_id!r}) failed: {exc}"
+        if details is None:
             details = _read_locally(ti, self.source_task_id, retries, max_chars)
             log.info(
-                "trigger_job: %s's %s payload is built from its state%s, without Airflow's REST API "
-                "(connection %r: %s): its times, duration and max_tries are null%s",
-                self.source_task_id, self.event, " and its log file" if details["log"] else "", conn_id,
-                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                "trigger_job: %s, so %s's %s payload is built from its state%s: its times, duration and max_tries are null%s",
+                missing, self.source_task_id, self.event, " and its log file" if details["log"] else "",
                 ", try_number too, and retry_attempt is derived" if details["try_number"] is None else "",
             )
         if not details["log"] and state != "success":  # a failure's log is never empty

@@ -97,7 +97,7 @@ def test_the_trigger_task_builds_the_payload_itself_without_waiting_for_a_callba
         "try_number": None, "max_tries": None, "state": "failed", "log_url": parent["airflow"]["log_url"],
     }
     assert "/dags/trigger_without_callback/runs/" in parent["airflow"]["log_url"] and parent["airflow"]["log_url"].endswith("/tasks/job")
-    assert "without Airflow's REST API (connection 'airflow_api'" in caplog.text
+    assert "there is no connection 'airflow_api' to Airflow's REST API, so job's on_retries_exhausted payload is built from its state" in caplog.text
 
 
 def test_a_child_reports_who_triggered_it(run_dag, receiver, new_runs):
