@@ -12,6 +12,7 @@ import traceback
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 CONF_KEY = "airflow_ordo_hooks"
 """The key of a run's ``conf`` under which a ``trigger_job`` parent passes its context to the child."""
@@ -130,6 +131,68 @@ def job_event_payload(
             "log_url": _log_url(ti),
         },
     )
+
+
+def watched_task_payload(
+    dag_run: Any,
+    *,
+    task_id: str,
+    state: str,
+    log: str,
+    retries_exhausted: bool,
+    retries: int,
+    triggered: Sequence[str] = (),
+    try_number: int | None = None,
+    max_tries: int | None = None,
+    map_index: int = -1,
+    start_date: datetime | None = None,
+    end_date: datetime | None = None,
+    log_url: str | None = None,
+) -> dict[str, Any]:
+    """
+    cheek's generic payload for a task event, from what another task can read of that task once
+    it has ended (a ``trigger_job`` task: the event's callback may never have run).
+
+    Fields that were not read are derived: ``status`` is the exit code the log names, else -1
+    (0 on success); ``retry_attempt`` is ``try_number - 1``, else ``retries`` for a failure
+    (the last try), else 0; ``duration`` is null without both times.
+
+    :param dag_run: the run of the task.
+    :param state: the task's state: ``success`` or ``failed``.
+    :param log: its try's log, already bounded and masked ("" when unknown).
+    :param retries: the task's ``retries``, for ``retry_attempt`` when ``try_number`` is unknown.
+    """
+    if try_number is not None:
+        retry_attempt = max(try_number - 1, 0)
+    else:
+        retry_attempt = 0 if state == "success" else retries
+    return _payload(
+        dag_run,
+        status=0 if state == "success" else exit_status(log),
+        log=log,
+        name=task_id,
+        retry_attempt=retry_attempt,
+        retries_exhausted=retries_exhausted,
+        duration=round((end_date - start_date).total_seconds() * 1000) if start_date and end_date else None,
+        triggered=triggered,
+        airflow={
+            "dag_id": dag_run.dag_id,
+            "task_id": task_id,
+            "run_id": dag_run.run_id,
+            "map_index": map_index,
+            "try_number": try_number,
+            "max_tries": max_tries,
+            "state": state,
+            "log_url": log_url,
+        },
+    )
+
+
+def log_url(base_url: str, dag_id: str, run_id: str, task_id: str, map_index: int = -1, try_number: int | None = None) -> str:
+    """The UI's page of a try's log, as the Task SDK's ``ti.log_url`` builds it."""
+    mapped = f"/mapped/{map_index}" if map_index >= 0 else ""
+    try_part = f"?try_number={try_number}" if try_number else ""
+    return f"{base_url.rstrip('/')}/dags/{dag_id}/runs/{quote(run_id)}/tasks/{task_id}{mapped}{try_part}"
 
 
 def run_event_payload(context: Mapping[str, Any], *, now: datetime, triggered: Sequence[str] = ()) -> dict[str, Any]:

@@ -142,21 +142,23 @@ def _format(line: str) -> str:
     return text
 
 
-def read_try_log(ti: Any, max_chars: int) -> str:
+def read_try_log(ti: Any, max_chars: int, *, catch_up: bool = True) -> str:
     """
-    The tail of this try's log file, formatted one record a line, masked; ``""`` when there is
-    none or it cannot be read (the payload then carries the exception only).
+    The tail of a try's log file, formatted one record a line, masked; ``""`` when there is none
+    or it cannot be read (the payload then carries the exception only).
 
-    The wait for the supervisor to catch up ends as soon as this process's marker line reaches
-    the file; where the callback runs elsewhere (the DAG processor, for a killed try) it never
-    does, and the file is read as it is after :data:`CATCH_UP_TIMEOUT`.
+    :param catch_up: this process is the try's own (a callback): first wait for the supervisor
+        to write what it logged. The wait ends as soon as this process's marker line reaches the
+        file; where the callback runs elsewhere (the DAG processor, for a killed try) it never
+        does, and the file is read as it is after :data:`CATCH_UP_TIMEOUT`.
     """
     try:
         path = log_file(ti)
         if path is None:
             return ""
         try:
-            _catch_up(path)
+            if catch_up:
+                _catch_up(path)
         except Exception:  # waiting is a courtesy: read what is there
             log.debug("airflow-ordo-hooks: could not wait for %s", path, exc_info=True)
         with path.open("rb") as f:

@@ -20,7 +20,7 @@ from typing import Any
 from airflow_ordo_hooks import _events, _payloads, _settings, _task_log
 from airflow_ordo_hooks._hooks_config import Hooks
 from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy, deliver_all
-from airflow_ordo_hooks.operators.trigger_job import PAYLOAD_XCOM_KEY, cycle, trigger_via_api
+from airflow_ordo_hooks.operators.trigger_job import cycle, trigger_via_api
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +142,6 @@ def fire(
             dag_run = context["dag_run"]
             triggered = [j for j in jobs if not cycle(j, dag_run.dag_id, dag_run.conf)]
             payload = event_payload(context, event, log_text=log_text, triggered=triggered)
-            if run_level or per_attempt:
+            if run_level or per_attempt:  # an outcome's trigger_job is a task of the graph
                 trigger_via_api(jobs, event, dag_run.dag_id, dag_run.conf, payload, _settings.get("api_conn_id"))
-            else:  # the trigger task reads it
-                context["ti"].xcom_push(key=PAYLOAD_XCOM_KEY.format(event=event), value=payload)
         deliver_all([(a.target, _payloads.BUILDERS[a.action](payload)) for a in actions if a.action in _payloads.BUILDERS], policy=policy)

@@ -4,7 +4,10 @@
   ``on_retries_exhausted``) are :class:`TriggerJobOperator` tasks that ``attach_hooks`` adds to the
   DAG as teardowns of the task they watch: they show in the graph, retry like any task, need no
   credentials, and do not count for the run's state. Each checks that its event really fired
-  (the watched task ended ``success`` / ``failed``) and skips itself otherwise.
+  (the watched task ended ``success`` / ``failed``) and skips itself otherwise. It builds the
+  event's payload itself, at once, from what it can read of the ended task (the task's callback
+  may never run: a killed task gets none): through the REST API on ``airflow_api`` when that
+  connection exists (the try's details and log), else from the task's state.
 - **Per-attempt** triggers (``on_error`` of a try that will be retried, and the events of a whole
   DAG run, whose callbacks run in the DAG processor) cannot be tasks: they go through Airflow's
   public REST API (``POST /api/v2/dags/{dag_id}/dagRuns``) on the HTTP connection ``airflow_api``.
@@ -17,10 +20,12 @@ not triggered again: cheek has no such guard and recurses forever.
 
 from __future__ import annotations
 
+import json
 import logging
-import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 
@@ -28,10 +33,6 @@ from airflow_ordo_hooks import _airflow
 from airflow_ordo_hooks._payloads import CONF_KEY, parent_context
 
 log = logging.getLogger(__name__)
-
-PAYLOAD_XCOM_KEY = "airflow_ordo_hooks.payload.{event}"
-"""The XCom under which a task's callback leaves its event's payload for the trigger tasks."""
-_PAYLOAD_WAIT = 30.0  # the callback pushes the payload first thing; the trigger task may start before it has
 
 
 def triggered_by(event: str, parent: str) -> str:
@@ -71,7 +72,9 @@ class TriggerJobOperator(TriggerDagRunOperator):
     Start a run of ``trigger_dag_id`` when ``event`` of task ``source_task_id`` has fired, with the
     parent's payload in the child's conf. ``attach_hooks`` creates these for outcome-level
     ``trigger_job`` actions; it skips itself when the event did not fire, and when the target is
-    already in the chain of parents.
+    already in the chain of parents. It never waits: the payload is built from Airflow's REST API
+    (connection ``[ordo_hooks] api_conn_id``) when it can be read, else from the task's state, and
+    its log then says which fields are null or derived.
 
     :param source_task_id: the task whose event this trigger follows.
     :param event: ``on_success``, ``on_error`` (the final failure) or ``on_retries_exhausted``.
@@ -100,23 +103,120 @@ class TriggerJobOperator(TriggerDagRunOperator):
         if closed:
             log.error("trigger_job: not starting %s again, it would close the cycle %s", self.trigger_dag_id, " -> ".join(closed))
             raise AirflowSkipException(f"cycle {' -> '.join(closed)}")
-        self.conf = child_conf(self.event, ti.dag_id, dag_run.conf, self._parent_payload(ti))
+        self.conf = child_conf(self.event, ti.dag_id, dag_run.conf, self._parent_payload(context, state))
         log.info("trigger_job: starting %s (%s of %s)", self.trigger_dag_id, self.event, self.source_task_id)
         return super().execute(context)
 
-    def _parent_payload(self, ti: Any) -> Mapping[str, Any]:
-        key = PAYLOAD_XCOM_KEY.format(event=self.event)
-        deadline = time.monotonic() + _PAYLOAD_WAIT
-        while True:
-            payload = ti.xcom_pull(task_ids=self.source_task_id, key=key)
-            if payload is not None or time.monotonic() >= deadline:
-                break
-            time.sleep(0.5)
-        if payload is None:
-            log.warning("trigger_job: %s left no %s payload; the child gets a shorter parent context", self.source_task_id, self.event)
-            return {"name": self.source_task_id, "status": 0 if self.event == "on_success" else -1,
-                    "retries_exhausted": self.event == "on_retries_exhausted"}
-        return payload
+    def _parent_payload(self, context: Any, state: str) -> dict[str, Any]:
+        """
+        The payload of the watched task's event, built here from what can be read once that task has
+        ended: its callback may never run (a killed task), so nothing is waited for.
+        """
+        from airflow.sdk import BaseHook, conf
+
+        from airflow_ordo_hooks import _settings
+        from airflow_ordo_hooks._payloads import log_url, watched_task_payload
+
+        ti = context["ti"]
+        retries = self.dag.get_task(self.source_task_id).retries or 0
+        max_chars = _settings.get("log_max_chars")
+        conn_id = _settings.get("api_conn_id")
+        try:
+            BaseHook.get_connection(conn_id)
+        except Exception:
+            details, missing = None, f"there is no connection {conn_id!r} to Airflow's REST API"
+        else:
+            try:
+                details = _read_through_api(conn_id, ti.dag_id, ti.run_id, self.source_task_id, max_chars)
+            except Exception as exc:
+                details, missing = None, f"Airflow's REST API (connection {conn_id!r}) failed: {exc}"
+        if details is None:
+            details = _read_locally(ti, self.source_task_id, retries, max_chars)
+            log.info(
+                "trigger_job: %s, so %s's %s payload is built from its state%s: its times, duration and max_tries are null%s",
+                missing, self.source_task_id, self.event, " and its log file" if details["log"] else "",
+                ", try_number too, and retry_attempt is derived" if details["try_number"] is None else "",
+            )
+        if not details["log"] and state != "success":  # a failure's log is never empty
+            details["log"] = f"{self.source_task_id} ended {state}; its log could not be read"
+        return watched_task_payload(
+            context["dag_run"],
+            task_id=self.source_task_id,
+            state=state,
+            retries_exhausted=self.event == "on_retries_exhausted",
+            retries=retries,
+            triggered=[self.trigger_dag_id],
+            log_url=log_url(
+                conf.get("api", "base_url", fallback="http://localhost:8080/"),
+                ti.dag_id, ti.run_id, self.source_task_id, details.get("map_index", -1), details["try_number"],
+            ),
+            **details,
+        )
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def _read_through_api(conn_id: str, dag_id: str, run_id: str, task_id: str, max_chars: int) -> dict[str, Any]:
+    """A task instance's details and its try's log (tail, masked), through Airflow's REST API v2."""
+    from airflow_ordo_hooks._payloads import keep_tail
+    from airflow_ordo_hooks._task_log import mask
+    from airflow_ordo_hooks.hooks.webhook import AirflowApiHook
+
+    api = AirflowApiHook(conn_id)
+    path = f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}/taskInstances/{quote(task_id, safe='')}"
+    ti = api.get(path)
+    try_number = ti.get("try_number")
+    # The log endpoint answers JSON ({"content": [records]}) or NDJSON, never text/plain.
+    content = api.get(f"{path}/logs/{try_number}", map_index=ti.get("map_index", -1))["content"] if try_number else []
+    return {
+        "try_number": try_number,
+        "max_tries": ti.get("max_tries"),
+        "map_index": ti.get("map_index", -1),
+        "start_date": _time(ti.get("start_date")),
+        "end_date": _time(ti.get("end_date")),
+        "log": keep_tail(mask(_log_text(content)), max_chars),
+    }
+
+
+def _log_text(records: Sequence[Any]) -> str:
+    """The REST API's log records, one a line as in the task's log file, the log sources' group left out."""
+    from airflow_ordo_hooks._task_log import _format  # one reading of Airflow's structured log records
+
+    lines, in_group = [], False
+    for record in records:
+        if isinstance(record, dict):
+            event = str(record.get("event", ""))
+            if event.startswith("::group::") or event.startswith("::endgroup::"):
+                in_group = event.startswith("::group::")
+                continue
+            if not in_group:
+                lines.append(_format(json.dumps(record)))
+        elif not in_group:
+            lines.append(str(record))
+    return "\n".join(lines)
+
+
+class _TryOf:
+    """The watched task's try ``try_number``, as the log file name template sees a task instance."""
+
+    def __init__(self, ti: Any, task_id: str, try_number: int) -> None:
+        self._ti, self.task_id, self.try_number, self.map_index = ti, task_id, try_number, -1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ti, name)
+
+
+def _read_locally(ti: Any, task_id: str, retries: int, max_chars: int) -> dict[str, Any]:
+    """The watched task's last try and its log, when that log's file is on this machine (a worker that ran it, or a shared log folder)."""
+    from airflow_ordo_hooks._task_log import log_file, read_try_log
+
+    for try_number in range(retries + 1, 0, -1):
+        attempt = _TryOf(ti, task_id, try_number)
+        if log_file(attempt) is not None:
+            return {"try_number": try_number, "log": read_try_log(attempt, max_chars, catch_up=False)}
+    return {"try_number": None, "log": ""}
 
 
 def trigger_via_api(

@@ -52,3 +52,11 @@ with _dag("trigger_missing_target"):
 for me, other in (("cycle_a", "cycle_b"), ("cycle_b", "cycle_a")):
     with _dag(me):
         attach_hooks(_job("succeeds"), {"on_success": {"trigger_job": [other], "notify_webhook": [f"{RECEIVER}/{me}/job/on_success"]}})
+
+# A trigger task whose watched task fires no callback at all (it has no hooks), as when a task
+# process is killed: the trigger task builds the parent's payload from what it can read.
+with _dag("trigger_without_callback", retries=2):
+    from airflow_ordo_hooks.operators.trigger_job import TriggerJobOperator
+
+    watched = _job("fails").operator
+    watched >> TriggerJobOperator(source_task_id="job", event="on_retries_exhausted", trigger_dag_id="trigger_child").as_teardown()

@@ -68,6 +68,38 @@ def test_retries_exhausted_starts_its_child_and_a_retried_try_needs_the_api_conn
     assert [r.json["retry_attempt"] for r in receiver.requests] == [0, 1]
 
 
+def test_the_trigger_task_builds_the_payload_itself_without_waiting_for_a_callback(run_dag, receiver, new_runs, caplog):
+    """The watched task has no hooks, so no callback leaves anything for its trigger task (as with a
+    killed task); under dag.test() there is no REST API either: the payload comes from the task's state."""
+    from airflow.models import TaskInstance
+    from airflow.utils.session import create_session
+
+    trigger_id = task_id_for("job", "on_retries_exhausted", "trigger_child")
+    run = run_dag("trigger_without_callback")
+
+    assert run_dag.task_states(run) == {"job": "failed", trigger_id: "success"}
+    with create_session() as session:
+        ti = session.query(TaskInstance).filter_by(dag_id=run.dag_id, run_id=run.run_id, task_id=trigger_id).one()
+        seconds = (ti.end_date - ti.start_date).total_seconds()
+    assert seconds < 5, f"the trigger task took {seconds:.1f} s: it waited for something"
+    (conf,) = new_runs("trigger_child")
+    assert conf[CONF_KEY]["triggered_by"] == "retries_exhausted[trigger_without_callback]"
+    parent = conf[CONF_KEY]["triggered_by_job_run"]
+    assert {k: parent[k] for k in ("name", "status", "triggered", "retry_attempt", "retries_exhausted", "duration")} == {
+        "name": "job", "status": -1, "triggered": ["trigger_child"],
+        "retry_attempt": 2,  # the try is unknown: a final failure is taken as the last try, index = retries
+        "retries_exhausted": True, "duration": None,
+    }
+    assert parent["log"] == "job ended failed; its log could not be read"
+    assert parent["triggered_by"] == "manual" and parent["triggered_at"]
+    assert parent["airflow"] == {
+        "dag_id": "trigger_without_callback", "task_id": "job", "run_id": run.run_id, "map_index": -1,
+        "try_number": None, "max_tries": None, "state": "failed", "log_url": parent["airflow"]["log_url"],
+    }
+    assert "/dags/trigger_without_callback/runs/" in parent["airflow"]["log_url"] and parent["airflow"]["log_url"].endswith("/tasks/job")
+    assert "there is no connection 'airflow_api' to Airflow's REST API, so job's on_retries_exhausted payload is built from its state" in caplog.text
+
+
 def test_a_child_reports_who_triggered_it(run_dag, receiver, new_runs):
     run_dag("trigger_on_success")
     (conf,) = new_runs("trigger_child")
