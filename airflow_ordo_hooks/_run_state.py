@@ -133,7 +133,14 @@ def read_run(conn_id: str, dag: Any, dag_run: Any, exclude: str, ti: Any = None)
             conn_id,
         )
         return from_task_sdk(dag, dag_run, exclude, ti)
-    return from_rest_api(conn_id, dag, dag.dag_id, dag_run.run_id, exclude)
+    try:
+        return from_rest_api(conn_id, dag, dag.dag_id, dag_run.run_id, exclude)
+    except Exception as exc:  # a report from fewer fields beats no report
+        log.warning(
+            "Airflow's REST API (connection %r) could not be read (%s): the on_exit report is built from task states only",
+            conn_id, f"{type(exc).__name__}: {str(exc)[:300]}",
+        )
+        return from_task_sdk(dag, dag_run, exclude, ti)
 
 
 def with_artifact(snapshot: RunSnapshot, task_id: str, key: str, value: Any) -> None:

@@ -143,5 +143,6 @@ def fire(
             triggered = [j for j in jobs if not cycle(j, dag_run.dag_id, dag_run.conf)]
             payload = event_payload(context, event, log_text=log_text, triggered=triggered)
             if run_level or per_attempt:  # an outcome's trigger_job is a task of the graph
-                trigger_via_api(jobs, event, dag_run.dag_id, dag_run.conf, payload, _settings.get("api_conn_id"))
+                started = trigger_via_api(jobs, event, dag_run.dag_id, dag_run.conf, payload, _settings.get("api_conn_id"))
+                payload = {**payload, "triggered": [j for j in triggered if j in started]}
         deliver_all([(a.target, _payloads.BUILDERS[a.action](payload)) for a in actions if a.action in _payloads.BUILDERS], policy=policy)

@@ -110,7 +110,7 @@ def test_a_mapped_task_of_1000_instances_gives_one_report_with_every_step(run_da
     assert str(run.state) == "success"
 
 
-def test_the_api_connection_named_in_the_settings_is_the_one_the_step_reads(run_dag, receiver, monkeypatch):
+def test_the_api_connection_named_in_the_settings_is_read_and_a_failing_api_still_gives_a_report(run_dag, receiver, monkeypatch):
     # attach_on_exit without api_conn_id: [ordo_hooks] api_conn_id decides, where the step runs
     monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__API_CONN_ID", "ordo_api_from_settings")
     monkeypatch.setenv("AIRFLOW_CONN_ORDO_API_FROM_SETTINGS", receiver.url("").rstrip("/"))
@@ -119,3 +119,7 @@ def test_the_api_connection_named_in_the_settings_is_the_one_the_step_reads(run_
     assert str(run.state) == "success"
     asked = [r.path for r in receiver.requests if r.method == "GET"]
     assert asked and asked[0].startswith("/api/v2/dags/ordo_all_ok/dagRuns/"), asked
+    # that "API" answers no JSON: the report is still sent, built from what the Task SDK gives
+    (report,) = [r.json for r in receiver.requests if r.method == "POST" and r.path == "/ordo_all_ok/report"]
+    assert report["on_exit"]["source"] == "task_sdk" and report["job"]["status"] == "success"
+    assert run_dag.task_states(run)["call_webhook"] == "success"

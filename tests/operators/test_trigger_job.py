@@ -66,6 +66,9 @@ def test_retries_exhausted_starts_its_child_and_a_retried_try_needs_the_api_conn
     # the first, retried try had no graph task: without the API connection, an error, and its webhook still went
     assert "Airflow's REST API is not reachable through connection 'airflow_api'" in caplog.text
     assert [r.json["retry_attempt"] for r in receiver.requests] == [0, 1]
+    # the retried try's child was not started, so its payload does not list it; the final failure's
+    # is started by its graph task
+    assert [r.json["triggered"] for r in receiver.requests] == [[], ["trigger_child_b"]]
 
 
 def test_the_trigger_task_builds_the_payload_itself_without_waiting_for_a_callback(run_dag, receiver, new_runs, caplog):
