@@ -276,6 +276,8 @@ def _send(
     with resp:
         status = resp.status_code
         if 200 <= status < 300:
+            if stream and resp.headers.get("Content-Length") == "0":
+                resp.content  # noqa: B018 - nothing to wait for: the connection goes back to the pool, not closed
             return _Outcome(status_code=status, response=resp)
         if 300 <= status < 400:
             where = resp.headers.get("Location", "?")
