@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import quote
 
 from airflow_ordo_hooks import _airflow
-from airflow_ordo_hooks.hooks.webhook import AirflowApiHook
 from airflow_ordo_hooks._report import ArtifactRecord, OutputRecord, RunSnapshot, StepRecord, settled_status
 
 log = logging.getLogger(__name__)
@@ -50,6 +49,8 @@ def _state(value: Any) -> str | None:
 
 def from_rest_api(conn_id: str, dag: Any, dag_id: str, run_id: str, exclude: str) -> RunSnapshot:
     """Read the run through Airflow's REST API (see the module's doc for the connection)."""
+    from airflow_ordo_hooks.hooks.webhook import AirflowApiHook  # imports HttpHook: only when the API is read
+
     api = AirflowApiHook(conn_id)
     run_path = f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}"
     run = api.get(run_path)

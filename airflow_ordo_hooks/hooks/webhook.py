@@ -1,9 +1,13 @@
-"""The one module that sends HTTP: POST a JSON body to a webhook target, bounded and retried.
+"""The one HTTP path of this package: webhook deliveries and the client of Airflow's REST API.
 
-Every webhook this package sends goes through :func:`deliver` (or :func:`deliver_all` for the
-actions of one event). A delivery never raises: it returns a :class:`DeliveryRecord` saying what
-happened, and a delivery that fails for good is logged once, at WARNING, with the URL's secret
-parts masked.
+Every webhook goes through :func:`deliver` (or :func:`deliver_all` for the actions of one event).
+A delivery never raises: it returns a :class:`DeliveryRecord` saying what happened, and a delivery
+that fails for good is logged once, at WARNING, with the URL's secret parts masked.
+
+Both :class:`WebhookHook` (a ``conn:`` target) and :class:`AirflowApiHook` (Airflow's REST API)
+are ``HttpHook`` subclasses sending through the one request-and-retry primitive here, bounded by
+the ``[ordo_hooks]`` timeouts and budget. They are defined in ``_http_hooks`` and imported on
+first use, so that importing this module (a DAG file does, to check targets) stays cheap.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -27,6 +31,9 @@ from airflow_ordo_hooks.exceptions import TargetError
 
 if TYPE_CHECKING:
     import requests
+    import requests.adapters
+
+    from airflow_ordo_hooks.hooks._http_hooks import AirflowApiHook, WebhookHook
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +45,6 @@ SIGNING_SECRET_EXTRA = "signing_secret"
 
 _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504}) | frozenset(range(505, 600))
 _ERROR_SNIPPET_BYTES = 300
-PAGE_SIZE = 100  # the API server's default [api] maximum_page_limit
-_TIMEOUT = (3.0, 10.0)
 
 
 @dataclass(frozen=True)
@@ -97,27 +102,18 @@ class DeliveryRecord:
 
 @dataclass
 class _Outcome:
+    """One request's result, classified: what to report and whether another attempt may help."""
+
     status_code: int | None = None
     error: str | None = None
     retryable: bool = False
     retry_after: float | None = None
+    sent: bool = True  # False only when the connection failed before the request went out
+    response: requests.Response | None = None
 
     @property
     def ok(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
-
-
-@dataclass
-class _Target:
-    url: str
-    session: requests.Session
-    signing_secret: str | None
-    masked: str = field(init=False)
-    environment: dict[str, Any] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.masked = mask_url(self.url)
-        self.environment = _request_settings(self.session, self.url)
 
 
 def mask_url(url: str) -> str:
@@ -173,64 +169,50 @@ def check_target(target: object) -> str:
 
 
 @functools.cache
-def _session_class() -> type[requests.Session]:
+def _shared_adapter() -> requests.adapters.HTTPAdapter:
+    """One connection pool for the process, as HttpNotifier's cached hook keeps one: a receiver's
+    connection is reused across deliveries instead of opened for each (urllib3's pools are thread-safe)."""
+    from requests.adapters import HTTPAdapter
+
+    return HTTPAdapter()
+
+
+def _keep_method_on_redirects(session: requests.Session) -> requests.Session:
+    """
+    Make ``session`` follow only the redirects that keep the request's method: 307 and 308, and
+    any redirect of a GET or HEAD. requests turns a POST into a GET on 301/302/303; such a
+    redirect is returned to the caller instead of followed.
+    """
+    follow = session.get_redirect_target
+
+    def get_redirect_target(resp: requests.Response) -> str | None:
+        if resp.status_code in (307, 308) or resp.request.method in ("GET", "HEAD"):
+            return follow(resp)
+        return None
+
+    session.get_redirect_target = get_redirect_target  # requests' documented hook for this choice
+    return session
+
+
+def _url_session() -> requests.Session:
     import requests
 
-    class PostKeepingSession(requests.Session):
-        # requests turns a POST into a GET on 301/302/303; follow only 307/308, which keep it.
-        def get_redirect_target(self, resp):
-            return super().get_redirect_target(resp) if resp.status_code in (307, 308) else None
-
-    return PostKeepingSession
+    session = requests.Session()
+    session.mount("http://", _shared_adapter())
+    session.mount("https://", _shared_adapter())
+    return _keep_method_on_redirects(session)
 
 
-def _new_session() -> requests.Session:
-    return _session_class()()
-
-
-@functools.lru_cache(maxsize=128)
-def _environment_settings(origin: str) -> dict[str, Any]:
-    """
-    What requests reads from the environment for requests to ``origin``: proxies (``*_PROXY``,
-    ``NO_PROXY``), a CA bundle (``REQUESTS_CA_BUNDLE``), ``.netrc`` credentials.
-
-    requests reads them on every request, scanning all of ``os.environ`` twice, which costs more
-    than a whole loopback delivery; a process's environment does not change, so read them once.
-    """
-    import requests
-    from requests.utils import get_netrc_auth
-
-    settings = requests.Session().merge_environment_settings(f"{origin}/", {}, None, None, None)
-    return {"proxies": settings["proxies"], "verify": settings["verify"], "auth": get_netrc_auth(f"{origin}/")}
-
-
-def _request_settings(session: requests.Session, url: str) -> dict[str, Any]:
-    """The environment's settings for this request, as requests would apply them (request-level, session below)."""
-    if not session.trust_env:
-        return {}
-    session.trust_env = False  # the settings are passed explicitly instead
-    parts = urlsplit(url)
-    settings = dict(_environment_settings(f"{parts.scheme}://{parts.netloc}"))
-    if session.auth or settings["auth"] is None:
-        del settings["auth"]
-    if settings["verify"] is None:
-        del settings["verify"]
-    return settings
-
-
-def _resolve(target: str) -> _Target:
+def _resolve(target: str) -> tuple[str, requests.Session, str | None]:
+    """``(url, session, signing secret)`` for a target; a ``conn:`` target goes through :class:`WebhookHook`."""
     if not target.startswith(CONN_PREFIX):
-        return _Target(url=target, session=_new_session(), signing_secret=None)
-    from airflow.providers.http.hooks.http import HttpHook
+        return target, _url_session(), None
+    from airflow_ordo_hooks.hooks._http_hooks import WebhookHook
 
     conn_id, _, endpoint = target[len(CONN_PREFIX) :].partition("/")
-    hook = HttpHook(method="POST", http_conn_id=conn_id, tcp_keep_alive=False)  # our requests are short
-    hook_session = hook.get_conn()
-    # HttpHook sends every unknown extra key as a header: keep the secret out of them.
-    secret = hook_session.headers.pop(SIGNING_SECRET_EXTRA, None)
-    session = _new_session()
-    session.__dict__.update(hook_session.__dict__)
-    return _Target(url=hook.url_from_endpoint(endpoint or None), session=session, signing_secret=secret)
+    hook = WebhookHook(conn_id)
+    session = hook.get_conn()
+    return hook.url_from_endpoint(endpoint or None), session, hook.signing_secret
 
 
 def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
@@ -243,53 +225,68 @@ def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
 USER_AGENT = f"airflow-ordo-hooks/{__version__}"
 
 
-def _error_snippet(resp: requests.Response) -> str:
-    """The start of an error answer, read with the request's own timeout (a hung body cannot hold us)."""
+def _error_snippet(resp: requests.Response, streamed: bool) -> str:
+    """The start of an error answer; a streamed one is read with the request's own timeout (a hung body cannot hold us)."""
     try:
-        raw = resp.raw.read1(_ERROR_SNIPPET_BYTES)
+        raw = resp.raw.read1(_ERROR_SNIPPET_BYTES) if streamed else resp.content[:_ERROR_SNIPPET_BYTES]
     except Exception:  # a body that breaks off says nothing more than the status
         return ""
     text = raw.decode("utf-8", errors="replace").strip()
     return f": {text}" if text else ""
 
 
-def _attempt(target: _Target, body: bytes, headers: dict[str, str], policy: DeliveryPolicy, deadline: float) -> _Outcome:
+def _before_sending(exc: BaseException) -> bool:
+    """Whether a connection error happened before the request went out (so the server cannot have acted on it)."""
+    import requests
+    from urllib3.exceptions import NewConnectionError
+
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError)  # refused, unreachable, name not resolved
+
+
+def _send(
+    session: requests.Session, method: str, url: str, policy: DeliveryPolicy, deadline: float, *, stream: bool, **kwargs: Any
+) -> _Outcome:
+    """
+    One request, bounded by the policy's timeouts and what is left of the budget, classified.
+
+    With ``stream`` the body is never read on success (a delivery needs the status only); without
+    it the body is read and the response is in the outcome. Redirects are followed as the session
+    allows (see :func:`_keep_method_on_redirects`); the environment (proxies, CA bundle, .netrc)
+    is applied by requests itself.
+    """
     import requests
 
     remaining = max(deadline - time.monotonic(), 0.001)
-    if target.signing_secret:
-        timestamp = int(time.time())
-        headers = {
-            **headers,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(target.signing_secret, headers["webhook-id"], timestamp, body),
-        }
     try:
-        resp = target.session.post(
-            target.url,
-            data=body,
-            headers=headers,
-            **target.environment,
+        resp = session.request(
+            method,
+            url,
             timeout=(min(policy.connect_timeout, remaining), min(policy.read_timeout, remaining)),
-            stream=True,  # the status is all we need: never wait for a body that may not end
+            stream=stream,
             allow_redirects=True,
+            **kwargs,
         )
     except (requests.ConnectionError, requests.Timeout) as exc:
-        return _Outcome(error=f"{type(exc).__name__}: {_short(exc)}", retryable=True)
+        return _Outcome(error=f"{type(exc).__name__}: {_short(exc)}", retryable=True, sent=not _before_sending(exc))
     except requests.RequestException as exc:
         return _Outcome(error=f"{type(exc).__name__}: {_short(exc)}")
     with resp:
         status = resp.status_code
         if 200 <= status < 300:
-            return _Outcome(status_code=status)
+            if stream and resp.headers.get("Content-Length") == "0":
+                resp.content  # noqa: B018 - nothing to wait for: the connection goes back to the pool, not closed
+            return _Outcome(status_code=status, response=resp)
         if 300 <= status < 400:
             where = resp.headers.get("Location", "?")
             return _Outcome(
                 status_code=status,
                 error=f"HTTP {status} redirect to {mask_url(where) if '://' in where else where} not followed: "
-                "following it would turn the POST into a GET; point the target at the new address",
+                f"following it would turn the {method} into a GET; point the target at the new address",
             )
-        outcome = _Outcome(status_code=status, error=f"HTTP {status}{_error_snippet(resp)}")
+        outcome = _Outcome(status_code=status, error=f"HTTP {status}{_error_snippet(resp, stream)}", response=resp)
         outcome.retryable = status in _RETRYABLE_STATUS
         if outcome.retryable and "Retry-After" in resp.headers:
             from urllib3.util import Retry
@@ -306,14 +303,20 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def _encode(payload: Mapping[str, Any] | bytes) -> bytes:
-    if isinstance(payload, bytes):
-        return payload
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
-
-
-def _retry(attempt: Callable[[], _Outcome], first: _Outcome, policy: DeliveryPolicy, deadline: float, masked: str) -> _Outcome:
-    """Retry after a retryable first outcome: backoff with jitter or the receiver's Retry-After, never past the deadline."""
+def _with_retries(
+    attempt: Callable[[], _Outcome],
+    policy: DeliveryPolicy,
+    deadline: float,
+    what: str,
+    should_retry: Callable[[_Outcome], bool] = lambda outcome: outcome.retryable,
+) -> _Outcome:
+    """
+    Call ``attempt`` and again while ``should_retry`` says so: backoff with jitter or the server's
+    Retry-After, at most ``policy.max_attempts`` calls, never a wait that ends past the deadline.
+    """
+    first = attempt()
+    if not should_retry(first) or policy.max_attempts <= 1:
+        return first
     import tenacity
 
     backoff = tenacity.wait_exponential_jitter(
@@ -334,17 +337,23 @@ def _retry(attempt: Callable[[], _Outcome], first: _Outcome, policy: DeliveryPol
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         log.info(
-            "Webhook %s: attempt %d failed (%s); retrying in %.1f s",
-            masked, state.attempt_number, state.outcome.result().error, state.upcoming_sleep,
+            "%s: attempt %d failed (%s); retrying in %.1f s",
+            what, state.attempt_number, state.outcome.result().error, state.upcoming_sleep,
         )
 
     return tenacity.Retrying(
         stop=stop,
         wait=wait,
-        retry=tenacity.retry_if_result(lambda outcome: outcome.retryable),
+        retry=tenacity.retry_if_result(should_retry),
         before_sleep=before_sleep,
         retry_error_callback=lambda state: state.outcome.result(),
     )(call)
+
+
+def _encode(payload: Mapping[str, Any] | bytes) -> bytes:
+    if isinstance(payload, bytes):
+        return payload
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
 
 
 def deliver(
@@ -375,11 +384,10 @@ def deliver(
     try:
         policy = policy or DeliveryPolicy.from_airflow_config()
         check_target(target)
-        resolved = _resolve(target)
-        masked = resolved.masked
-        secret = signing_secret or resolved.signing_secret
-        resolved.signing_secret = secret
-        resolved.session.max_redirects = policy.max_redirects
+        url, session, conn_secret = _resolve(target)
+        masked = mask_url(url)
+        secret = signing_secret or conn_secret
+        session.max_redirects = policy.max_redirects
         body = _encode(payload)
         send_headers = {
             "Content-Type": "application/json",
@@ -389,17 +397,24 @@ def deliver(
         if secret:
             send_headers["webhook-id"] = webhook_id
             signed = True
-        deadline = start + policy.budget
+        # The budget is the receiver's: it starts once the target is resolved (the first conn: target
+        # of a process imports HttpHook, which took seconds on a loaded machine).
+        deadline = time.monotonic() + policy.budget
 
         def attempt() -> _Outcome:
             nonlocal attempts
             attempts += 1
-            return _attempt(resolved, body, send_headers, policy, deadline)
+            sent_headers = send_headers
+            if secret:  # each attempt signed afresh: the timestamp is part of the signature
+                timestamp = int(time.time())
+                sent_headers = {
+                    **send_headers,
+                    "webhook-timestamp": str(timestamp),
+                    "webhook-signature": sign(secret, webhook_id, timestamp, body),
+                }
+            return _send(session, "POST", url, policy, deadline, stream=True, data=body, headers=sent_headers)
 
-        outcome = attempt()
-        if outcome.retryable and policy.max_attempts > 1:
-            outcome = _retry(attempt, outcome, policy, deadline, masked)
-        resolved.session.close()
+        outcome = _with_retries(attempt, policy, deadline, f"Webhook {masked}")
         error = outcome.error
         if outcome.retryable:
             error = f"{error}; gave up after {attempts} attempt(s) within the {policy.budget:g} s budget"
@@ -441,50 +456,14 @@ def deliver_all(
         return list(pool.map(lambda pair: deliver(pair[0], pair[1], policy=policy), deliveries))
 
 
-class AirflowApiHook:
-    """A small client of Airflow's public REST API v2 over an HTTP connection; every request bounded."""
+_HOOKS = {"WebhookHook", "AirflowApiHook"}
 
-    def __init__(self, conn_id: str) -> None:
-        from airflow.providers.http.hooks.http import HttpHook
 
-        hook = HttpHook(method="GET", http_conn_id=conn_id, tcp_keep_alive=False)
-        self.session = hook.get_conn()
-        self.base = hook.url_from_endpoint("").rstrip("/")
-        conn = hook.get_connection(conn_id)
-        token = conn.extra_dejson.get("token")
-        self.session.headers.pop("token", None)  # HttpHook sends extra keys as headers
-        if not token and conn.login:
-            response = self.session.post(
-                f"{self.base}/auth/token", json={"username": conn.login, "password": conn.password}, timeout=_TIMEOUT
-            )
-            response.raise_for_status()
-            token = response.json()["access_token"]
-        self.session.auth = None
-        if token:
-            self.session.headers["Authorization"] = f"Bearer {token}"
+def __getattr__(name: str) -> Any:
+    # The HttpHook subclasses live apart: importing Airflow's HttpHook costs ~0.4 s, which a DAG
+    # file importing check_target, or a delivery to a plain URL, should not pay.
+    if name in _HOOKS:
+        from airflow_ordo_hooks.hooks import _http_hooks
 
-    def get(self, path: str, **params: Any) -> Any:
-        response = self.session.get(f"{self.base}{path}", params=params, timeout=_TIMEOUT)
-        response.raise_for_status()
-        return response.json()
-
-    def post(self, path: str, body: Any) -> Any:
-        response = self.session.post(f"{self.base}{path}", json=body, timeout=_TIMEOUT)
-        if response.status_code >= 400:
-            raise RuntimeError(f"POST {path}: HTTP {response.status_code}: {response.text[:300]}")
-        return response.json()
-
-    def text(self, path: str, **params: Any) -> str:
-        """The body of a GET as text (a task log, for example)."""
-        response = self.session.get(f"{self.base}{path}", params=params, headers={"Accept": "text/plain"}, timeout=_TIMEOUT)
-        response.raise_for_status()
-        return response.text
-
-    def pages(self, path: str, key: str, **params: Any) -> Iterator[dict[str, Any]]:
-        offset = 0
-        while True:
-            page = self.get(path, limit=PAGE_SIZE, offset=offset, **params)
-            yield from page[key]
-            offset += len(page[key])
-            if not page[key] or offset >= page.get("total_entries", 0):
-                return
+        return getattr(_http_hooks, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -251,7 +251,7 @@ def trigger_via_api(
     conf = child_conf(event, dag_id, parent_conf, payload)
     for target in todo:
         try:
-            api.post(f"/api/v2/dags/{target}/dagRuns", {"logical_date": None, "conf": conf})
+            api.trigger_dag_run(target, conf)
             started.append(target)
             log.info("trigger_job: started a run of %s (%s of %s)", target, event, dag_id)
         except Exception as exc:

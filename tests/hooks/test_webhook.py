@@ -271,3 +271,191 @@ def test_check_target_names_the_value_and_the_expectation(value, fragment):
 def test_mask_url_hides_credentials_query_and_deep_path():
     assert mask_url("https://u:p@discord.com/api/webhooks/1/tok?x=1") == "https://***@discord.com/api/***?***"
     assert mask_url("http://127.0.0.1:8080/") == "http://127.0.0.1:8080/"
+
+
+# -- the HttpHook subclasses ----------------------------------------------------------------------
+
+
+def test_webhook_hook_is_an_http_hook_for_http_connections_and_keeps_the_secret_out_of_headers(receiver, monkeypatch):
+    import json
+
+    from airflow.providers.http.hooks.http import HttpHook
+
+    from airflow_ordo_hooks.hooks.webhook import WebhookHook
+
+    monkeypatch.setenv("AIRFLOW_CONN_SIGNED_HOOK", json.dumps({
+        "conn_type": "http", "host": "127.0.0.1", "port": receiver.port,
+        "extra": {"X-Team": "data", "signing_secret": SECRET},
+    }))
+    hook = WebhookHook("signed_hook")
+    session = hook.get_conn()
+
+    assert isinstance(hook, HttpHook) and (WebhookHook.conn_type, WebhookHook.conn_name_attr) == ("http", "http_conn_id")
+    assert hook.signing_secret == SECRET
+    assert session.headers["X-Team"] == "data" and "signing_secret" not in session.headers
+    assert hook.url_from_endpoint("/in") == f"http://127.0.0.1:{receiver.port}/in"
+
+
+def test_a_connection_target_keeps_the_post_through_a_307_and_does_not_follow_a_303(receiver, monkeypatch):
+    import json
+
+    monkeypatch.setenv("AIRFLOW_CONN_MOVING_HOOK", json.dumps({
+        "conn_type": "http", "host": "127.0.0.1", "port": receiver.port, "extra": {"X-Team": "data"},
+    }))
+    receiver.script("/old", Respond(307, headers={"Location": "/new"}))
+    receiver.script("/new", Respond(200))
+    receiver.script("/other", Respond(303, headers={"Location": "/new"}))
+
+    moved = deliver("conn:moving_hook/old", PAYLOAD, policy=POLICY)
+    other = deliver("conn:moving_hook/other", PAYLOAD, policy=POLICY)
+
+    assert (moved.ok, moved.status_code) == (True, 200)
+    assert (other.ok, other.status_code) == (False, 303) and "not followed" in other.error
+    time.sleep(0.2)
+    assert [(r.method, r.path, r.header("X-Team")) for r in receiver.requests] == [
+        ("POST", "/old", "data"), ("POST", "/new", "data"), ("POST", "/other", "data"),
+    ]
+
+
+@pytest.fixture
+def airflow_api(receiver, monkeypatch):
+    """A connection to a fake Airflow API server (the loopback receiver): login exchanged for a token."""
+    import json
+
+    monkeypatch.setenv("AIRFLOW_CONN_TEST_AIRFLOW_API", json.dumps({
+        "conn_type": "http", "host": "127.0.0.1", "port": receiver.port, "login": "admin", "password": "s3cret",
+    }))
+    receiver.script("/auth/token", Respond(201, body=b'{"access_token": "tok-123"}'))
+    return receiver
+
+
+def _api_requests(receiver, path):
+    return [r for r in receiver.requests if r.path.split("?", 1)[0] == path]
+
+
+def test_airflow_api_hook_exchanges_the_login_and_sends_the_token(airflow_api):
+    from airflow.providers.http.hooks.http import HttpHook
+
+    from airflow_ordo_hooks.hooks.webhook import AirflowApiHook
+
+    airflow_api.script("/api/v2/dags/d/dagRuns/r", Respond(200, body=b'{"state": "running"}'))
+    hook = AirflowApiHook("test_airflow_api")
+
+    assert isinstance(hook, HttpHook)
+    assert hook.get("/api/v2/dags/d/dagRuns/r") == {"state": "running"}
+    (token,) = _api_requests(airflow_api, "/auth/token")
+    assert token.method == "POST" and token.json == {"username": "admin", "password": "s3cret"}
+    (run,) = _api_requests(airflow_api, "/api/v2/dags/d/dagRuns/r")
+    assert run.header("Authorization") == "Bearer tok-123"
+
+
+def test_airflow_api_hook_uses_a_token_from_the_extra_without_exchanging(receiver, monkeypatch):
+    import json
+
+    from airflow_ordo_hooks.hooks.webhook import AirflowApiHook
+
+    monkeypatch.setenv("AIRFLOW_CONN_TOKEN_API", json.dumps({
+        "conn_type": "http", "host": "127.0.0.1", "port": receiver.port, "extra": {"token": "jwt-xyz"},
+    }))
+    receiver.script("/api/v2/x", Respond(200, body=b"log line\n"))
+
+    assert AirflowApiHook("token_api").text("/api/v2/x") == "log line\n"
+    (req,) = receiver.requests
+    assert req.header("Authorization") == "Bearer jwt-xyz" and req.header("token") is None
+    assert req.header("Accept") == "text/plain"
+
+
+def test_airflow_api_hook_retries_a_503_on_a_get(airflow_api):
+    from airflow_ordo_hooks.hooks.webhook import AirflowApiHook
+
+    airflow_api.script("/api/v2/flaky", Respond(503), Respond(200, body=b'{"ok": 1}'))
+
+    assert AirflowApiHook("test_airflow_api", policy=POLICY).get("/api/v2/flaky") == {"ok": 1}
+    assert len(_api_requests(airflow_api, "/api/v2/flaky")) == 2
+
+
+def test_airflow_api_hook_pages_through_a_collection(airflow_api):
+    from airflow_ordo_hooks.hooks.webhook import AirflowApiHook
+
+    first = json_body({"items": [{"i": i} for i in range(100)], "total_entries": 101})
+    airflow_api.script("/api/v2/items", Respond(200, body=first), Respond(200, body=json_body({"items": [{"i": 100}], "total_entries": 101})))
+
+    items = list(AirflowApiHook("test_airflow_api").pages("/api/v2/items", "items", state="success"))
+
+    assert [x["i"] for x in items] == list(range(101))
+    assert [r.path for r in _api_requests(airflow_api, "/api/v2/items")] == [
+        "/api/v2/items?limit=100&offset=0&state=success", "/api/v2/items?limit=100&offset=100&state=success",
+    ]
+
+
+def json_body(value):
+    import json
+
+    return json.dumps(value).encode()
+
+
+def test_airflow_api_hook_takes_its_timeouts_and_budget_from_the_settings(airflow_api, monkeypatch):
+    from airflow_ordo_hooks.hooks.webhook import AirflowApiHook
+
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__READ_TIMEOUT", "0.3")
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__BUDGET", "20")
+    airflow_api.script("/api/v2/slow", *[Respond(200, body=b"{}", delay=3)] * 2)
+    hook = AirflowApiHook("test_airflow_api")
+
+    start = time.monotonic()
+    with pytest.raises(Exception, match="ReadTimeout") as err:
+        hook.get("/api/v2/slow")
+
+    # two attempts of 0.3 s each and a short backoff; fixed (3, 10) s timeouts would take 6 s or more
+    assert time.monotonic() - start < 2.0, err.value
+    assert (hook.policy.read_timeout, hook.policy.max_attempts, hook.policy.budget) == (0.3, 2, 20.0)
+    assert len(_api_requests(airflow_api, "/api/v2/slow")) == 2
+
+
+def test_trigger_dag_run_posts_a_run_and_is_not_retried_once_the_server_may_have_acted(airflow_api):
+    from airflow_ordo_hooks.hooks.webhook import AirflowApiHook
+
+    airflow_api.script("/api/v2/dags/child/dagRuns", Respond(200, body=b'{"dag_run_id": "manual__1"}'), Respond(503))
+    hook = AirflowApiHook("test_airflow_api", policy=POLICY)
+
+    assert hook.trigger_dag_run("child", {"k": [1]}) == {"dag_run_id": "manual__1"}
+    with pytest.raises(Exception, match="HTTP 503"):
+        hook.trigger_dag_run("child", {"k": [2]})
+
+    posts = _api_requests(airflow_api, "/api/v2/dags/child/dagRuns")
+    assert [(r.method, r.json) for r in posts] == [
+        ("POST", {"logical_date": None, "conf": {"k": [1]}}), ("POST", {"logical_date": None, "conf": {"k": [2]}}),
+    ]  # the 503 was not retried: the run may have been created
+    assert posts[0].header("Authorization") == "Bearer tok-123"
+
+
+def test_trigger_dag_run_is_retried_when_the_connection_failed_before_sending(airflow_api, monkeypatch):
+    from airflow_ordo_hooks.hooks.webhook import AirflowApiHook, _Outcome
+    from airflow_ordo_hooks.hooks import _http_hooks
+
+    hook = AirflowApiHook("test_airflow_api", policy=POLICY)
+    real_send, calls = _http_hooks._send, []
+
+    def refused_once(*args, **kwargs):
+        calls.append(args[1])
+        if len(calls) == 1:  # as a refused connection is classified
+            return _Outcome(error="ConnectionError: refused", retryable=True, sent=False)
+        return real_send(*args, **kwargs)
+
+    monkeypatch.setattr(_http_hooks, "_send", refused_once)
+    airflow_api.script("/api/v2/dags/child/dagRuns", Respond(200, body=b'{"dag_run_id": "manual__2"}'))
+
+    assert hook.trigger_dag_run("child", {}) == {"dag_run_id": "manual__2"}
+    assert calls == ["POST", "POST"] and len(_api_requests(airflow_api, "/api/v2/dags/child/dagRuns")) == 1
+
+
+def test_a_refused_connection_is_classified_as_not_sent():
+    from airflow_ordo_hooks.hooks.webhook import _send, _url_session
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    outcome = _send(_url_session(), "POST", f"http://127.0.0.1:{port}/x", POLICY, time.monotonic() + 2, stream=True)
+
+    assert outcome.retryable and not outcome.sent and "refused" in outcome.error.lower()

@@ -1,0 +1,150 @@
+"""The two ``HttpHook`` subclasses: a webhook target given as a connection, and Airflow's REST API.
+
+Kept apart from :mod:`airflow_ordo_hooks.hooks.webhook` only because importing ``HttpHook`` is
+slow; import them from there. Both send through that module's request-and-retry primitive.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import requests
+from airflow.providers.http.hooks.http import HttpHook
+
+from airflow_ordo_hooks import _settings
+from airflow_ordo_hooks.exceptions import OrdoHooksError
+from airflow_ordo_hooks.hooks.webhook import (
+    SIGNING_SECRET_EXTRA,
+    USER_AGENT,
+    DeliveryPolicy,
+    _keep_method_on_redirects,
+    _Outcome,
+    _send,
+    _shared_adapter,
+    _with_retries,
+)
+
+PAGE_SIZE = 100  # the API server's default [api] maximum_page_limit
+TOKEN_EXTRA = "token"
+"""Key in the REST API connection's extra holding a JWT to use instead of exchanging login and password."""
+
+
+class WebhookHook(HttpHook):
+    """
+    A webhook receiver described by an Airflow HTTP connection (a ``conn:<conn_id>`` target).
+
+    Host, port, schema, login and password, and the extra's headers are used as ``HttpHook`` uses
+    them; the extra key ``signing_secret`` (a Standard Webhooks ``whsec_…`` secret) signs the
+    deliveries and is never sent. Send with :func:`~airflow_ordo_hooks.hooks.webhook.deliver`.
+
+    :param http_conn_id: the HTTP connection of the receiver.
+    """
+
+    conn_name_attr = "http_conn_id"
+    default_conn_name = "ordo_webhook_default"
+    conn_type = "http"
+    hook_name = "Ordo Hooks webhook"
+
+    def __init__(self, http_conn_id: str = default_conn_name) -> None:
+        # one pool for the process instead of a keep-alive adapter per hook: deliveries are short
+        super().__init__(method="POST", http_conn_id=http_conn_id, adapter=_shared_adapter())
+        self.signing_secret: str | None = None
+
+    def get_conn(self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None) -> requests.Session:
+        """HttpHook's session, following only redirects that keep the POST, without the signing secret as a header."""
+        session = super().get_conn(headers, extra_options)
+        # HttpHook sends every unknown extra key as a header: keep the secret out of them.
+        self.signing_secret = session.headers.pop(SIGNING_SECRET_EXTRA, None)
+        return _keep_method_on_redirects(session)
+
+
+class AirflowApiError(OrdoHooksError):
+    """A request to Airflow's REST API that failed for good; the message names the request and why."""
+
+
+class AirflowApiHook(HttpHook):
+    """
+    A client of Airflow's public REST API v2 on an HTTP connection (host and port of the API
+    server; login and password exchanged at ``/auth/token``, or ``{"token": "<JWT>"}`` in the extra).
+
+    Every request is bounded by the ``[ordo_hooks]`` connect and read timeouts and budget, and
+    retried on connection errors, 429 and 5xx like a delivery, except the POST creating a run:
+    that one is retried only when it cannot have reached the server, so that no run is started twice.
+
+    Creating the hook reads the connection and gets the token, so that an unusable connection
+    fails there, before any request is made.
+
+    :param http_conn_id: the connection; ``[ordo_hooks] api_conn_id`` when not given.
+    :param policy: timeouts, budget and retries; ``DeliveryPolicy.from_airflow_config()`` when not given.
+    """
+
+    conn_name_attr = "http_conn_id"
+    default_conn_name = _settings.BY_NAME["api_conn_id"].default
+    conn_type = "http"
+    hook_name = "Airflow REST API (Ordo Hooks)"
+
+    def __init__(self, http_conn_id: str | None = None, *, policy: DeliveryPolicy | None = None) -> None:
+        super().__init__(method="GET", http_conn_id=http_conn_id or _settings.get("api_conn_id"), adapter=_shared_adapter())
+        self.policy = policy or DeliveryPolicy.from_airflow_config()
+        self.session = self._authorised_session()
+
+    def _authorised_session(self) -> requests.Session:
+        """HttpHook's session for the connection, with a bearer token: the extra's, or one for its login and password."""
+        session = _keep_method_on_redirects(self.get_conn())
+        token = session.headers.pop(TOKEN_EXTRA, None)  # HttpHook sends extra keys as headers
+        credentials, session.auth = session.auth, None
+        session.headers["User-Agent"] = USER_AGENT
+        if not token and credentials is not None:
+            body = {"username": credentials.username, "password": credentials.password}
+            token = self._call(session, "POST", "/auth/token", json=body).json()["access_token"]
+        if token:
+            session.headers["Authorization"] = f"Bearer {token}"
+        return session
+
+    def _call(self, session: requests.Session, method: str, path: str, *, create: bool = False, **kwargs: Any) -> requests.Response:
+        url = self.url_from_endpoint(path)
+        deadline = time.monotonic() + self.policy.budget
+
+        def should_retry(outcome: _Outcome) -> bool:
+            # A POST that creates something is repeated only when it cannot have been acted on.
+            return outcome.retryable and (not create or not outcome.sent or outcome.status_code == 429)
+
+        outcome = _with_retries(
+            lambda: _send(session, method, url, self.policy, deadline, stream=False, **kwargs),
+            self.policy, deadline, f"Airflow API {method} {path}", should_retry,
+        )
+        if not outcome.ok:
+            raise AirflowApiError(f"{method} {path}: {outcome.error}")
+        return outcome.response
+
+    def get(self, path: str, **params: Any) -> Any:
+        """The JSON body of a GET of ``path`` (e.g. ``/api/v2/dags/x/dagRuns/y``), with query ``params``."""
+        return self._call(self.session, "GET", path, params=params).json()
+
+    def text(self, path: str, **params: Any) -> str:
+        """The body of a GET as text (a task log, for example)."""
+        return self._call(self.session, "GET", path, params=params, headers={"Accept": "text/plain"}).text
+
+    def pages(self, path: str, key: str, **params: Any) -> Iterator[dict[str, Any]]:
+        """Every item of the list ``key`` of a paginated collection, page after page."""
+        offset = 0
+        while True:
+            page = self.get(path, limit=PAGE_SIZE, offset=offset, **params)
+            yield from page[key]
+            offset += len(page[key])
+            if not page[key] or offset >= page.get("total_entries", 0):
+                return
+
+    def trigger_dag_run(self, dag_id: str, conf: Mapping[str, Any]) -> dict[str, Any]:
+        """
+        Start a run of ``dag_id`` now, with ``conf``; return the run as the API describes it.
+
+        Not retried once the request may have reached the server (a lost answer could otherwise
+        start a second run); a connection that fails before sending, or a 429, is retried.
+        """
+        from urllib.parse import quote
+
+        body = {"logical_date": None, "conf": dict(conf)}
+        return self._call(self.session, "POST", f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns", create=True, json=body).json()
