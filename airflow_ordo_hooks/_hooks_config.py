@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_ordo_hooks._events import EVENTS, RUN_EVENTS
+from airflow_ordo_hooks._events import EVENTS
 from airflow_ordo_hooks.exceptions import HooksConfigError
 
 """cheek's events; here, not in ``_schema``, because the callbacks need them without pydantic."""

@@ -38,7 +38,7 @@ from pydantic_core import PydanticCustomError
 
 from airflow_ordo_hooks._events import EVENTS
 from airflow_ordo_hooks.exceptions import ConfigError, TargetError
-from airflow_ordo_hooks.hooks.webhook import check_target
+from airflow_ordo_hooks._targets import check_target
 
 ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
 """Airflow's rule for DAG ids: a ``trigger_job`` target, and a cheek job name (it becomes a DAG id)."""

@@ -15,7 +15,7 @@ from airflow.providers.http.hooks.http import HttpHook
 
 from airflow_ordo_hooks import _settings
 from airflow_ordo_hooks.exceptions import OrdoHooksError
-from airflow_ordo_hooks.hooks.webhook import (
+from airflow_ordo_hooks.hooks._http import (
     SIGNING_SECRET_EXTRA,
     USER_AGENT,
     DeliveryPolicy,

@@ -28,7 +28,7 @@ from airflow_ordo_hooks._events import EVENTS
 from airflow_ordo_hooks._hooks_config import Action, Hooks
 from airflow_ordo_hooks.callbacks.job_event import fire, is_run_context
 from airflow_ordo_hooks.exceptions import HooksConfigError
-from airflow_ordo_hooks.hooks.webhook import check_target
+from airflow_ordo_hooks._targets import check_target
 
 
 class JobEventWebhookNotifier(BaseNotifier):
