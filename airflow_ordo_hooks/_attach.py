@@ -7,6 +7,7 @@ fires is :mod:`airflow_ordo_hooks.callbacks.job_event`'s.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ from airflow_ordo_hooks.callbacks.job_event import JobEventCallback
 from airflow_ordo_hooks.callbacks.on_exit import OnExitFallback
 from airflow_ordo_hooks.exceptions import HooksConfigError, OnExitConfigError
 from airflow_ordo_hooks.operators.call_webhook import CallWebhookOperator
-from airflow_ordo_hooks.operators.trigger_job import TriggerJobOperator, task_id_for
+from airflow_ordo_hooks._trigger import task_id_for
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
@@ -36,6 +37,9 @@ def _as_list(callbacks: Any) -> list:
 
 def _add_trigger_tasks(task: Any, hooks: Hooks) -> None:
     """A TriggerJobOperator teardown after ``task`` for each outcome-level trigger_job (once each)."""
+    # Airflow's TriggerDagRunOperator costs ~1.5 s to import: paid only by DAGs that trigger jobs
+    from airflow_ordo_hooks.operators.trigger_job import TriggerJobOperator
+
     for action in hooks.actions:
         if action.action != "trigger_job" or (action.event == "on_retries_exhausted" and not task.retries):
             continue
@@ -49,8 +53,14 @@ def _add_trigger_tasks(task: Any, hooks: Hooks) -> None:
         task >> trigger
 
 
+def _is_trigger_task(task: Any) -> bool:
+    """Whether ``task`` is a ``TriggerJobOperator`` (none can exist before its module is imported)."""
+    module = sys.modules.get("airflow_ordo_hooks.operators.trigger_job")
+    return module is not None and isinstance(task, module.TriggerJobOperator)
+
+
 def _attach_to_task(task: Any, hooks: Hooks) -> None:
-    if isinstance(task, TriggerJobOperator):  # the hooks' own tasks get no hooks
+    if _is_trigger_task(task):  # the hooks' own tasks get no hooks
         return
     ours = [cb for name in _TASK_CALLBACKS.values() for cb in _as_list(getattr(task, name)) if isinstance(cb, JobEventCallback)]
     if ours:  # hooks attached before (DAG level, task level): combine, never replace

@@ -127,7 +127,8 @@ def _traceback(stacks: Any) -> str:
     return "\n".join(lines)
 
 
-def _format(line: str) -> str:
+def format_record(line: str) -> str:
+    """One line of a try's log file (a JSON record, as the supervisor writes them) as a line of text."""
     try:
         record = json.loads(line)
     except ValueError:
@@ -168,7 +169,7 @@ def read_try_log(ti: Any, max_chars: int, *, catch_up: bool = True) -> str:
         lines = raw.splitlines()
         if size > max_chars * 4 and lines:
             lines = lines[1:]  # the first line read may start mid-record
-        return mask("\n".join(_format(line) for line in lines if not _MARKER_LINE.search(line)))
+        return mask("\n".join(format_record(line) for line in lines if not _MARKER_LINE.search(line)))
     except Exception:  # the log's format or place changed under us: the payload goes without it
         log.warning("airflow-ordo-hooks: could not read this try's log; the payload carries the exception only", exc_info=True)
         return ""

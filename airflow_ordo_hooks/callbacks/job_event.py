@@ -13,14 +13,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
 from airflow_ordo_hooks import _events, _payloads, _settings, _task_log
 from airflow_ordo_hooks._hooks_config import Hooks
+from airflow_ordo_hooks._trigger import child_conf, cycle
 from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy, deliver_all
-from airflow_ordo_hooks.operators.trigger_job import cycle, trigger_via_api
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +143,47 @@ def fire(
             triggered = [j for j in jobs if not cycle(j, dag_run.dag_id, dag_run.conf)]
             payload = event_payload(context, event, log_text=log_text, triggered=triggered)
             if run_level or per_attempt:  # an outcome's trigger_job is a task of the graph
-                started = trigger_via_api(jobs, event, dag_run.dag_id, dag_run.conf, payload, _settings.get("api_conn_id"))
+                started = start_runs(jobs, event, dag_run.dag_id, dag_run.conf, payload, _settings.get("api_conn_id"))
                 payload = {**payload, "triggered": [j for j in triggered if j in started]}
         deliver_all([(a.target, _payloads.BUILDERS[a.action](payload)) for a in actions if a.action in _payloads.BUILDERS], policy=policy)
+
+
+def start_runs(
+    targets: Sequence[str], event: str, dag_id: str, parent_conf: Mapping[str, Any] | None, payload: Mapping[str, Any], conn_id: str
+) -> list[str]:
+    """
+    Start runs of ``targets`` through Airflow's REST API, from a callback, where no task can do it
+    (``on_error`` of a retried try, a DAG run's events); never raises.
+
+    :return: the DAG ids a run was created for.
+    """
+    from airflow_ordo_hooks.hooks.webhook import AirflowApiHook  # HttpHook: only where a run is started
+
+    started: list[str] = []
+    todo = []
+    for target in targets:
+        closed = cycle(target, dag_id, parent_conf)
+        if closed:
+            log.error("trigger_job: not starting %s again, it would close the cycle %s", target, " -> ".join(closed))
+        else:
+            todo.append(target)
+    if not todo:
+        return started
+    try:
+        api = AirflowApiHook(conn_id)
+    except Exception as exc:
+        log.error(
+            "trigger_job: cannot start %s from %s: Airflow's REST API is not reachable through connection %r (%s). "
+            "Create an HTTP connection %r to the API server (login and password, or a token in its extra).",
+            ", ".join(todo), event, conn_id, exc, conn_id,
+        )
+        return started
+    conf = child_conf(event, dag_id, parent_conf, payload)
+    for target in todo:
+        try:
+            api.trigger_dag_run(target, conf)
+            started.append(target)
+            log.info("trigger_job: started a run of %s (%s of %s)", target, event, dag_id)
+        except Exception as exc:
+            log.error("trigger_job: could not start %s: %s", target, exc)
+    return started

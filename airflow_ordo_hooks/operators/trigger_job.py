@@ -1,70 +1,32 @@
-"""cheek's ``trigger_job``: start a run of another DAG when an event fires, with the parent's context.
+"""``TriggerJobOperator``: cheek's ``trigger_job`` of an outcome, as a task of the graph that starts the child run.
 
-- **Outcome-level** triggers (``on_success``; ``on_error`` of the final failure;
-  ``on_retries_exhausted``) are :class:`TriggerJobOperator` tasks that ``attach_hooks`` adds to the
-  DAG as teardowns of the task they watch: they show in the graph, retry like any task, need no
-  credentials, and do not count for the run's state. Each checks that its event really fired
-  (the watched task ended ``success`` / ``failed``) and skips itself otherwise. It builds the
-  event's payload itself, at once, from what it can read of the ended task (the task's callback
-  may never run: a killed task gets none): through the REST API on ``airflow_api`` when that
-  connection exists (the try's details and log), else from the task's state.
-- **Per-attempt** triggers (``on_error`` of a try that will be retried, and the events of a whole
-  DAG run, whose callbacks run in the DAG processor) cannot be tasks: they go through Airflow's
-  public REST API (``POST /api/v2/dags/{dag_id}/dagRuns``) on the HTTP connection ``airflow_api``.
-
-The child's ``conf`` carries, under the key ``airflow_ordo_hooks``, ``triggered_by``
-(``job[<parent>]`` or ``retries_exhausted[<parent>]``), ``triggered_by_job_run`` (the parent's
-payload for that event) and ``chain`` (the DAG ids that led to it). A DAG already in the chain is
-not triggered again: cheek has no such guard and recurses forever.
+``attach_hooks`` adds one per outcome-level ``trigger_job`` (``on_success``; ``on_error`` of the
+final failure; ``on_retries_exhausted``) as a teardown of the task it watches: it shows in the
+graph, retries like any task, needs no credentials, and does not count for the run's state. It
+checks that its event really fired (the watched task ended ``success`` / ``failed``) and skips
+itself otherwise. It builds the event's payload itself, at once, from what it can read of the
+ended task (the task's callback may never run: a killed task gets none): through the REST API on
+``[ordo_hooks] api_conn_id`` when that connection exists (the try's details and log), else from
+the task's state. What the child gets, and the cycle guard, are :mod:`airflow_ordo_hooks._trigger`'s.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 
-from airflow_ordo_hooks import _airflow
-from airflow_ordo_hooks._payloads import CONF_KEY, parent_context
+from airflow_ordo_hooks import _airflow, _settings
+from airflow_ordo_hooks._payloads import keep_tail, log_url, watched_task_payload
+from airflow_ordo_hooks._task_log import format_record, log_file, mask, read_try_log
+from airflow_ordo_hooks._trigger import child_conf, cycle, task_id_for
 
 log = logging.getLogger(__name__)
-
-
-def triggered_by(event: str, parent: str) -> str:
-    """cheek's ``triggered_by`` of a child: ``retries_exhausted[<parent>]`` or ``job[<parent>]``."""
-    return f"retries_exhausted[{parent}]" if event == "on_retries_exhausted" else f"job[{parent}]"
-
-
-def chain_of(conf: Mapping[str, Any] | None, dag_id: str) -> list[str]:
-    """The DAG ids from the first parent down to ``dag_id``, as the run's conf records them."""
-    chain = parent_context(conf).get("chain")
-    return [*(chain if isinstance(chain, list) else []), dag_id]
-
-
-def child_conf(event: str, dag_id: str, parent_conf: Mapping[str, Any] | None, payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The conf of a run started by ``trigger_job``: the parent's context under one reserved key."""
-    return {
-        CONF_KEY: {
-            "triggered_by": triggered_by(event, dag_id),
-            "triggered_by_job_run": dict(payload),
-            "chain": chain_of(parent_conf, dag_id),
-        }
-    }
-
-
-def cycle(target: str, dag_id: str, parent_conf: Mapping[str, Any] | None) -> list[str] | None:
-    """The chain that ``target`` would close, if it is already in it (``None`` when starting it is safe)."""
-    chain = chain_of(parent_conf, dag_id)
-    return [*chain, target] if target in chain else None
-
-
-def task_id_for(source_task_id: str, event: str, target: str) -> str:
-    return f"{source_task_id}__{event}__trigger_{target}"
 
 
 class TriggerJobOperator(TriggerDagRunOperator):
@@ -114,8 +76,6 @@ class TriggerJobOperator(TriggerDagRunOperator):
         """
         from airflow.sdk import BaseHook, conf
 
-        from airflow_ordo_hooks import _settings
-        from airflow_ordo_hooks._payloads import log_url, watched_task_payload
 
         ti = context["ti"]
         retries = self.dag.get_task(self.source_task_id).retries or 0
@@ -160,9 +120,7 @@ def _time(value: str | None) -> datetime | None:
 
 def _read_through_api(conn_id: str, dag_id: str, run_id: str, task_id: str, max_chars: int) -> dict[str, Any]:
     """A task instance's details and its try's log (tail, masked), through Airflow's REST API v2."""
-    from airflow_ordo_hooks._payloads import keep_tail
-    from airflow_ordo_hooks._task_log import mask
-    from airflow_ordo_hooks.hooks.webhook import AirflowApiHook
+    from airflow_ordo_hooks.hooks.webhook import AirflowApiHook  # HttpHook: only where the API is read
 
     api = AirflowApiHook(conn_id)
     path = f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}/taskInstances/{quote(task_id, safe='')}"
@@ -182,8 +140,6 @@ def _read_through_api(conn_id: str, dag_id: str, run_id: str, task_id: str, max_
 
 def _log_text(records: Sequence[Any]) -> str:
     """The REST API's log records, one a line as in the task's log file, the log sources' group left out."""
-    from airflow_ordo_hooks._task_log import _format  # one reading of Airflow's structured log records
-
     lines, in_group = [], False
     for record in records:
         if isinstance(record, dict):
@@ -192,7 +148,7 @@ def _log_text(records: Sequence[Any]) -> str:
                 in_group = event.startswith("::group::")
                 continue
             if not in_group:
-                lines.append(_format(json.dumps(record)))
+                lines.append(format_record(json.dumps(record)))
         elif not in_group:
             lines.append(str(record))
     return "\n".join(lines)
@@ -210,50 +166,8 @@ class _TryOf:
 
 def _read_locally(ti: Any, task_id: str, retries: int, max_chars: int) -> dict[str, Any]:
     """The watched task's last try and its log, when that log's file is on this machine (a worker that ran it, or a shared log folder)."""
-    from airflow_ordo_hooks._task_log import log_file, read_try_log
-
     for try_number in range(retries + 1, 0, -1):
         attempt = _TryOf(ti, task_id, try_number)
         if log_file(attempt) is not None:
             return {"try_number": try_number, "log": read_try_log(attempt, max_chars, catch_up=False)}
     return {"try_number": None, "log": ""}
-
-
-def trigger_via_api(
-    targets: Sequence[str], event: str, dag_id: str, parent_conf: Mapping[str, Any] | None, payload: Mapping[str, Any], conn_id: str
-) -> list[str]:
-    """
-    Start runs through Airflow's REST API (from a callback, where no task can do it); never raises.
-
-    :return: the DAG ids a run was created for.
-    """
-    from airflow_ordo_hooks.hooks.webhook import AirflowApiHook
-
-    started: list[str] = []
-    todo = []
-    for target in targets:
-        closed = cycle(target, dag_id, parent_conf)
-        if closed:
-            log.error("trigger_job: not starting %s again, it would close the cycle %s", target, " -> ".join(closed))
-        else:
-            todo.append(target)
-    if not todo:
-        return started
-    try:
-        api = AirflowApiHook(conn_id)
-    except Exception as exc:
-        log.error(
-            "trigger_job: cannot start %s from %s: Airflow's REST API is not reachable through connection %r (%s). "
-            "Create an HTTP connection %r to the API server (login and password, or a token in its extra).",
-            ", ".join(todo), event, conn_id, exc, conn_id,
-        )
-        return started
-    conf = child_conf(event, dag_id, parent_conf, payload)
-    for target in todo:
-        try:
-            api.trigger_dag_run(target, conf)
-            started.append(target)
-            log.info("trigger_job: started a run of %s (%s of %s)", target, event, dag_id)
-        except Exception as exc:
-            log.error("trigger_job: could not start %s: %s", target, exc)
-    return started

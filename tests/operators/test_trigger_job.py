@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from airflow_ordo_hooks._payloads import CONF_KEY
-from airflow_ordo_hooks.operators.trigger_job import task_id_for
+from airflow_ordo_hooks._trigger import task_id_for
 
 pytestmark = pytest.mark.airflow
 
