@@ -114,7 +114,7 @@ def test_the_api_connection_named_in_the_settings_is_read_and_a_failing_api_stil
     # attach_on_exit without api_conn_id: [ordo_hooks] api_conn_id decides, where the step runs
     monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__API_CONN_ID", "ordo_api_from_settings")
     monkeypatch.setenv("AIRFLOW_CONN_ORDO_API_FROM_SETTINGS", receiver.url("").rstrip("/"))
-    run = run_dag("ordo_all_ok")
+    run = run_dag("ordo_all_ok", conf={"call_webhook": {"webhook_url": receiver.url("/ordo_all_ok/report")}})
 
     assert str(run.state) == "success"
     asked = [r.path for r in receiver.requests if r.method == "GET"]
