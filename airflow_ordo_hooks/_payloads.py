@@ -14,8 +14,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-CONF_KEY = "airflow_ordo_hooks"
-"""The key of a run's ``conf`` under which a ``trigger_job`` parent passes its context to the child."""
+from airflow_ordo_hooks._trigger import parent_context
 
 SLACK_LIMIT = 40_000
 DISCORD_LIMIT = 2_000
@@ -73,12 +72,6 @@ def keep_tail(text: str, limit: int) -> str:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def parent_context(conf: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    """What a ``trigger_job`` parent passed to this run (``{}`` when it was not started that way)."""
-    value = (conf or {}).get(CONF_KEY)
-    return value if isinstance(value, Mapping) else {}
 
 
 def triggered_by(dag_run: Any) -> str:

@@ -8,6 +8,7 @@ expected. The provider's ``config`` metadata (``get_provider_info``) is generate
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +74,11 @@ SETTINGS: tuple[Setting, ...] = (
         "HTTP connection to Airflow's REST API, for on_exit reports and trigger_job from callbacks.",
     ),
     Setting("hooks_file", str, "", "A YAML file of cheek hooks applied to every task of every DAG (deployment-wide hooks)."),
+    Setting(
+        "context_secret", str, "",
+        "Secret that signs the context a trigger_job parent passes to its child run; by default derived from "
+        "[api] secret_key, else [core] fernet_key. Must be the same on every worker and DAG processor.",
+    ),
     Setting("log_max_chars", int, 20_000, "Longest log a job event payload carries; its tail is kept.", 100, 10_000_000),
 )
 """Every key, in the order the provider's metadata lists them."""
@@ -106,6 +112,21 @@ def task_callback_seconds() -> float:
     return max(conf.getfloat("core", "task_success_overtime", fallback=20.0) - CALLBACK_MARGIN, 1.0)
 
 
+def context_key() -> bytes | None:
+    """
+    The key that signs ``trigger_job`` contexts: from ``[ordo_hooks] context_secret``, else
+    ``[api] secret_key``, else ``[core] fernet_key`` (a value Airflow left as its ``{PLACEHOLDER}``
+    counts as unset); ``None`` when there is none.
+    """
+    from airflow.sdk import conf
+
+    for section, key in ((SECTION, "context_secret"), ("api", "secret_key"), ("core", "fernet_key")):
+        value = (conf.get(section, key, fallback="") or "").strip()
+        if value and not (value.startswith("{") and value.endswith("}")):
+            return hashlib.sha256(b"airflow-ordo-hooks trigger context\0" + value.encode()).digest()
+    return None
+
+
 def provider_config() -> dict[str, Any]:
     """The ``config`` section of the provider's metadata, for Airflow's configuration reference."""
     return {
@@ -118,6 +139,7 @@ def provider_config() -> dict[str, Any]:
                     "type": s.airflow_type,
                     "example": None,
                     "default": str(s.default),
+                    **({"sensitive": True} if s.name == "context_secret" else {}),
                 }
                 for s in SETTINGS
             },

@@ -167,8 +167,8 @@ def read_try_log(ti: Any, max_chars: int, *, catch_up: bool = True) -> str:
             f.seek(max(size - max_chars * 4, 0))  # a UTF-8 character is at most 4 bytes
             raw = f.read().decode("utf-8", errors="replace")
         lines = raw.splitlines()
-        if size > max_chars * 4 and lines:
-            lines = lines[1:]  # the first line read may start mid-record
+        if size > max_chars * 4 and len(lines) > 1:
+            lines = lines[1:]  # the first line read may start mid-record; a single huge line is kept, cut
         return mask("\n".join(format_record(line) for line in lines if not _MARKER_LINE.search(line)))
     except Exception:  # the log's format or place changed under us: the payload goes without it
         log.warning("airflow-ordo-hooks: could not read this try's log; the payload carries the exception only", exc_info=True)

@@ -15,6 +15,9 @@ from airflow_ordo_hooks.testing.receiver import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parent.parent
 DAG_SOURCES = [ROOT / "example_dags", ROOT / "tests" / "dags"]
+# A deployment's [api] secret_key, from which trigger_job contexts are signed (as airflow.cfg
+# would hold it): Airflow's Task SDK reads no generated one until a component writes airflow.cfg.
+os.environ["AIRFLOW__API__SECRET_KEY"] = "ordo-hooks-test-deployment"
 
 # Airflow reads its configuration when first imported: isolate it before anything imports it.
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="ordo-hooks-airflow-"))

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 
 from airflow_ordo_hooks.hooks.webhook import _encode, deliver
+from airflow_ordo_hooks._trigger import child_conf
 from airflow_ordo_hooks._payloads import (
-    CONF_KEY,
     DISCORD_LIMIT,
     SLACK_LIMIT,
     chat_text,
@@ -115,7 +115,7 @@ def test_triggered_by_follows_the_run_type(run_type, expected):
 
 def test_a_run_started_by_trigger_job_carries_its_parent():
     parent = {"status": 1, "log": "x", "name": "coffee", "triggered_at": "t", "triggered_by": "cron"}
-    conf = {CONF_KEY: {"triggered_by": "retries_exhausted[coffee]", "triggered_by_job_run": parent}, "user": 1}
+    conf = {**child_conf("on_retries_exhausted", "coffee", None, parent), "user": 1}  # as a parent writes it
     payload = job_event_payload(_context(run_type="manual", conf=conf, state="success"), log="", retries_exhausted=False, now=START)
 
     assert payload["triggered_by"] == "retries_exhausted[coffee]"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_ordo_hooks._payloads import CONF_KEY
+from airflow_ordo_hooks._trigger import CONF_KEY
 from airflow_ordo_hooks._trigger import task_id_for
 
 pytestmark = pytest.mark.airflow
