@@ -17,13 +17,13 @@ from airflow_ordo_hooks._events import RUN_EVENTS
 from airflow_ordo_hooks._hooks_config import Hooks, parse_hooks
 from airflow_ordo_hooks._on_exit import params_for, parse_on_exit
 from airflow_ordo_hooks.callbacks.job_event import JobEventCallback
-from airflow_ordo_hooks.callbacks.on_exit import OnExitFallback
 from airflow_ordo_hooks.exceptions import HooksConfigError, OnExitConfigError
-from airflow_ordo_hooks.operators.call_webhook import CallWebhookOperator
 from airflow_ordo_hooks._trigger import task_id_for
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
+
+    from airflow_ordo_hooks.operators.call_webhook import CallWebhookOperator
 
 _TASK_CALLBACKS = {"success": "on_success_callback", "retry": "on_retry_callback", "failure": "on_failure_callback"}
 _RUN_CALLBACKS = {"success": "on_success_callback", "failure": "on_failure_callback"}
@@ -146,6 +146,10 @@ def attach_on_exit(
         :class:`~airflow_ordo_hooks.operators.call_webhook.CallWebhookOperator`.
     :return: the step's task.
     """
+    # the operator and its fallback import Airflow's BaseOperator and the report: paid only by DAGs with an on_exit step
+    from airflow_ordo_hooks.callbacks.on_exit import OnExitFallback
+    from airflow_ordo_hooks.operators.call_webhook import CallWebhookOperator
+
     parsed = parse_on_exit(step, task_ids={t.task_id for t in dag.tasks})
     if parsed.id in dag.task_dict:
         raise OnExitConfigError(f"on_exit.id: {parsed.id!r} is already a task of DAG {dag.dag_id!r}")
