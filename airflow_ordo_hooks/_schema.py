@@ -219,10 +219,13 @@ def read_text(path: str | os.PathLike[str], where: str, error: type[ConfigError]
     try:
         # a FIFO or a device would block or never end: only a regular file is read
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with open(fd, "rb") as f:
+        try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise error(f"{cannot}: not a regular file")
-            data = f.read(MAX_TEXT + 1)
+            with open(fd, "rb", closefd=False) as f:
+                data = f.read(MAX_TEXT + 1)
+        finally:
+            os.close(fd)
     except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
         raise error(f"{cannot}: {_cut(str(exc))}") from None
     if len(data) > MAX_TEXT:
@@ -661,6 +664,12 @@ class CheekSchedule(_Config):
 # Ordo's on_exit step: {id, type, inputs: {waits_for}, param_keys}
 
 
+def _reference_length(value: str) -> str:
+    if len(value) > 2 * MAX_ID:
+        raise refusal(f"{len(value):,} characters; a reference is at most {2 * MAX_ID} (its ids are Airflow ids)", got=value)
+    return value
+
+
 class CallWebhookInputs(_Config):
     """The input slots of a ``CALL_WEBHOOK`` step: ``waits_for``, a reference to what the step waits for.
 
@@ -669,7 +678,9 @@ class CallWebhookInputs(_Config):
 
     expected = "an object of input slots"
 
-    waits_for: Annotated[str, Field(strict=True, pattern=REFERENCE.pattern), expect("'job:<name>' or 'step:<id>.<slot>'")]
+    waits_for: Annotated[
+        str, Field(strict=True, pattern=REFERENCE.pattern), expect("'job:<name>' or 'step:<id>.<slot>'"), AfterValidator(_reference_length)
+    ]
 
     @classmethod
     def _refuse(cls, data: Mapping[Any, Any], info: ValidationInfo) -> None:
