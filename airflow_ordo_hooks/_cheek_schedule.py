@@ -86,6 +86,12 @@ def load_cheek_schedule(
         context={"known_dag_ids": set(known_dag_ids)},
         labels=LABELS,
     )
+    for name in schedule.jobs:
+        if len(dag_id_prefix + name) > _schema.MAX_ID:
+            raise CheekScheduleError(
+                f"{where}: job {_schema.echo(name)}: with dag_id_prefix {_schema.echo(dag_id_prefix)} its DAG id has "
+                f"{len(dag_id_prefix + name)} characters; at most {_schema.MAX_ID} (Airflow's limit)"
+            )
     timezone = pendulum.timezone(schedule.tz_location) if schedule.tz_location else None
     schedule_hooks = hooks_of(schedule)
     dags: dict[str, DAG] = {}

@@ -226,6 +226,8 @@ def read_text(path: str | os.PathLike[str], where: str, error: type[ConfigError]
                 data = f.read(MAX_TEXT + 1)
         finally:
             os.close(fd)
+    except ConfigError:
+        raise
     except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
         raise error(f"{cannot}: {_cut(str(exc))}") from None
     if len(data) > MAX_TEXT:

@@ -140,6 +140,11 @@ def test_hostile_cheek_schedules_are_refused(text, field, message, monkeypatch):
     assert refusal.startswith(field) and message in refusal, refusal[:500]
 
 
+def test_a_dag_id_prefix_that_makes_a_dag_id_too_long():
+    refusal = _refused(CheekScheduleError, lambda: load_cheek_schedule(f"jobs:\n  {'a' * 200}:\n    command: x\n", dag_id_prefix="p" * 60))
+    assert refusal.startswith("cheek schedule: job 'aaaa") and "its DAG id has 260 characters; at most 250" in refusal
+
+
 def _fifo(path):
     os.mkfifo(path)
 
@@ -151,13 +156,14 @@ def _fifo(path):
         pytest.param(_fifo, "not a regular file", id="a-fifo"),
         pytest.param(lambda p: p.write_bytes(b"jobs: {a: {command: caf\xe9}}\n"), "not UTF-8 text (byte 0xe9", id="latin-1"),
         pytest.param(lambda p: p.write_bytes(b"#" * (5 * 1024 * 1024)), "larger than 4,194,304 bytes", id="5-mb-file"),
+        pytest.param(lambda p: p.symlink_to("/dev/zero"), "not a regular file", id="dev-zero"),
     ],
 )
 def test_hostile_schedule_files_are_refused(tmp_path, make, message):
     path = tmp_path / "schedule.yaml"
     make(path)
     refusal = _refused(CheekScheduleError, load_cheek_schedule, str(path))
-    assert refusal.startswith("cheek schedule schedule.yaml: cannot read it: ") and message in refusal, refusal
+    assert refusal.startswith(f"cheek schedule schedule.yaml: cannot read it: {message}"), refusal
 
 
 ON_EXIT = [
