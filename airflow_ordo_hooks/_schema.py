@@ -280,6 +280,10 @@ def _yaml_problem(exc: Any, text: str) -> str:
     return message
 
 
+_MAX_DIGITS = 4_000  # Python refuses to build a decimal integer of more than 4,300 digits, without naming the field
+_NUMBER = re.compile(r"[-+]?[0-9][0-9_]*")
+
+
 def _check_events(events: Iterator[Any], where: str, error: type[ConfigError], labels: Mapping[str, str]) -> None:
     """Refuse, naming the field, a YAML event stream nested too deep or too large once its aliases are expanded."""
     import yaml
@@ -331,10 +335,6 @@ def _check_events(events: Iterator[Any], where: str, error: type[ConfigError], l
             sizes[event.anchor] = 1
 
 
-_MAX_DIGITS = 4_000  # Python refuses to build a decimal integer of more than 4,300 digits, without naming the field
-_NUMBER = re.compile(r"[-+]?[0-9][0-9_]*")
-
-
 _JSON_STRING = r'"(?:[^"\\]|\\[\s\S]?)*+(?:"|\Z)'  # to the end of the text if unclosed: one pass, never quadratic
 _JSON_TOKEN = re.compile(_JSON_STRING + r"|[\[\]{}:,]")
 
@@ -351,6 +351,7 @@ def load_json(text: str, where: str, error: type[ConfigError]) -> Any:
 
 
 def _check_json_depth(text: str, where: str, error: type[ConfigError]) -> None:
+    """Refuse, naming the field, JSON nested deeper than :data:`MAX_DEPTH` (``json`` would raise RecursionError)."""
     depth = {"[": 1, "{": 1, "]": -1, "}": -1}
     outside_strings = re.sub(_JSON_STRING, "", text)
     brackets = re.sub(r"[^\[\]{}]", "", outside_strings)
@@ -360,11 +361,11 @@ def _check_json_depth(text: str, where: str, error: type[ConfigError]) -> None:
     frames: list[list[Any]] = []  # [is object, key or index, expecting a key]
     for token in _JSON_TOKEN.finditer(text):
         t = token.group()
-        if t in "[{":
+        if t in ("[", "{"):
             if len(frames) == MAX_DEPTH:
                 raise error(f"{where}{_path(_json_path(frames), {})}: nested more than {MAX_DEPTH} levels deep")
             frames.append([t == "{", None if t == "{" else 0, t == "{"])
-        elif t in "]}":
+        elif t in ("]", "}"):
             if frames:
                 frames.pop()
         elif t == ",":
