@@ -38,24 +38,19 @@ if TYPE_CHECKING:
     from airflow.sdk import DAG
 
 RETRY_DELAY = timedelta(seconds=5)  # cheek's fixed wait between tries
+LABELS = {"jobs": "job"}  # messages name a job as "job 'a'", not ".jobs.a"
 
 
-def _load(path_or_text: str | Path) -> Any:
-    import yaml
+def _load(path_or_text: str | Path) -> tuple[Any, str]:
+    from airflow_ordo_hooks import _schema
 
     text = path_or_text
     where = "cheek schedule"
     if isinstance(path_or_text, Path) or (isinstance(path_or_text, str) and "\n" not in path_or_text and path_or_text.endswith((".yaml", ".yml"))):
         path = Path(path_or_text)
         where = f"cheek schedule {path.name}"
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise CheekScheduleError(f"{where}: cannot read it: {exc}") from None
-    try:
-        return yaml.safe_load(text), where
-    except yaml.YAMLError as exc:
-        raise CheekScheduleError(f"{where}: not valid YAML: {exc}") from None
+        text = _schema.read_text(path, where, CheekScheduleError)
+    return _schema.load_yaml(str(text), where, CheekScheduleError, labels=LABELS), where
 
 
 def load_cheek_schedule(
@@ -89,8 +84,14 @@ def load_cheek_schedule(
         where=where,
         error=CheekScheduleError,
         context={"known_dag_ids": set(known_dag_ids)},
-        labels={"jobs": "job"},
+        labels=LABELS,
     )
+    for name in schedule.jobs:
+        if len(dag_id_prefix + name) > _schema.MAX_ID:
+            raise CheekScheduleError(
+                f"{where}: job {_schema.echo(name)}: with dag_id_prefix {_schema.echo(dag_id_prefix)} its DAG id has "
+                f"{len(dag_id_prefix + name)} characters; at most {_schema.MAX_ID} (Airflow's limit)"
+            )
     timezone = pendulum.timezone(schedule.tz_location) if schedule.tz_location else None
     schedule_hooks = hooks_of(schedule)
     dags: dict[str, DAG] = {}

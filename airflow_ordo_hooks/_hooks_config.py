@@ -62,9 +62,10 @@ def parse_hooks(config: Mapping[str, Any] | str | Hooks | None, *, where: str = 
         return config
     if config is None:
         return Hooks()
-    if isinstance(config, str):
-        config = _load_yaml(config, where)
     from airflow_ordo_hooks import _schema  # pydantic: paid only by a DAG file that validates a config
+
+    if isinstance(config, str):
+        config = _schema.load_yaml(config, where, HooksConfigError)
 
     model = _schema.validate(_schema.HooksConfig, config, where=where, error=HooksConfigError, context={"events": tuple(events)})
     return hooks_of(model)
@@ -84,12 +85,3 @@ def hooks_of(config: Any) -> Hooks:
         for target in targets or ()
     ]
     return Hooks(tuple(dict.fromkeys(actions)))
-
-
-def _load_yaml(text: str, where: str) -> Any:
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise HooksConfigError(f"{where}: not valid YAML: {exc}") from None

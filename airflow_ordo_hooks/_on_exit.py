@@ -17,7 +17,6 @@ without it is refused.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,21 +67,16 @@ def parse_on_exit(step: Mapping[str, Any] | str | Path, task_ids: set[str] | Non
     :param task_ids: the DAG's task ids: a ``step:`` reference must name one of them.
     :raises OnExitConfigError: naming the field, the value and what was expected.
     """
+    from airflow_ordo_hooks import _schema  # pydantic: paid only by a DAG file that validates a step
+
     if isinstance(step, Path) or (isinstance(step, str) and step.strip().endswith(".json") and "{" not in step):
-        try:
-            step = Path(step).read_text()
-        except OSError as exc:
-            raise OnExitConfigError(f"on_exit: cannot read recipe file {str(step)!r}: {exc}") from None
+        step = _schema.read_text(step, "on_exit", OnExitConfigError, what=f"recipe file {str(step)[:200]!r}")
     if isinstance(step, str):
-        try:
-            step = json.loads(step)
-        except ValueError as exc:
-            raise OnExitConfigError(f"on_exit: not valid JSON: {exc}") from None
+        step = _schema.load_json(step, "on_exit", OnExitConfigError)
     if isinstance(step, Mapping) and "on_exit" in step:  # a whole recipe: its steps are not ours to run
         step = step["on_exit"]
     if isinstance(step, list):
         raise OnExitConfigError(f"on_exit: expected one step object, got a list of {len(step)}: Ordo runs a single on_exit step")
-    from airflow_ordo_hooks import _schema  # pydantic: paid only by a DAG file that validates a step
 
     config = _schema.validate(
         _schema.OnExitStepConfig, step, where="on_exit", error=OnExitConfigError, context={"task_ids": task_ids}

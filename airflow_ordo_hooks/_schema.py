@@ -8,6 +8,10 @@ written, cut to :data:`MAX_ECHO` characters::
 
     cheek schedule x.yaml: job 'a'.retries: expected a whole number 0 or more, got -1
 
+Text (YAML, JSON, a file) is read here too, within bounds checked before anything is built
+(:data:`MAX_TEXT`, :data:`MAX_DEPTH`, :data:`MAX_NODES`), so that a hostile config is refused in
+milliseconds with the same kind of message instead of exhausting the parsing process.
+
 This module imports pydantic: the modules that read configs import it inside the functions that
 validate, so that ``import airflow_ordo_hooks`` in a DAG file does not pay for it.
 """
@@ -15,8 +19,12 @@ validate, so that ``import airflow_ordo_hooks`` in a DAG file does not pay for i
 from __future__ import annotations
 
 import codecs
+import itertools
+import json
 import os
 import re
+import reprlib
+import stat
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, ClassVar, TypeVar
 
@@ -38,7 +46,7 @@ from pydantic_core import PydanticCustomError
 
 from airflow_ordo_hooks._events import EVENTS
 from airflow_ordo_hooks.exceptions import ConfigError, TargetError
-from airflow_ordo_hooks._targets import check_target
+from airflow_ordo_hooks._targets import MAX_ID, check_target
 
 ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
 """Airflow's rule for DAG ids: a ``trigger_job`` target, and a cheek job name (it becomes a DAG id)."""
@@ -57,15 +65,40 @@ CRON_SHORTCUTS = {
 MAX_ECHO = 200
 """The most characters of a written value that a message repeats: a huge config gives a short message."""
 
+MAX_TEXT = 4 * 1024 * 1024
+"""The most characters of config text (or bytes of a config file) read: a config is a few KB."""
+MAX_DEPTH = 32
+"""The deepest nesting of a config's text; the deepest valid config (a schedule's hook target) is 6 levels."""
+MAX_NODES = 50_000
+"""The most values a YAML config may hold once its aliases are expanded (a 1,000-job schedule holds ~15,000)."""
+MAX_ITEMS = 100
+"""The most items of a list: the targets of one action, the param_keys of a step."""
+MAX_JOBS = 1_000
+"""The most jobs of a cheek schedule (each becomes a DAG)."""
+MAX_ENV = 1_000
+"""The most variables of a job's ``env``."""
+MAX_RETRIES = 100
+"""The most retries of a cheek job: Airflow 3.3 sets no bound; 100 tries 5 s apart is over 8 minutes."""
+
 _ERROR = "ordo_config"  # the type of every error worded here, as opposed to pydantic's own
 _NOTHING = object()
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 4
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = MAX_ECHO * 2
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = _REPR.maxfrozenset = 50
+
+
 def echo(value: Any) -> str:
-    """``repr(value)`` for a message, cut to :data:`MAX_ECHO` characters."""
-    text = repr(value)
-    return text if len(text) <= MAX_ECHO else f"{text[:MAX_ECHO]}... ({len(text)} characters)"
+    """``repr(value)`` for a message, cut to :data:`MAX_ECHO` characters (never walking more of a huge or deep value)."""
+    if isinstance(value, str):
+        if len(value) <= MAX_ECHO:
+            return repr(value)
+        return f"{repr(value[: MAX_ECHO + 1])[:MAX_ECHO]}... ({len(value)} characters)"
+    text = _REPR.repr(value)
+    return text if len(text) <= MAX_ECHO else f"{text[:MAX_ECHO]}..."
 
 
 def _cut(text: str) -> str:
@@ -168,8 +201,190 @@ def _path(loc: tuple[str | int, ...], labels: Mapping[str, str]) -> str:
     for part in parts:
         if part == "[key]":  # pydantic's mark of a refused key: the key is already named
             continue
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+        text += f"[{part}]" if isinstance(part, int) else f".{_cut(str(part))}"
     return text
+
+
+# The text of a config, read within bounds before anything is built from it
+
+
+def read_text(path: str | os.PathLike[str], where: str, error: type[ConfigError], *, what: str = "it") -> str:
+    """
+    The text of a config file, or ``error``: not a regular file, larger than :data:`MAX_TEXT`, not UTF-8.
+
+    :param where: how the message names the config (e.g. ``cheek schedule x.yaml``).
+    :param what: how it names the file after ``cannot read``.
+    """
+    cannot = f"{where}: cannot read {what}"
+    try:
+        # a FIFO or a device would block or never end: only a regular file is read
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise error(f"{cannot}: not a regular file")
+            with open(fd, "rb", closefd=False) as f:
+                data = f.read(MAX_TEXT + 1)
+        finally:
+            os.close(fd)
+    except ConfigError:
+        raise
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise error(f"{cannot}: {_cut(str(exc))}") from None
+    if len(data) > MAX_TEXT:
+        raise error(f"{cannot}: larger than {MAX_TEXT:,} bytes; a config is a few KB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{cannot}: not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start})") from None
+
+
+def _check_size(text: str, where: str, error: type[ConfigError]) -> None:
+    if len(text) > MAX_TEXT:
+        raise error(f"{where}: {len(text):,} characters; a config is a few KB, at most {MAX_TEXT:,} are read")
+
+
+def load_yaml(text: str, where: str, error: type[ConfigError], *, labels: Mapping[str, str] | None = None) -> Any:
+    """
+    YAML ``text`` as Python values (YAML's safe subset), or ``error`` naming the field.
+
+    Before any value is built, the text's events are counted: nesting deeper than
+    :data:`MAX_DEPTH`, more than :data:`MAX_NODES` values once aliases are expanded (a "billion
+    laughs" of nested aliases) and an alias inside its own anchor are refused.
+
+    :param labels: as for :func:`describe`.
+    """
+    import yaml
+
+    _check_size(text, where, error)
+    # libyaml parses 10 to 20 times faster; its recursive composer is safe once the depth is bounded
+    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        _check_events(yaml.parse(text, Loader=loader_class), where, error, labels or {})
+        return yaml.load(text, Loader=loader_class)  # noqa: S506 - a safe loader
+    except ConfigError:
+        raise
+    except yaml.YAMLError as exc:
+        raise error(f"{where}: not valid YAML: {_yaml_problem(exc, text)}") from None
+    except (ValueError, TypeError, OverflowError) as exc:  # a scalar YAML resolves but Python cannot build (a 5,000-digit int)
+        raise error(f"{where}: not valid YAML: {_cut(str(exc))}") from None
+
+
+def _yaml_problem(exc: Any, text: str) -> str:
+    message = str(exc)
+    message = message if len(message) <= 4 * MAX_ECHO else f"{message[:4 * MAX_ECHO]}..."
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        lines = text.splitlines()
+        if mark.line < len(lines) and "${" in lines[mark.line]:
+            message += "\n(a ${NAME} inside [ ] or { } must be quoted: ['${NAME}/path'])"
+    return message
+
+
+_MAX_DIGITS = 4_000  # Python refuses to build a decimal integer of more than 4,300 digits, without naming the field
+_NUMBER = re.compile(r"[-+]?[0-9][0-9_]*")
+
+
+def _check_events(events: Iterator[Any], where: str, error: type[ConfigError], labels: Mapping[str, str]) -> None:
+    """Refuse, naming the field, a YAML event stream nested too deep or too large once its aliases are expanded."""
+    import yaml
+
+    total = 0  # values so far, an alias counting the values of its anchor
+    sizes: dict[str, int] = {}  # anchor -> values of its node, once complete
+    frames: list[list[Any]] = []  # open collections: [is mapping, values seen, last key, path part, anchor, total at start]
+
+    def path(part: Any) -> str:
+        parts = [f[3] for f in frames] + [part]
+        return _path(tuple(p for p in parts if p is not None), labels)
+
+    for event in events:
+        if isinstance(event, yaml.CollectionEndEvent):
+            frame = frames.pop()
+            if frame[4] is not None:
+                sizes[frame[4]] = total - frame[5]
+            continue
+        if not isinstance(event, yaml.NodeEvent):
+            continue
+        part = None
+        if frames:
+            frame = frames[-1]
+            if frame[0]:
+                if frame[1] % 2 == 0:  # a key: the path names the value it introduces
+                    frame[2] = event.value if isinstance(event, yaml.ScalarEvent) else "?"
+                else:
+                    part = frame[2]
+            else:
+                part = frame[1]
+            frame[1] += 1
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor not in sizes:
+                if any(f[4] == event.anchor for f in frames):
+                    raise error(f"{where}{path(part)}: the alias *{_cut(event.anchor)} is inside its own anchor (an endless value)")
+                continue  # an unknown anchor: the composer says so
+            total += sizes[event.anchor]
+        else:
+            total += 1
+        if total > MAX_NODES:
+            raise error(f"{where}{path(part)}: more than {MAX_NODES:,} values (aliases expanded); a config holds a few hundred")
+        if isinstance(event, yaml.ScalarEvent) and event.implicit[0] and len(event.value) > _MAX_DIGITS and _NUMBER.fullmatch(event.value):
+            raise error(f"{where}{path(part)}: a number of {len(event.value):,} digits")
+        if isinstance(event, yaml.CollectionStartEvent):
+            frames.append([isinstance(event, yaml.MappingStartEvent), 0, None, part, event.anchor, total - 1])
+            if len(frames) > MAX_DEPTH:
+                raise error(f"{where}{path(None)}: nested more than {MAX_DEPTH} levels deep")
+        elif isinstance(event, yaml.ScalarEvent) and event.anchor is not None:
+            sizes[event.anchor] = 1
+
+
+_JSON_STRING = r'"(?:[^"\\]|\\[\s\S]?)*+(?:"|\Z)'  # to the end of the text if unclosed: one pass, never quadratic
+_JSON_TOKEN = re.compile(_JSON_STRING + r"|[\[\]{}:,]")
+
+
+def load_json(text: str, where: str, error: type[ConfigError]) -> Any:
+    """JSON ``text`` as Python values, or ``error``: larger than :data:`MAX_TEXT`, nested deeper than :data:`MAX_DEPTH`."""
+    _check_size(text, where, error)
+    if text.count("[") + text.count("{") > MAX_DEPTH:  # else it cannot be too deep
+        _check_json_depth(text, where, error)
+    try:
+        return json.loads(text)
+    except ValueError as exc:  # also a number of more than 4,300 digits
+        raise error(f"{where}: not valid JSON: {_cut(str(exc))}") from None
+
+
+def _check_json_depth(text: str, where: str, error: type[ConfigError]) -> None:
+    """Refuse, naming the field, JSON nested deeper than :data:`MAX_DEPTH` (``json`` would raise RecursionError)."""
+    depth = {"[": 1, "{": 1, "]": -1, "}": -1}
+    outside_strings = re.sub(_JSON_STRING, "", text)
+    brackets = re.sub(r"[^\[\]{}]", "", outside_strings)
+    if max(itertools.accumulate(map(depth.__getitem__, brackets)), default=0) <= MAX_DEPTH:
+        return
+    # too deep: walk the tokens again to name the field where it happens
+    frames: list[list[Any]] = []  # [is object, key or index, expecting a key]
+    for token in _JSON_TOKEN.finditer(text):
+        t = token.group()
+        if t in ("[", "{"):
+            if len(frames) == MAX_DEPTH:
+                raise error(f"{where}{_path(_json_path(frames), {})}: nested more than {MAX_DEPTH} levels deep")
+            frames.append([t == "{", None if t == "{" else 0, t == "{"])
+        elif t in ("]", "}"):
+            if frames:
+                frames.pop()
+        elif t == ",":
+            if frames:
+                if frames[-1][0]:
+                    frames[-1][2] = True
+                else:
+                    frames[-1][1] += 1
+        elif t == ":":
+            if frames:
+                frames[-1][2] = False
+        elif frames and frames[-1][0] and frames[-1][2]:
+            frames[-1][1] = t[1:-1]
+    raise error(f"{where}: nested more than {MAX_DEPTH} levels deep")
+
+
+def _json_path(frames: list[list[Any]]) -> tuple[str | int, ...]:
+    """The keys and indexes down to the innermost open collection of ``frames``."""
+    return tuple(f[1] for f in frames if f[1] is not None)
 
 
 class _Config(BaseModel):
@@ -216,17 +431,37 @@ class _Config(BaseModel):
 # cheek's hooks: {event: {action: [target, ...]}}
 
 
+def at_most(limit: int, what: str) -> BeforeValidator:
+    """Refuse a list or mapping of more than ``limit`` items before any of them is checked."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, (list, tuple, Mapping)) and len(value) > limit:
+            raise refusal(f"{len(value):,} {what}; at most {limit:,}")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _id_length(value: str) -> str:
+    if len(value) > MAX_ID:
+        raise refusal(f"{len(value):,} characters; an id is at most {MAX_ID} (Airflow's limit)", got=value)
+    return value
+
+
 def _webhook_target(value: Any) -> str:
     try:
-        return check_target(value)
+        return check_target(value, templates=False)
     except TargetError as exc:
-        raise refusal(str(exc).replace(repr(value), echo(value))) from None  # check_target echoes it whole
+        raise refusal(str(exc)) from None
 
 
-WebhookTargets = Annotated[list[Annotated[str, PlainValidator(_webhook_target)]], expect("a list of targets")]
+WebhookTargets = Annotated[
+    list[Annotated[str, PlainValidator(_webhook_target)]], expect("a list of targets"), at_most(MAX_ITEMS, "targets")
+]
 DagIds = Annotated[
-    list[Annotated[str, Field(strict=True, pattern=ID_PATTERN), expect("a DAG id (letters, digits, _ - .)")]],
+    list[Annotated[str, Field(strict=True, pattern=ID_PATTERN), expect("a DAG id (letters, digits, _ - .)"), AfterValidator(_id_length)]],
     expect("a list of targets"),
+    at_most(MAX_ITEMS, "targets"),
 ]
 
 
@@ -269,15 +504,27 @@ class HooksConfig(_Config):
 # cheek's schedule: {jobs: {name: job}, on_*, tz_location, encoding}
 
 
+_VARIABLE = re.compile(r"\$\{([^}]*)\}")
+
+
 def _expand(config: Any) -> Any:
-    """``${NAME}`` in hook targets, from the environment of the process that parses the DAG file."""
-    if isinstance(config, str):
-        return os.path.expandvars(config)
-    if isinstance(config, list):
-        return [_expand(v) for v in config]
-    if isinstance(config, Mapping):
-        return {k: _expand(v) for k, v in config.items()}
-    return config
+    """``${NAME}`` in hook targets, from the environment of the process that parses the DAG file; an unset one is refused."""
+    if not isinstance(config, Mapping):
+        return config
+    expanded: dict[Any, Any] = {}
+    for action, targets in config.items():
+        if not isinstance(targets, list) or len(targets) > MAX_ITEMS:
+            expanded[action] = targets  # refused as it is
+            continue
+        expanded[action] = []
+        for index, target in enumerate(targets):
+            if isinstance(target, str):
+                for variable in _VARIABLE.finditer(target):
+                    if variable.group(1) not in os.environ:
+                        raise refusal(f"environment variable {_cut(variable.group(1))} is not set", got=target, at=(action, index))
+                target = os.path.expandvars(target)
+            expanded[action].append(target)
+    return expanded
 
 
 ScheduleEventActions = Annotated[EventActions | None, BeforeValidator(_expand)]
@@ -334,7 +581,19 @@ def _time_zone(value: Any) -> str | None:
     return str(value)
 
 
-JobName = Annotated[str, Field(strict=True, pattern=ID_PATTERN), reword("a job name must be letters, digits, _ - . (it becomes a DAG id)", got=False)]
+JobName = Annotated[
+    str,
+    Field(strict=True, pattern=ID_PATTERN),
+    reword("a job name must be letters, digits, _ - . (it becomes a DAG id)", got=False),
+    AfterValidator(_id_length),
+]
+
+
+def _retries(value: int) -> int:
+    if value > MAX_RETRIES:
+        raise refusal(f"at most {MAX_RETRIES} (tries 5 s apart: a longer outage is a job for the receiver)", got=value)
+    return value
+
 
 
 class CheekJob(_Config):
@@ -346,9 +605,11 @@ class CheekJob(_Config):
     """The command's words."""
     cron: Annotated[str | None, PlainValidator(_cron)] = None
     """The Airflow schedule: a 5-field cron or one of Airflow's ``@`` shortcuts."""
-    env: Annotated[dict[str, str | int | float | bool], expect("a mapping", items="names mapped to plain values")] | None = None
+    env: Annotated[
+        dict[str, str | int | float | bool], expect("a mapping", items="names mapped to plain values"), at_most(MAX_ENV, "variables")
+    ] | None = None
     working_directory: Annotated[str, Field(min_length=1), expect("a path")] | None = None
-    retries: Annotated[int, Field(strict=True, ge=0), expect("a whole number 0 or more")] = 0
+    retries: Annotated[int, Field(strict=True, ge=0), expect("a whole number 0 or more"), AfterValidator(_retries)] = 0
     disable_concurrent_execution: Annotated[bool, Field(strict=True), expect("true or false")] = False
     encoding: Annotated[str | None, PlainValidator(_encoding)] = None
     on_success: ScheduleEventActions = None
@@ -371,7 +632,9 @@ class CheekSchedule(_Config):
 
     expected = "a mapping with 'jobs'"
 
-    jobs: Annotated[dict[JobName, CheekJob], Field(min_length=1), expect("a mapping of job names to jobs")]
+    jobs: Annotated[
+        dict[JobName, CheekJob], Field(min_length=1), expect("a mapping of job names to jobs"), at_most(MAX_JOBS, "jobs")
+    ]
     tz_location: Annotated[str | None, PlainValidator(_time_zone)] = None
     encoding: Annotated[str | None, PlainValidator(_encoding)] = None
     on_success: ScheduleEventActions = None
@@ -404,6 +667,12 @@ class CheekSchedule(_Config):
 # Ordo's on_exit step: {id, type, inputs: {waits_for}, param_keys}
 
 
+def _reference_length(value: str) -> str:
+    if len(value) > 2 * MAX_ID:
+        raise refusal(f"{len(value):,} characters; a reference is at most {2 * MAX_ID} (its ids are Airflow ids)", got=value)
+    return value
+
+
 class CallWebhookInputs(_Config):
     """The input slots of a ``CALL_WEBHOOK`` step: ``waits_for``, a reference to what the step waits for.
 
@@ -412,7 +681,9 @@ class CallWebhookInputs(_Config):
 
     expected = "an object of input slots"
 
-    waits_for: Annotated[str, Field(strict=True, pattern=REFERENCE.pattern), expect("'job:<name>' or 'step:<id>.<slot>'")]
+    waits_for: Annotated[
+        str, Field(strict=True, pattern=REFERENCE.pattern), expect("'job:<name>' or 'step:<id>.<slot>'"), AfterValidator(_reference_length)
+    ]
 
     @classmethod
     def _refuse(cls, data: Mapping[Any, Any], info: ValidationInfo) -> None:
@@ -457,14 +728,15 @@ class OnExitStepConfig(_Config):
 
     expected = "a step object with id, type and inputs"
 
-    id: Annotated[str, Field(strict=True, pattern=ORDO_ID_PATTERN), expect("an id of letters, digits, _ and -")]
+    id: Annotated[str, Field(strict=True, pattern=ORDO_ID_PATTERN), expect("an id of letters, digits, _ and -"), AfterValidator(_id_length)]
     type: Annotated[str, PlainValidator(_step_type)]
     inputs: CallWebhookInputs = Field(default_factory=dict, validate_default=True)
     param_keys: Annotated[
-        list[Annotated[str, Field(strict=True, pattern=ORDO_ID_PATTERN)]],
+        list[Annotated[str, Field(strict=True, pattern=ORDO_ID_PATTERN, max_length=MAX_ID)]],
         Field(strict=True),
         AfterValidator(_param_keys),
         expect("a list of parameter names", items="a list of parameter names"),
+        at_most(MAX_ITEMS, "parameter names"),
     ] = Field(default_factory=list, validate_default=True)
 
     @classmethod

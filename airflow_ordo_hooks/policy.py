@@ -8,8 +8,9 @@ Name a YAML file of cheek hooks in Airflow's configuration::
 and every task of every DAG gets those hooks, combined with its DAG's and its own, without
 editing any DAG file. The package registers this module as an Airflow cluster policy (entry
 point ``airflow.policy``), which Airflow applies wherever it parses DAG files: the DAG processor
-and the workers. A malformed file is logged as an error (once per version of the file) and DAG
-files are parsed as if it were not there. ``trigger_job`` is refused there: it would add tasks to
+and the workers. A file that cannot be used, for any reason (malformed, too large, not UTF-8, a
+directory, a YAML bomb), is logged as an error (once per version of the file) and DAG files are
+parsed as if it were not there. ``trigger_job`` is refused there: it would add tasks to
 every DAG.
 """
 
@@ -29,16 +30,24 @@ from airflow_ordo_hooks.exceptions import HooksConfigError
 log = logging.getLogger(__name__)
 
 
+_MAX_LOGGED = 2_000  # characters of an unexpected error's message that the log repeats
+
+
 @functools.lru_cache(maxsize=4)
 def _parse(path: str, version: int) -> Hooks | None:
     where = f"[ordo_hooks] hooks_file {path}"
     try:
-        with open(path, encoding="utf-8") as f:
-            hooks = parse_hooks(f.read() or "{}", where=where)
+        from airflow_ordo_hooks import _schema
+
+        hooks = parse_hooks(_schema.read_text(path, where, HooksConfigError) or "{}", where=where)
         if any(a.action == "trigger_job" for a in hooks.actions):
             raise HooksConfigError(f"{where}: trigger_job is not allowed in deployment-wide hooks (it would add tasks to every DAG)")
-    except (OSError, HooksConfigError) as exc:
+    except HooksConfigError as exc:
         log.error("airflow-ordo-hooks: deployment-wide hooks not applied: %s", exc)
+        return None
+    except Exception as exc:  # noqa: BLE001 - one operator's file must never stop every DAG from parsing
+        message = f"{type(exc).__name__}: {exc}"[:_MAX_LOGGED]
+        log.error("airflow-ordo-hooks: deployment-wide hooks not applied: %s: %s", where, message)
         return None
     return hooks
 
@@ -50,7 +59,7 @@ def deployment_hooks() -> Hooks | None:
         return None
     try:
         version = os.stat(path).st_mtime_ns
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL in the path
         version = -1  # _parse reports the missing file, once
     return _parse(path, version)
 

@@ -106,3 +106,12 @@ def test_importing_the_package_or_its_parsers_does_not_import_pydantic():
         "print('pydantic' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_anchors_merge_keys_and_nesting_within_the_bounds_still_load():
+    dags = load_cheek_schedule("jobs:\n  a: &job {command: x, retries: 2}\n  b: *job\n  c:\n    <<: *job\n    cron: '@daily'\n")
+    assert sorted(dags) == ["a", "b", "c"] and dags["c"].get_task("c").retries == 2
+    with pytest.raises(HooksConfigError, match=r"^hooks: expected a mapping of events"):
+        parse_hooks("[" * _schema.MAX_DEPTH + "]" * _schema.MAX_DEPTH)
+    with pytest.raises(HooksConfigError, match=r"^hooks\[0\].*: nested more than 32 levels deep$"):
+        parse_hooks("[" * (_schema.MAX_DEPTH + 1) + "]" * (_schema.MAX_DEPTH + 1))
