@@ -122,7 +122,7 @@ def run_pytest(broken_build: Path, tests: list[str], deployments: str = "local")
 
 def test_the_broken_build_is_the_package_those_runs_import(broken):
     brk, root = broken
-    module = f"airflow_ordo_hooks.{brk.module.removesuffix('.py')}"
+    module = "airflow_ordo_hooks." + brk.module.removesuffix(".py").replace("/", ".")
     probe = f"import {module} as m, inspect; print(m.__file__); print('BROKEN ON PURPOSE' in inspect.getsource(m))"
     out = subprocess.run([sys.executable, "-c", probe], cwd=root, env=environment(root), capture_output=True, text=True, check=True)
     assert out.stdout.split() == [str(root / "airflow_ordo_hooks" / brk.module), "True"]
