@@ -183,14 +183,12 @@ def deliver(
     signed = False
     try:
         policy = policy or DeliveryPolicy.from_airflow_config()
+        check_target(target)
         check_hop = None
-        if untrusted:
+        if untrusted:  # checked before anything is sent, and again at every redirect
             if target.startswith(CONN_PREFIX):
                 raise TargetError(f"{masked}: a target from a run's conf must be an http:// or https:// URL")
-            allowed = _settings.get("allowed_conf_hosts")
-            check_hop = functools.partial(check_untrusted_url, allowed_hosts=allowed)
-        check_target(target)
-        if check_hop is not None:
+            check_hop = functools.partial(check_untrusted_url, allowed_hosts=_settings.get("allowed_conf_hosts"))
             check_hop(target)
         url, session, conn_secret = _resolve(target)
         urls.append(url)
