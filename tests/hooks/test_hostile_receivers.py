@@ -54,6 +54,50 @@ def test_a_trickling_receiver_holds_a_delivery_no_longer_than_its_budget(receive
     assert "budget" in record.error, record.error
 
 
+@pytest.fixture
+def tls_receiver(tmp_path, monkeypatch):
+    """A receiver speaking TLS with a self-signed certificate for 127.0.0.1, trusted through REQUESTS_CA_BUNDLE."""
+    import datetime
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "cert.pem"))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    with WebhookReceiver() as tls:
+        tls._server.socket = context.wrap_socket(tls._server.socket, server_side=True)
+        yield tls
+
+
+def test_the_deadline_holds_over_tls_too(tls_receiver):
+    url = tls_receiver.url("/slow").replace("http://", "https://")
+    assert deliver(url.replace("/slow", "/ok"), {}, policy=POLICY).ok  # the certificate is trusted
+    tls_receiver.script("/slow", *[Trickle(0.25)] * 3)
+    policy = DeliveryPolicy(connect_timeout=1.0, read_timeout=1.0, budget=2.0, max_attempts=3, backoff_initial=0.1)
+    record, took = _timed(lambda: deliver(url, {"x": 1}, policy=policy))
+
+    assert not record.ok and took < 2.5, (took, record)
+
+
 def test_a_pooled_connection_outside_a_delivery_keeps_its_own_timeouts(receiver):
     # the wrapper stays on pooled connections: a later delivery with a larger budget is not cut short
     receiver.script("/later", Respond(200, delay=1.2))
