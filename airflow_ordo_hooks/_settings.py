@@ -70,6 +70,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("backoff_jitter", float, 0.5, "Up to this many seconds added at random to each wait.", 0, 3600),
     Setting("max_redirects", int, 5, "307/308 redirects followed at the most.", 0, 30),
     Setting(
+        "allowed_conf_hosts", str, "",
+        "Host names, addresses and CIDR blocks (comma-separated) that a URL taken from a run's conf may reach although "
+        "they are not public (loopback, link-local, private); by default only public addresses are.",
+    ),
+    Setting(
         "api_conn_id", str, "airflow_api",
         "HTTP connection to Airflow's REST API, for on_exit reports and trigger_job from callbacks.",
     ),

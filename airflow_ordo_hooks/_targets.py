@@ -9,9 +9,14 @@ from __future__ import annotations
 import re
 import reprlib
 import unicodedata
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from airflow_ordo_hooks.exceptions import TargetError
+
+if TYPE_CHECKING:
+    import ipaddress
 
 CONN_PREFIX = "conn:"
 """A target written ``conn:<conn_id>`` or ``conn:<conn_id>/<endpoint>`` uses an Airflow HTTP connection."""
@@ -36,23 +41,25 @@ def _control(text: str) -> str | None:
 
 
 def mask_url(url: str) -> str:
-    """The URL with what may be secret replaced by ``***``: credentials, query, and the path past its first segment."""
+    """
+    The URL as any text of this package names it: scheme and host[:port] only, then a fingerprint
+    (first 6 hex digits of the SHA-256 of the whole URL): ``https://hooks.slack.com/…#3f9a1c``.
+    Credentials, path and query never show; two URLs of one host stay distinguishable.
+    """
+    import hashlib
+
+    fingerprint = hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:6]
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        return "<malformed URL>"
+        return f"<malformed URL>#{fingerprint}"
     host = parts.hostname or ""
-    if port:
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None:
         host = f"{host}:{port}"
-    if parts.username or parts.password:
-        host = f"***@{host}"
-    segments = [s for s in parts.path.split("/") if s]
-    path = f"/{segments[0]}" if segments else "/"
-    if len(segments) > 1:
-        path += "/***"
-    query = "?***" if parts.query else ""
-    return f"{parts.scheme}://{host}{path}{query}"
+    return f"{parts.scheme}://{host}/…#{fingerprint}"
 
 
 def check_target(target: object, *, templates: bool = True) -> str:
@@ -106,3 +113,93 @@ def check_target(target: object, *, templates: bool = True) -> str:
     if any(c.isspace() for c in target):
         raise TargetError(f"{_shown(target)}: a URL cannot contain white space")
     return target
+
+
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+_MASKED = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/]*/…#[0-9a-f]{6}")
+
+
+def mask_text(text: str, urls: Iterable[str] = ()) -> str:
+    """
+    ``text`` (an exception's message, a log line) with every URL in it masked by :func:`mask_url`,
+    and every part of ``urls`` it quotes on its own (requests writes ``with url: /path?query``, a
+    ``Location`` may be relative) replaced by the masked URL.
+    """
+    for url in (u for u in urls if "://" in u):  # a conn: target names no secret
+        masked = mask_url(url)
+        pieces = {url}
+        try:
+            parts = urlsplit(url)
+            pieces |= {parts.path + (f"?{parts.query}" if parts.query else ""), parts.path, parts.query}
+            userinfo = parts.netloc.rpartition("@")[0]
+            pieces |= {userinfo, parts.password or "", parts.username or ""} if userinfo else set()
+        except ValueError:
+            pass
+        for piece in sorted((p for p in pieces if len(p) >= 4), key=len, reverse=True):
+            text = text.replace(piece, masked)
+    return _URL_IN_TEXT.sub(_mask_match, text)
+
+
+def _mask_match(match: re.Match[str]) -> str:
+    found = match.group()
+    url = found.rstrip(").,;:]")  # the sentence's punctuation, not the URL's
+    return found if _MASKED.fullmatch(url) else mask_url(url) + found[len(url) :]
+
+
+def check_untrusted_url(url: str, allowed_hosts: str = "") -> str:
+    """
+    Return ``url`` if it may be sent to although it comes from a run's conf, else raise
+    :class:`TargetError` with a masked message saying why.
+
+    Only ``http(s)://`` URLs whose host resolves to public addresses only: loopback, link-local
+    (cloud metadata), private, unique-local, unspecified, multicast and reserved addresses are
+    refused, unless ``allowed_hosts`` (``[ordo_hooks] allowed_conf_hosts``: a comma list of host
+    names, addresses and CIDR blocks) lets the host name or every address through.
+    """
+    import ipaddress
+    import socket
+
+    masked = mask_url(url)
+    names, networks = set(), []
+    for entry in filter(None, (e.strip().lower().rstrip(".") for e in allowed_hosts.split(","))):
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            names.add(entry.strip("[]"))
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise TargetError(f"{masked}: not a valid URL") from None
+    if parts.scheme not in ("http", "https"):
+        raise TargetError(f"{masked}: a URL from a run's conf must be http:// or https://")
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        raise TargetError(f"{masked}: the URL has no host")
+    if host in names:
+        return url
+    try:
+        addresses = {ipaddress.ip_address(host)}
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            raise TargetError(f"{masked}: the host name {host!r} does not resolve") from None
+        addresses = {ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos}
+    for address in addresses:
+        inner = address.ipv4_mapped or address.sixtofour if address.version == 6 else None
+        if any(a in n for a in (address, inner) if a is not None for n in networks if a.version == n.version):
+            continue
+        if not address.is_global or (inner is not None and not inner.is_global):
+            raise TargetError(
+                f"{masked}: {host if host == str(address) else f'{host} resolves to {address}, which'} {_kind(inner or address)}; a URL from a run's conf may reach "
+                "public addresses only (allow it with [ordo_hooks] allowed_conf_hosts)"
+            )
+    return url
+
+
+def _kind(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    for kind in ("unspecified", "loopback", "link_local", "multicast", "private", "reserved"):
+        if getattr(address, f"is_{kind}"):
+            return f"is a {kind.replace('_', '-')} address"
+    return "is not a public address"

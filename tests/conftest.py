@@ -31,6 +31,8 @@ isolate_airflow(
     ORDO_HOOKS__BACKOFF_INITIAL="0.05",
     ORDO_HOOKS__BACKOFF_MAX="0.2",
     ORDO_HOOKS__BACKOFF_JITTER="0.01",
+    # on_exit reports go to URLs from a run's conf, refused on loopback unless allowed: the receiver is there
+    ORDO_HOOKS__ALLOWED_CONF_HOSTS="127.0.0.1",
 )
 
 

@@ -1,21 +1,26 @@
 """The request-and-retry primitive every hook of this package sends through, bounded by the ``[ordo_hooks]`` policy.
 
-One request (:func:`_send`) is bounded by the policy's connect and read timeouts and by what is
-left of the budget; :func:`_with_retries` retries connection errors, timeouts, 429 and 5xx with
-backoff and jitter, honouring ``Retry-After``, never past the deadline.
+One request (:func:`_send`) is bounded by the policy's connect and read timeouts and by a deadline
+that holds whatever the receiver does (see :class:`_DeadlineSocket`); it follows redirects itself,
+so that each hop can be checked and credentials stay with their origin. :func:`_with_retries`
+retries connection errors, timeouts, 429 and 5xx with backoff and jitter, honouring
+``Retry-After``, never past the deadline.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
+import io
 import logging
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_ordo_hooks import _settings
-from airflow_ordo_hooks._targets import mask_url
+from airflow_ordo_hooks._targets import mask_text, mask_url
 from airflow_ordo_hooks._version import __version__
 
 if TYPE_CHECKING:
@@ -41,7 +46,8 @@ class DeliveryPolicy:
 
     :param connect_timeout: seconds to wait for the TCP/TLS connection, per request.
     :param read_timeout: seconds to wait for the receiver between bytes of its answer, per request.
-    :param budget: total seconds one delivery may take, waits between retries included.
+    :param budget: total seconds one delivery may take, waits between retries included; it holds
+        however slowly the receiver answers (a byte at a time included).
     :param max_attempts: requests at the most, the first one included.
     :param backoff_initial: first wait between retries, in seconds; it doubles on each retry.
     :param backoff_max: longest wait between retries, in seconds (a ``Retry-After`` may ask longer).
@@ -84,13 +90,117 @@ class _Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("ordo_hooks_deadline", default=None)
+"""The ``time.monotonic()`` deadline of the request this thread is sending, set by :func:`_send`."""
+
+
+class _DeadlineSocket:
+    """
+    A connected socket (plain or TLS) whose every send and receive waits no longer than its own
+    timeout and what is left until the current request's deadline, and fails past it: the read
+    timeout bounds one socket read, so without this a receiver sending a byte every few seconds
+    would hold a request for ever. Pooled connections keep the wrapper; outside :func:`_send`
+    there is no deadline and it behaves as the socket it wraps.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._timeout = sock.gettimeout()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._timeout = timeout
+        self._sock.settimeout(timeout)
+
+    def gettimeout(self) -> float | None:
+        return self._timeout
+
+    def _arm(self) -> None:
+        deadline = _DEADLINE.get()
+        if deadline is None:
+            self._sock.settimeout(self._timeout)
+            return
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the time budget ran out")
+        self._sock.settimeout(left if self._timeout is None else min(self._timeout, left))
+
+    def recv(self, *args: Any) -> bytes:
+        self._arm()
+        return self._sock.recv(*args)
+
+    def recv_into(self, *args: Any) -> int:
+        self._arm()
+        return self._sock.recv_into(*args)
+
+    def send(self, data: Any, *args: Any) -> int:
+        self._arm()
+        return self._sock.send(data, *args)
+
+    def sendall(self, data: Any) -> None:
+        view = memoryview(data).cast("B")
+        while view:
+            view = view[self.send(view) :]
+
+    def makefile(self, mode: str = "r", buffering: int | None = None, **_: Any) -> io.BufferedReader:
+        # http.client reads an answer through sock.makefile("rb"): read through this wrapper too
+        if mode.replace("b", "") != "r":
+            raise ValueError(f"unsupported mode {mode!r}")
+        return io.BufferedReader(socket.SocketIO(self, "rb"), buffering or io.DEFAULT_BUFFER_SIZE)  # type: ignore[arg-type]
+
+    def _decref_socketios(self) -> None:
+        pass  # closing the answer's file leaves the connection's socket to the connection
+
+
+@functools.cache
+def _pool_classes() -> dict[str, type]:
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    def bounded(base: type) -> type:
+        def connect(self: Any) -> None:
+            base.connect(self)
+            self.sock = _DeadlineSocket(self.sock)
+
+        return type(base.__name__, (base,), {"connect": connect})  # the same name: errors read as urllib3's
+
+    return {
+        "http": type("HTTPConnectionPool", (HTTPConnectionPool,), {"ConnectionCls": bounded(HTTPConnection)}),
+        "https": type("HTTPSConnectionPool", (HTTPSConnectionPool,), {"ConnectionCls": bounded(HTTPSConnection)}),
+    }
+
+
 @functools.cache
 def _shared_adapter() -> requests.adapters.HTTPAdapter:
     """One connection pool for the process, as HttpNotifier's cached hook keeps one: a receiver's
-    connection is reused across deliveries instead of opened for each (urllib3's pools are thread-safe)."""
+    connection is reused across deliveries instead of opened for each (urllib3's pools are thread-safe).
+    Its connections honour the deadline of :func:`_send` (see :class:`_DeadlineSocket`)."""
     from requests.adapters import HTTPAdapter
 
-    return HTTPAdapter()
+    class DeadlineAdapter(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = _pool_classes()
+
+        def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+            manager = super().proxy_manager_for(proxy, **kwargs)
+            if not proxy.lower().startswith("socks"):  # a SOCKS proxy brings connection classes of its own
+                manager.pool_classes_by_scheme = _pool_classes()
+            return manager
+
+    return DeadlineAdapter()
+
+
+def _plain_session() -> requests.Session:
+    """A session with nothing of a connection's (no auth, headers or cookies), on the shared pool."""
+    import requests
+
+    session = requests.Session()
+    session.mount("http://", _shared_adapter())
+    session.mount("https://", _shared_adapter())
+    return session
 
 
 def _keep_method_on_redirects(session: requests.Session) -> requests.Session:
@@ -134,60 +244,132 @@ def _before_sending(exc: BaseException) -> bool:
     return isinstance(reason, NewConnectionError)  # refused, unreachable, name not resolved
 
 
+_CROSS_ORIGIN_HEADERS = frozenset(
+    {"accept", "content-type", "user-agent", "webhook-id", "webhook-timestamp", "webhook-signature"}
+)
+"""The only headers a redirect to another origin carries on: none of a connection's, no credentials."""
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname or "", parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+
+
 def _send(
-    session: requests.Session, method: str, url: str, policy: DeliveryPolicy, deadline: float, *, stream: bool, **kwargs: Any
+    session: requests.Session,
+    method: str,
+    url: str,
+    policy: DeliveryPolicy,
+    deadline: float,
+    *,
+    stream: bool,
+    check_hop: Callable[[str], object] | None = None,
+    **kwargs: Any,
 ) -> _Outcome:
     """
-    One request, bounded by the policy's timeouts and what is left of the budget, classified.
+    One request, bounded by the policy's timeouts and, whatever the receiver does, by ``deadline``; classified.
 
     With ``stream`` the body is never read on success (a delivery needs the status only); without
-    it the body is read and the response is in the outcome. Redirects are followed as the session
-    allows (see :func:`_keep_method_on_redirects`); the environment (proxies, CA bundle, .netrc)
-    is applied by requests itself.
+    it the body is read and the response is in the outcome. Redirects are followed here, at most
+    ``policy.max_redirects``: 307 and 308 (and any of a GET), which keep the method; each new
+    location must be http(s) and pass ``check_hop`` (which raises to refuse it); one on another
+    origin is sent with a session of its own, without the connection's auth, headers and cookies.
+    Every error text is masked (:func:`mask_text`) with every URL of the chain. The environment
+    (proxies, CA bundle, .netrc) is applied by requests itself.
     """
-    import requests
-
-    remaining = max(deadline - time.monotonic(), 0.001)
+    token = _DEADLINE.set(deadline)
+    hops = [url]
     try:
-        resp = session.request(
-            method,
-            url,
-            timeout=(min(policy.connect_timeout, remaining), min(policy.read_timeout, remaining)),
-            stream=stream,
-            allow_redirects=True,
-            **kwargs,
-        )
-    except (requests.ConnectionError, requests.Timeout) as exc:
-        return _Outcome(error=f"{type(exc).__name__}: {_short(exc)}", retryable=True, sent=not _before_sending(exc))
-    except requests.RequestException as exc:
-        return _Outcome(error=f"{type(exc).__name__}: {_short(exc)}")
-    with resp:
-        status = resp.status_code
-        if 200 <= status < 300:
-            if stream and resp.headers.get("Content-Length") == "0":
-                resp.content  # noqa: B018 - nothing to wait for: the connection goes back to the pool, not closed
-            return _Outcome(status_code=status, response=resp)
-        if 300 <= status < 400:
-            where = resp.headers.get("Location", "?")
-            return _Outcome(
-                status_code=status,
-                error=f"HTTP {status} redirect to {mask_url(where) if '://' in where else where} not followed: "
-                f"following it would turn the {method} into a GET; point the target at the new address",
+        return _follow(session, method, hops, policy, deadline, stream, check_hop, kwargs)
+    finally:
+        _DEADLINE.reset(token)
+
+
+def _follow(
+    session: requests.Session,
+    method: str,
+    hops: list[str],
+    policy: DeliveryPolicy,
+    deadline: float,
+    stream: bool,
+    check_hop: Callable[[str], object] | None,
+    kwargs: dict[str, Any],
+) -> _Outcome:
+    import requests
+    from urllib.parse import urljoin
+
+    from airflow_ordo_hooks.exceptions import TargetError
+
+    while True:
+        url = hops[-1]
+        remaining = max(deadline - time.monotonic(), 0.001)
+        try:
+            resp = session.request(
+                method,
+                url,
+                timeout=(min(policy.connect_timeout, remaining), min(policy.read_timeout, remaining)),
+                stream=stream,
+                allow_redirects=False,
+                **kwargs,
             )
-        outcome = _Outcome(status_code=status, error=f"HTTP {status}{_error_snippet(resp, stream)}", response=resp)
-        outcome.retryable = status in _RETRYABLE_STATUS
-        if outcome.retryable and "Retry-After" in resp.headers:
-            from urllib3.util import Retry
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            sent = len(hops) > 1 or not _before_sending(exc)
+            return _Outcome(error=_error(exc, hops), retryable=True, sent=sent)
+        except requests.RequestException as exc:
+            return _Outcome(error=_error(exc, hops), sent=len(hops) > 1)
+        with resp:
+            status = resp.status_code
+            if 300 <= status < 400 and status != 304 and "Location" in resp.headers:
+                hops.append(urljoin(url, resp.headers["Location"]))
+                where = mask_url(hops[-1])
+                if status not in (307, 308) and method not in ("GET", "HEAD"):
+                    return _Outcome(
+                        status_code=status,
+                        error=f"HTTP {status} redirect to {where} not followed: "
+                        f"following it would turn the {method} into a GET; point the target at the new address",
+                    )
+                if len(hops) - 1 > policy.max_redirects:
+                    return _Outcome(status_code=status, error=f"HTTP {status} redirect to {where} not followed: "
+                                    f"more than {policy.max_redirects} redirect(s)")
+                if _origin(hops[-1])[0] not in ("http", "https"):
+                    return _Outcome(status_code=status, error=f"HTTP {status} redirect to {where} not followed: "
+                                    "only http:// and https:// are")
+                if check_hop is not None:
+                    try:
+                        check_hop(hops[-1])
+                    except TargetError as exc:
+                        return _Outcome(status_code=status, error=f"HTTP {status} redirect not followed: {mask_text(str(exc), hops)}")
+                kwargs.pop("params", None)  # the new location has its own query
+                if _origin(hops[-1]) != _origin(url):
+                    session = _plain_session()
+                    headers = kwargs.get("headers") or {}
+                    kwargs["headers"] = {k: v for k, v in headers.items() if k.lower() in _CROSS_ORIGIN_HEADERS}
+                continue
+            if 200 <= status < 300:
+                if stream and resp.headers.get("Content-Length") == "0":
+                    resp.content  # noqa: B018 - nothing to wait for: the connection goes back to the pool, not closed
+                return _Outcome(status_code=status, response=resp)
+            snippet = mask_text(_error_snippet(resp, stream), hops)
+            outcome = _Outcome(status_code=status, error=f"HTTP {status}{snippet}", response=resp)
+            outcome.retryable = status in _RETRYABLE_STATUS
+            if outcome.retryable and "Retry-After" in resp.headers:
+                from urllib3.util import Retry
 
-            try:
-                outcome.retry_after = Retry().parse_retry_after(resp.headers["Retry-After"])
-            except Exception:  # an unreadable Retry-After falls back to our own backoff
-                outcome.retry_after = None
-        return outcome
+                try:
+                    outcome.retry_after = Retry().parse_retry_after(resp.headers["Retry-After"])
+                except Exception:  # an unreadable Retry-After falls back to our own backoff
+                    outcome.retry_after = None
+            return outcome
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc)
+def _error(exc: BaseException, urls: Iterable[str]) -> str:
+    """An exception as an error text: its type and message, shortened, every URL of ``urls`` masked."""
+    return _short(mask_text(f"{type(exc).__name__}: {exc}", urls))  # masked first: a cut URL would not be found
+
+
+def _short(text: str) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
@@ -203,8 +385,8 @@ def _with_retries(
     Retry-After, at most ``policy.max_attempts`` calls, never a wait that ends past the deadline.
     """
     first = attempt()
-    if not should_retry(first) or policy.max_attempts <= 1:
-        return first
+    if not should_retry(first) or policy.max_attempts <= 1 or time.monotonic() >= deadline:
+        return first  # nothing more to do: tenacity is not even imported
     import tenacity
 
     backoff = tenacity.wait_exponential_jitter(

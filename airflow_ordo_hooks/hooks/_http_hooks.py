@@ -57,7 +57,16 @@ class WebhookHook(HttpHook):
         session = super().get_conn(headers, extra_options)
         # HttpHook sends every unknown extra key as a header: keep the secret out of them.
         self.signing_secret = session.headers.pop(SIGNING_SECRET_EXTRA, None)
+        _mask_secrets(self.signing_secret, getattr(session.auth, "password", None))
         return _keep_method_on_redirects(session)
+
+
+def _mask_secrets(*secrets: str | None) -> None:
+    """Have Airflow's secrets masker hide the connection's secrets in every log line, the supervisor's included."""
+    from airflow.sdk.log import mask_secret
+
+    for secret in filter(None, secrets):
+        mask_secret(secret)
 
 
 class AirflowApiError(OrdoHooksError):
@@ -78,6 +87,9 @@ class AirflowApiHook(HttpHook):
 
     :param http_conn_id: the connection; ``[ordo_hooks] api_conn_id`` when not given.
     :param policy: timeouts, budget and retries; ``DeliveryPolicy.from_airflow_config()`` when not given.
+    :param deadline: a ``time.monotonic()`` value bounding every request of the hook, the token's
+        included: none starts past it and none outlives it (an :class:`AirflowApiError` says so),
+        so that a callback can count what it asks of the API against its own time.
     """
 
     conn_name_attr = "http_conn_id"
@@ -85,27 +97,36 @@ class AirflowApiHook(HttpHook):
     conn_type = "http"
     hook_name = "Airflow REST API (Ordo Hooks)"
 
-    def __init__(self, http_conn_id: str | None = None, *, policy: DeliveryPolicy | None = None) -> None:
+    def __init__(
+        self, http_conn_id: str | None = None, *, policy: DeliveryPolicy | None = None, deadline: float | None = None
+    ) -> None:
         super().__init__(method="GET", http_conn_id=http_conn_id or _settings.get("api_conn_id"), adapter=_shared_adapter())
         self.policy = policy or DeliveryPolicy.from_airflow_config()
+        self.deadline = deadline
         self.session = self._authorised_session()
 
     def _authorised_session(self) -> requests.Session:
         """HttpHook's session for the connection, with a bearer token: the extra's, or one for its login and password."""
-        session = _keep_method_on_redirects(self.get_conn())
+        session = self.get_conn()
         token = session.headers.pop(TOKEN_EXTRA, None)  # HttpHook sends extra keys as headers
         credentials, session.auth = session.auth, None
+        _mask_secrets(getattr(credentials, "password", None))
         session.headers["User-Agent"] = USER_AGENT
         if not token and credentials is not None:
             body = {"username": credentials.username, "password": credentials.password}
             token = self._call(session, "POST", "/auth/token", json=body).json()["access_token"]
         if token:
+            _mask_secrets(token)
             session.headers["Authorization"] = f"Bearer {token}"
         return session
 
     def _call(self, session: requests.Session, method: str, path: str, *, create: bool = False, **kwargs: Any) -> requests.Response:
         url = self.url_from_endpoint(path)
         deadline = time.monotonic() + self.policy.budget
+        if self.deadline is not None:
+            if time.monotonic() >= self.deadline:
+                raise AirflowApiError(f"{method} {path}: not sent, the caller's deadline has passed")
+            deadline = min(deadline, self.deadline)
 
         def should_retry(outcome: _Outcome) -> bool:
             # A POST that creates something is repeated only when it cannot have been acted on.

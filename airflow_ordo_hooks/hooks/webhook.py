@@ -2,7 +2,8 @@
 
 Every webhook goes through :func:`deliver` (or :func:`deliver_all` for the actions of one event).
 A delivery never raises: it returns a :class:`DeliveryRecord` saying what happened, and a delivery
-that fails for good is logged once, at WARNING, with the URL's secret parts masked.
+that fails for good is logged once, at WARNING. Every text it writes names a URL by
+:func:`mask_url` only (``https://hooks.slack.com/…#3f9a1c``).
 
 Both :class:`WebhookHook` (a ``conn:`` target) and :class:`AirflowApiHook` (Airflow's REST API)
 are ``HttpHook`` subclasses sending through the one request-and-retry primitive here, bounded by
@@ -13,25 +14,28 @@ first use, so that importing this module (a DAG file does, to check targets) sta
 from __future__ import annotations
 
 import base64
+import binascii
+import functools
 import hashlib
 import hmac
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_ordo_hooks._targets import CONN_PREFIX, check_target, mask_url
+from airflow_ordo_hooks import _settings
+from airflow_ordo_hooks._targets import CONN_PREFIX, check_target, check_untrusted_url, mask_text, mask_url
 from airflow_ordo_hooks.exceptions import TargetError
 from airflow_ordo_hooks.hooks._http import (
     USER_AGENT,
     DeliveryPolicy,
-    _keep_method_on_redirects,
     _Outcome,
+    _plain_session,
     _send,
-    _shared_adapter,
     _short,
     _with_retries,
 )
@@ -74,19 +78,10 @@ class DeliveryRecord:
         return asdict(self)
 
 
-def _url_session() -> requests.Session:
-    import requests
-
-    session = requests.Session()
-    session.mount("http://", _shared_adapter())
-    session.mount("https://", _shared_adapter())
-    return _keep_method_on_redirects(session)
-
-
 def _resolve(target: str) -> tuple[str, requests.Session, str | None]:
     """``(url, session, signing secret)`` for a target; a ``conn:`` target goes through :class:`WebhookHook`."""
     if not target.startswith(CONN_PREFIX):
-        return target, _url_session(), None
+        return target, _plain_session(), None
     from airflow_ordo_hooks.hooks._http_hooks import WebhookHook
 
     conn_id, _, endpoint = target[len(CONN_PREFIX) :].partition("/")
@@ -96,16 +91,62 @@ def _resolve(target: str) -> tuple[str, requests.Session, str | None]:
 
 
 def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
-    """The Standard Webhooks ``webhook-signature`` value: ``v1,`` + base64 HMAC-SHA256 of ``id.timestamp.body``."""
-    key = base64.b64decode(secret.removeprefix("whsec_"))
+    """
+    The Standard Webhooks ``webhook-signature`` value: ``v1,`` + base64 HMAC-SHA256 of ``id.timestamp.body``.
+
+    :raises ValueError: ``secret`` is not ``whsec_`` + base64 of at least one byte (the message does not quote it).
+    """
     signed = f"{webhook_id}.{timestamp}.".encode() + body
-    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    return "v1," + base64.b64encode(hmac.new(_signing_key(secret), signed, hashlib.sha256).digest()).decode()
+
+
+def _signing_key(secret: str) -> bytes:
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if not key:
+        raise ValueError(
+            f"the signing secret ({len(secret)} characters) is not a Standard Webhooks secret: "
+            "expected 'whsec_' followed by the base64 of a key"
+        )
+    return key
+
+
+def _mask_secret(secret: str | None) -> None:
+    """Have Airflow's secrets masker hide ``secret`` in every log line of the task and its supervisor."""
+    if secret:
+        from airflow.sdk.log import mask_secret
+
+        mask_secret(secret)
+
+
+def _clean(value: Any) -> Any:
+    """``value`` with text that is not Unicode made so (U+FFFD) and non-finite numbers made null, throughout."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:  # lone surrogates, as os.fsdecode makes of undecodable bytes
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):  # keys as json.dumps writes them, cleaned the same way
+        return {_clean(k if isinstance(k, (str, int, float)) or k is None else str(k)): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
 
 
 def _encode(payload: Mapping[str, Any] | bytes) -> bytes:
+    """The JSON body of ``payload`` (bytes as they are): always valid UTF-8 JSON, never ``NaN``."""
     if isinstance(payload, bytes):
         return payload
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
+    text = json.dumps(_clean(payload), ensure_ascii=False, separators=(",", ":"), allow_nan=False,
+                      default=lambda o: _clean(str(o)))
+    return text.encode("utf-8")
 
 
 def deliver(
@@ -115,31 +156,45 @@ def deliver(
     policy: DeliveryPolicy | None = None,
     signing_secret: str | None = None,
     headers: Mapping[str, str] | None = None,
+    untrusted: bool = False,
 ) -> DeliveryRecord:
     """
     POST ``payload`` as JSON to ``target``, within the policy's time budget; never raises.
 
     :param target: an ``http(s)://`` URL, or ``conn:<conn_id>[/<endpoint>]`` for an Airflow HTTP
         connection (its host, auth and extra headers are used; its extra ``signing_secret`` signs).
-    :param payload: a JSON-serialisable mapping, or the exact bytes to send.
+    :param payload: a JSON-serialisable mapping, or the exact bytes to send. Text that is not
+        valid Unicode is sent as U+FFFD, NaN and infinities as ``null``.
     :param policy: timeouts, budget and retries; ``DeliveryPolicy.from_airflow_config()`` if not given.
     :param signing_secret: a Standard Webhooks secret (``whsec_…``): adds ``webhook-id``,
         ``webhook-timestamp`` and ``webhook-signature`` headers.
-    :param headers: more headers to send.
+    :param headers: more headers to send (not sent on past a redirect to another origin).
+    :param untrusted: ``target`` comes from someone who may not choose where the worker connects
+        (a run's conf): it must be an ``http(s)://`` URL whose host, and that of every redirect,
+        resolves to public addresses only, or is allowed by ``[ordo_hooks] allowed_conf_hosts``;
+        else the delivery is refused (recorded as failed, nothing sent).
     :return: the record of what happened (status code, attempts, elapsed ms, error).
     """
     start = time.monotonic()
-    masked = mask_url(target) if isinstance(target, str) and "://" in target else str(target)
+    urls = [target] if isinstance(target, str) else []
+    masked = mask_url(target) if isinstance(target, str) and "://" in target else mask_text(str(target))
     webhook_id = f"msg_{uuid.uuid4().hex}"
     attempts = 0
     signed = False
     try:
         policy = policy or DeliveryPolicy.from_airflow_config()
         check_target(target)
+        check_hop = None
+        if untrusted:  # checked before anything is sent, and again at every redirect
+            if target.startswith(CONN_PREFIX):
+                raise TargetError(f"{masked}: a target from a run's conf must be an http:// or https:// URL")
+            check_hop = functools.partial(check_untrusted_url, allowed_hosts=_settings.get("allowed_conf_hosts"))
+            check_hop(target)
         url, session, conn_secret = _resolve(target)
+        urls.append(url)
         masked = mask_url(url)
         secret = signing_secret or conn_secret
-        session.max_redirects = policy.max_redirects
+        _mask_secret(signing_secret)
         body = _encode(payload)
         send_headers = {
             "Content-Type": "application/json",
@@ -147,6 +202,7 @@ def deliver(
             **(headers or {}),
         }
         if secret:
+            _signing_key(secret)  # a secret that is not one is refused before anything is sent
             send_headers["webhook-id"] = webhook_id
             signed = True
         # The budget is the receiver's: it starts once the target is resolved (the first conn: target
@@ -164,21 +220,21 @@ def deliver(
                     "webhook-timestamp": str(timestamp),
                     "webhook-signature": sign(secret, webhook_id, timestamp, body),
                 }
-            return _send(session, "POST", url, policy, deadline, stream=True, data=body, headers=sent_headers)
+            return _send(session, "POST", url, policy, deadline, stream=True, check_hop=check_hop, data=body, headers=sent_headers)
 
         outcome = _with_retries(attempt, policy, deadline, f"Webhook {masked}")
         error = outcome.error
         if outcome.retryable:
             error = f"{error}; gave up after {attempts} attempt(s) within the {policy.budget:g} s budget"
     except Exception as exc:  # a delivery must never raise into Airflow
-        outcome, error = _Outcome(), f"{type(exc).__name__}: {_short(exc)}"
+        outcome, error = _Outcome(), _short(mask_text(f"{type(exc).__name__}: {exc}", urls))
     record = DeliveryRecord(
         target=masked,
         ok=outcome.ok,
         status_code=outcome.status_code,
         attempts=attempts,
         elapsed_ms=round((time.monotonic() - start) * 1000),
-        error=None if outcome.ok else error,
+        error=None if outcome.ok else mask_text(error or "", urls),
         webhook_id=webhook_id if signed else None,
     )
     if record.ok:

@@ -63,13 +63,38 @@ class NeverFinish:
     status: int = 200
 
 
-Behaviour = Respond | Drop | NeverFinish | Callable[[ReceivedRequest], "Respond | Drop | NeverFinish"]
+@dataclass(frozen=True)
+class Trickle:
+    """
+    Send the status line, then one byte every ``interval`` seconds until the receiver stops: of a
+    header that never ends (``part="headers"``), or of a body announced long (``part="body"``, the
+    headers complete). Each byte keeps a per-read timeout from firing.
+    """
+
+    interval: float = 0.25
+    status: int = 200
+    part: str = "headers"
+
+    def __post_init__(self) -> None:
+        if self.part not in ("headers", "body"):
+            raise ValueError(f"Trickle part: expected 'headers' or 'body', got {self.part!r}")
+
+
+_Script = Respond | Drop | NeverFinish | Trickle
+Behaviour = _Script | Callable[[ReceivedRequest], _Script]
 
 
 class WebhookReceiver:
-    """An HTTP/1.1 server on ``127.0.0.1`` that records requests; start with ``with`` or :meth:`start`."""
+    """
+    An HTTP/1.1 server on loopback that records requests; start with ``with`` or :meth:`start`.
 
-    def __init__(self, port: int = 0, on_request: Callable[[ReceivedRequest], None] | None = None) -> None:
+    :param host: the address to listen on: ``127.0.0.1``, or another of 127/8 to stand for a second host.
+    """
+
+    def __init__(
+        self, port: int = 0, on_request: Callable[[ReceivedRequest], None] | None = None, host: str = "127.0.0.1"
+    ) -> None:
+        self._host = host
         self._port = port
         self._on_request = on_request
         self._lock = threading.Condition()
@@ -82,7 +107,7 @@ class WebhookReceiver:
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> WebhookReceiver:
         self._stopping.clear()
-        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), self._handler_class())
+        self._server = ThreadingHTTPServer((self._host, self._port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-receiver", daemon=True)
         self._thread.start()
@@ -107,7 +132,7 @@ class WebhookReceiver:
         return self._server.server_address[1]
 
     def url(self, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self._host}:{self.port}{path}"
 
     # -- behaviour and records -------------------------------------------------------------------
     def script(self, path: str, *behaviours: Behaviour) -> None:
@@ -159,7 +184,7 @@ class WebhookReceiver:
                 body = self.rfile.read(length) if length else b""
                 request = ReceivedRequest(self.command, self.path, dict(self.headers.items()), body, time.time())
                 behaviour = receiver._record(request)
-                if callable(behaviour) and not isinstance(behaviour, (Respond, Drop, NeverFinish)):
+                if callable(behaviour) and not isinstance(behaviour, (Respond, Drop, NeverFinish, Trickle)):
                     behaviour = behaviour(request)
                 if isinstance(behaviour, Drop):
                     self.close_connection = True
@@ -174,6 +199,9 @@ class WebhookReceiver:
                     receiver._stopping.wait()
                     self.close_connection = True
                     return
+                if isinstance(behaviour, Trickle):
+                    self._trickle(behaviour)
+                    return
                 if behaviour.delay and receiver._stopping.wait(behaviour.delay):
                     self.close_connection = True
                     return
@@ -183,6 +211,20 @@ class WebhookReceiver:
                 self.send_header("Content-Length", str(len(behaviour.body)))
                 self.end_headers()
                 self.wfile.write(behaviour.body)
+
+            def _trickle(self, behaviour: Trickle) -> None:
+                self.close_connection = True
+                start = f"HTTP/1.1 {behaviour.status} Slow\r\n"
+                if behaviour.part == "body":
+                    start += "Content-Length: 1000000\r\n\r\n"
+                else:
+                    start += "X-Trickle: "
+                try:
+                    self.wfile.write(start.encode())
+                    while not receiver._stopping.wait(behaviour.interval):
+                        self.wfile.write(b"x")
+                except OSError:  # the client gave up: what a trickle is for
+                    pass
 
             do_POST = do_GET = do_PUT = _handle
 

@@ -162,6 +162,8 @@ class Deployment:
             AIRFLOW__ORDO_HOOKS__BUDGET="3",
             AIRFLOW__ORDO_HOOKS__MAX_ATTEMPTS="3",
             AIRFLOW__ORDO_HOOKS__BACKOFF_INITIAL="0.05",
+            # on_exit reports go to URLs from a run's conf, refused on loopback unless allowed: the receiver is there
+            AIRFLOW__ORDO_HOOKS__ALLOWED_CONF_HOSTS="127.0.0.1",
             **{f"AIRFLOW_CONN_{SECRET_CONN_ID.upper()}": json.dumps(
                 {"conn_type": "postgres", "host": "db", "password": SECRET_PASSWORD}
             )},
