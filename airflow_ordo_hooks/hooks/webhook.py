@@ -205,9 +205,8 @@ def deliver(
             _signing_key(secret)  # a secret that is not one is refused before anything is sent
             send_headers["webhook-id"] = webhook_id
             signed = True
-        # The budget is the receiver's: it starts once the target is resolved (the first conn: target
-        # of a process imports HttpHook, which took seconds on a loaded machine).
-        deadline = time.monotonic() + policy.budget
+        # the budget is the whole delivery's, resolving the target included: a callback's time is counted
+        deadline = start + policy.budget
 
         def attempt() -> _Outcome:
             nonlocal attempts
