@@ -129,11 +129,10 @@ def fire(
         return
     if deadline is None:
         deadline = time.monotonic() + _settings.task_callback_seconds()
-    policy = DeliveryPolicy.from_airflow_config()
+    configured = DeliveryPolicy.from_airflow_config()
     run_level = is_run_context(context)
     log_text = None if run_level else event_log(context, _settings.get("log_max_chars"))  # read once for all events
     for event in events:
-        policy = dataclasses.replace(policy, budget=max(min(policy.budget, deadline - time.monotonic()), 0.5))
         actions = hooks.for_event(event)
         jobs = [a.target for a in actions if a.action == "trigger_job"]
         if not jobs:
@@ -143,13 +142,24 @@ def fire(
             triggered = [j for j in jobs if not cycle(j, dag_run.dag_id, dag_run.conf)]
             payload = event_payload(context, event, log_text=log_text, triggered=triggered)
             if run_level or per_attempt:  # an outcome's trigger_job is a task of the graph
-                started = start_runs(jobs, event, dag_run.dag_id, dag_run.conf, payload, _settings.get("api_conn_id"))
+                started = start_runs(
+                    jobs, event, dag_run.dag_id, dag_run.conf, payload, _settings.get("api_conn_id"), deadline=deadline
+                )
                 payload = {**payload, "triggered": [j for j in triggered if j in started]}
+        # what is left of the callback's time, after the runs started above
+        policy = dataclasses.replace(configured, budget=max(min(configured.budget, deadline - time.monotonic()), 0.5))
         deliver_all([(a.target, _payloads.BUILDERS[a.action](payload)) for a in actions if a.action in _payloads.BUILDERS], policy=policy)
 
 
 def start_runs(
-    targets: Sequence[str], event: str, dag_id: str, parent_conf: Mapping[str, Any] | None, payload: Mapping[str, Any], conn_id: str
+    targets: Sequence[str],
+    event: str,
+    dag_id: str,
+    parent_conf: Mapping[str, Any] | None,
+    payload: Mapping[str, Any],
+    conn_id: str,
+    *,
+    deadline: float | None = None,
 ) -> list[str]:
     """
     Start runs of ``targets`` through Airflow's REST API, from a callback, where no task can do it
@@ -170,7 +180,7 @@ def start_runs(
     if not todo:
         return started
     try:
-        api = AirflowApiHook(conn_id)
+        api = AirflowApiHook(conn_id, deadline=deadline)  # the callback's time, token request included
     except Exception as exc:
         log.error(
             "trigger_job: cannot start %s from %s: Airflow's REST API is not reachable through connection %r (%s). "

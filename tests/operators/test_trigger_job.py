@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from airflow_ordo_hooks._trigger import CONF_KEY
-from airflow_ordo_hooks._trigger import task_id_for
+from airflow_ordo_hooks._trigger import CONF_KEY, task_id_for
+from airflow_ordo_hooks.testing.receiver import Respond
 
 pytestmark = pytest.mark.airflow
 
@@ -136,3 +138,23 @@ def test_a_missing_target_fails_only_its_trigger_task(run_dag):
     assert states["job"] == "success"
     assert states[task_id_for("job", "on_success", "no_such_dag")] == "failed"
     assert str(run.state) == "success"
+
+
+def test_starting_a_run_from_a_callback_counts_against_the_callbacks_time(run_dag, receiver, monkeypatch):
+    # a REST API that never answers the dagRuns POST in time; a delivery budget (8 s) longer than the
+    # callback's time ([core] task_success_overtime 7 s, less 4): only the callback's deadline can stop it
+    monkeypatch.setenv("AIRFLOW_CONN_AIRFLOW_API", receiver.url("").rstrip("/"))
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__BUDGET", "8")
+    monkeypatch.setenv("AIRFLOW__CORE__TASK_SUCCESS_OVERTIME", "7")
+    receiver.script("/api/v2/dags/trigger_child_b/dagRuns", *[Respond(200, delay=20)] * 5)
+    start = time.monotonic()
+    run = run_dag("trigger_on_exhausted")
+    elapsed = time.monotonic() - start
+
+    assert str(run.state) == "failed"
+    posts = [r for r in receiver.requests if r.path == "/api/v2/dags/trigger_child_b/dagRuns"]
+    assert len(posts) == 1, "the first try's on_error asked the API to start its child"
+    first_try = [r.json for r in receiver.requests if r.path == "/trigger_on_exhausted/job/on_error" and r.json["retry_attempt"] == 0]
+    assert first_try and first_try[0]["triggered"] == [], "the child was not started in time, and the payload says so"
+    # unbounded, the POST alone would hold the first callback 8 s
+    assert elapsed < 8.0, f"the run took {elapsed:.1f} s: starting the child was not bounded by the callback's time"
