@@ -28,10 +28,24 @@ _CONN_ID = re.compile(r"[\w.-]{1,%d}" % MAX_ID)
 
 
 def _shown(target: object) -> str:
-    """``repr(target)`` for a message, cut to 200 characters (the length of a longer string added)."""
+    """
+    ``target`` for a message: a URL masked as every text of this package names one (its path,
+    query and credentials may be secrets), anything else as ``repr``, cut to 200 characters.
+    """
+    if isinstance(target, str) and "://" in target and _has_secret_parts(target):
+        target = mask_url(target[:MAX_TARGET])
     if isinstance(target, str):
         return repr(target) if len(target) <= 200 else f"{repr(target[:201])[:200]}... ({len(target)} characters)"
     return reprlib.repr(target)
+
+
+def _has_secret_parts(url: str) -> bool:
+    """Whether ``url`` has what :func:`mask_url` hides: credentials, a path, a query or a fragment."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return True
+    return bool(parts.username or parts.password or parts.path.strip("/") or parts.query or parts.fragment)
 
 
 def _control(text: str) -> str | None:

@@ -290,11 +290,28 @@ class Deployment:
         return self._token
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """
+        One call of the REST API. A GET or PATCH (idempotent) that times out or gets a 5xx is asked
+        again, three times in all: on SQLite a busy API server stalls or answers 500 "Database error"
+        now and then (see :meth:`trigger`), as a user would see and retry.
+        """
+        import requests
+
         headers = {"Authorization": f"Bearer {self.token()}"}
-        answer = self._http.request(method, f"{self.base_url}{path}", headers=headers, timeout=15, **kwargs)
-        if answer.status_code >= 400:
-            raise AssertionError(f"{method} {path}: {answer.status_code} {answer.text}")
-        return answer.json() if answer.content else None
+        attempts = 3 if method in ("GET", "PATCH") else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                answer = self._http.request(method, f"{self.base_url}{path}", headers=headers, timeout=15, **kwargs)
+            except (requests.Timeout, requests.ConnectionError):
+                if attempt == attempts:
+                    raise
+                continue
+            if answer.status_code >= 500 and attempt < attempts:
+                time.sleep(2)
+                continue
+            if answer.status_code >= 400:
+                raise AssertionError(f"{method} {path}: {answer.status_code} {answer.text}")
+            return answer.json() if answer.content else None
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs)
