@@ -101,3 +101,19 @@ def test_import_airflow_ordo_hooks_alone_imports_neither_airflow_nor_requests():
     code = "import sys, airflow_ordo_hooks; print(sorted(m for m in ('airflow', 'requests', 'pydantic', 'yaml') if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_every_test_the_readmes_defences_table_names_exists():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## What it defends against") : readme.index("## Testing your own DAGs")]
+    named, current = [], None
+    for token in re.findall(r"`([^`]+)`", section):
+        path, _, name = token.partition("::")
+        if path.endswith(".py"):
+            current = ROOT / "tests" / path
+            assert current.is_file(), f"the README names {token}, which is not a test file"
+        if token.startswith("::") or (path.endswith(".py") and name):
+            named.append((current, name or path))
+    assert len(named) >= 15
+    for path, name in named:
+        assert re.search(rf"^def {re.escape(name)}\(", path.read_text(), re.M), f"{path.name} has no test {name}"
