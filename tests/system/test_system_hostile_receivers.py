@@ -4,7 +4,8 @@ redirects to an internal address is refused at that hop. Neither changes a task'
 
 from __future__ import annotations
 
-import time
+import json
+import re
 
 import pytest
 
@@ -14,7 +15,7 @@ from tests.system.deployments import utc
 pytestmark = pytest.mark.system
 
 BUDGET = 3.0  # [ordo_hooks] budget of the deployments
-SLACK = 3.0  # seconds for the supervisor to record the failure once the callback has returned
+SLACK = 1.0  # seconds between the request's arrival and the delivery's start, and for logging
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +43,16 @@ def test_a_trickling_receiver_holds_a_failing_task_no_longer_than_the_budget(air
     assert run["state"] == "failed"
     assert airflow_deployment.task_states("system_hostile_trickle", run_id) == {"job": "failed"}
     (request,) = system_receiver.wait_for(1, path="/system_hostile_trickle/job/on_error")
-    (attempt,) = airflow_deployment.tries("system_hostile_trickle", run_id, "job")
-    # A failure is recorded once the callbacks have returned: the task's end is when the delivery let go.
-    # (Measured from the request, not the task's start: a worker's start-up takes 10 s on a loaded machine.)
-    held = utc(attempt["end_date"]).timestamp() - request.received_at
-    assert held <= BUDGET + SLACK, f"the task ended {held:.1f} s after its webhook reached a receiver trickling its answer"
+    # The task process is held by its callback until the delivery lets go: the warning it logs then,
+    # in the try's log, is when. (Not the task's end_date: the supervisor records that seconds later
+    # on a loaded machine, which is Airflow's time, not the delivery's.)
+    (log_file,) = [f for f in airflow_deployment.task_log_files("system_hostile_trickle") if f.name == "attempt=1.log"]
+    records = [json.loads(line) for line in log_file.read_text().splitlines() if line.startswith("{")]
+    (gave_up,) = [r for r in records if "not delivered" in str(r.get("event"))]
+    held = utc(gave_up["timestamp"]).timestamp() - request.received_at
+    assert held <= BUDGET + SLACK, f"the callback let go {held:.1f} s after its webhook reached a receiver trickling its answer"
+    elapsed_ms = int(re.search(r"(\d+) ms", gave_up["event"]).group(1))
+    assert elapsed_ms <= BUDGET * 1000 + 250, gave_up["event"]
 
 
 def test_an_on_exit_url_redirecting_to_an_internal_address_is_refused_at_that_hop(airflow_deployment, system_receiver, internal, runs):
@@ -56,9 +62,8 @@ def test_an_on_exit_url_redirecting_to_an_internal_address_is_refused_at_that_ho
     assert run["state"] == "success"
     assert set(airflow_deployment.task_states("system_hostile_redirect", run_id).values()) == {"success"}
     assert system_receiver.wait_for(1, path="/system_hostile_redirect/report")
-    time.sleep(1)
-    assert internal.requests == []
     delivery = airflow_deployment.xcom("system_hostile_redirect", run_id, "call_webhook")["delivery"]
+    assert internal.requests == [], "the delivery is over (its record is written) and nothing reached 127.0.0.2"
     assert (delivery["ok"], delivery["status_code"]) == (False, 307), delivery
     assert "redirect not followed" in delivery["error"] and "127.0.0.2 is a loopback address" in delivery["error"]
     assert "/metadata" not in delivery["error"] and "/system_hostile_redirect" not in delivery["target"]
