@@ -1,14 +1,14 @@
 # Two commands for a new user: `make demo` and `make test`. Each builds .venv from the committed
-# lock (requirements.lock) on first use, with uv pinned below. `make test` also builds .venv-oldest
-# from requirements-airflow-oldest.lock: the oldest Airflow pyproject.toml admits.
+# lock (requirements.lock) on first use, with uv pinned below. `make test` also builds .venv-lowest
+# from requirements-lowest.lock: every direct dependency at the lowest version pyproject.toml admits.
 PYTHON ?= python3
 UV_VERSION := 0.13.8
 TOOLS := .uv
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
-OLDEST_VENV := .venv-oldest
-OLDEST_PY := $(OLDEST_VENV)/bin/python
+LOWEST_VENV := .venv-lowest
+LOWEST_PY := $(LOWEST_VENV)/bin/python
 AIRFLOW_OLDEST := $(shell sed -n 's/^ *"apache-airflow>=\([0-9.]*\),.*/\1/p' pyproject.toml)
 COMPILE := $(UV) pip compile pyproject.toml --extra test --python-version 3.11 \
 	--python-platform x86_64-unknown-linux-gnu --generate-hashes --quiet
@@ -30,20 +30,20 @@ endef
 $(VENV)/.synced: requirements.lock pyproject.toml | $(UV)
 	$(call sync,$(VENV),requirements.lock)
 
-$(OLDEST_VENV)/.synced: requirements-airflow-oldest.lock pyproject.toml | $(UV)
-	$(call sync,$(OLDEST_VENV),requirements-airflow-oldest.lock)
+$(LOWEST_VENV)/.synced: requirements-lowest.lock pyproject.toml | $(UV)
+	$(call sync,$(LOWEST_VENV),requirements-lowest.lock)
 
 demo: $(VENV)/.synced
 	$(PY) -m demo
 
 # Everything on the tested Airflow; the system tests also start PostgreSQL and Redis from Debian's
-# packages (installed if missing). Then again on the oldest Airflow supported: the dag.test() part
-# and the system tests on the local deployment.
-test: $(VENV)/.synced $(OLDEST_VENV)/.synced
+# packages (installed if missing). Then again with every direct dependency at its floor (Airflow
+# at the oldest supported): the dag.test() part and the system tests on the local deployment.
+test: $(VENV)/.synced $(LOWEST_VENV)/.synced
 	scripts/install-system-services
 	$(PY) -m pytest
-	@echo "== again on the oldest Airflow supported ($(AIRFLOW_OLDEST)): dag.test() and the local deployment"
-	ORDO_HOOKS_SYSTEM_DEPLOYMENTS=local $(OLDEST_PY) -m pytest --ignore tests/system/test_system_catches_what_dag_test_cannot.py
+	@echo "== again with every direct dependency at its floor (Airflow $(AIRFLOW_OLDEST)): dag.test() and the local deployment"
+	ORDO_HOOKS_SYSTEM_DEPLOYMENTS=local $(LOWEST_PY) -m pytest --ignore tests/system/test_system_catches_what_dag_test_cannot.py
 
 bench: $(VENV)/.synced
 	$(PY) -m bench
@@ -51,8 +51,7 @@ bench: $(VENV)/.synced
 # Re-resolve both locks after changing dependencies in pyproject.toml.
 lock: | $(UV)
 	$(COMPILE) -o requirements.lock
-	echo "apache-airflow==$(AIRFLOW_OLDEST)" > $(TOOLS)/oldest.txt
-	$(COMPILE) --constraint $(TOOLS)/oldest.txt -o requirements-airflow-oldest.lock
+	$(COMPILE) --resolution lowest-direct -o requirements-lowest.lock
 
 clean:
-	rm -rf $(VENV) $(OLDEST_VENV) $(TOOLS) .demo
+	rm -rf $(VENV) $(LOWEST_VENV) .venv-oldest $(TOOLS) .demo

@@ -1,4 +1,4 @@
-"""The package registers as an Airflow provider, as Airflow's own CLI sees it, and declares the Airflow it is tested on."""
+"""The package registers as an Airflow provider, as Airflow's own CLI sees it, and declares only dependency floors that are tested."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from pathlib import Path
 
 from airflow_ordo_hooks import __version__
 from airflow_ordo_hooks.get_provider_info import get_provider_info
+
+_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _airflow(*args: str) -> str:
@@ -48,14 +50,43 @@ def test_listed_notifiers_import():
         assert issubclass(getattr(importlib.import_module(module), name), BaseNotifier)
 
 
-def test_the_oldest_airflow_declared_is_the_one_the_oldest_lock_tests():
-    root = Path(__file__).resolve().parents[1]
-    dependencies = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
-    (airflow,) = [d for d in dependencies if re.match(r"apache-airflow[>=<]", d)]
-    floor = re.fullmatch(r"apache-airflow>=([\d.]+),<4", airflow).group(1)
+def _pinned(lock: str) -> dict[str, str]:
+    """``{canonical name: version}`` of a lock file made by ``uv pip compile``."""
+    text = (_ROOT / lock).read_text()
+    return {_canonical(m[1]): m[2] for m in re.finditer(r"^([A-Za-z0-9._-]+)==(\S+) ", text, re.MULTILINE)}
 
-    def pinned(lock: str) -> str:
-        return re.search(r"^apache-airflow==([\d.]+) ", (root / lock).read_text(), re.MULTILINE).group(1)
 
-    assert pinned("requirements-airflow-oldest.lock") == floor
-    assert tuple(map(int, pinned("requirements.lock").split("."))) >= tuple(map(int, floor.split(".")))
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _floors() -> dict[str, str]:
+    """``{canonical name: lowest version admitted}`` of every direct dependency, the test extra's included."""
+    project = tomllib.loads((_ROOT / "pyproject.toml").read_text())["project"]
+    floors = {}
+    for requirement in [*project["dependencies"], *project["optional-dependencies"]["test"]]:
+        name, floor = re.fullmatch(r"([A-Za-z0-9._-]+)>=([\d.]+)(?:,<[\d.]+)?", requirement).groups()
+        floors[_canonical(name)] = floor
+    return floors
+
+
+def _version(text: str) -> tuple[int, ...]:
+    parts = tuple(map(int, text.split(".")))
+    return parts + (0,) * (3 - len(parts))
+
+
+def test_the_oldest_airflow_declared_is_the_one_the_lowest_lock_tests():
+    floor = _floors()["apache-airflow"]
+    assert _pinned("requirements-lowest.lock")["apache-airflow"] == floor
+    assert _version(_pinned("requirements.lock")["apache-airflow"]) >= _version(floor)
+
+
+def test_every_direct_dependency_is_at_its_floor_in_the_lowest_lock():
+    # a floor that the lowest lock does not hold is a floor no test proves
+    lowest = _pinned("requirements-lowest.lock")
+    off = {
+        name: (floor, lowest.get(name))
+        for name, floor in _floors().items()
+        if name not in lowest or _version(lowest[name]) != _version(floor)
+    }
+    assert not off, f"{{name: (floor in pyproject.toml, pin in requirements-lowest.lock)}}: {off}"
