@@ -180,7 +180,10 @@ def start_runs(
     if not todo:
         return started
     try:
-        api = AirflowApiHook(conn_id, deadline=deadline)  # the callback's time, token request included
+        policy = DeliveryPolicy.from_airflow_config()
+        if deadline is not None:  # the callback's time, token request included, not a webhook's budget
+            policy = dataclasses.replace(policy, budget=max(deadline - time.monotonic(), 0.01))
+        api = AirflowApiHook(conn_id, policy=policy, deadline=deadline)
     except Exception as exc:
         log.error(
             "trigger_job: cannot start %s from %s: Airflow's REST API is not reachable through connection %r (%s). "
