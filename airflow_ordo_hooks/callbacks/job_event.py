@@ -20,7 +20,6 @@ from typing import Any
 from airflow_ordo_hooks import _events, _payloads, _settings, _task_log
 from airflow_ordo_hooks._hooks_config import Hooks
 from airflow_ordo_hooks._trigger import child_conf, cycle
-from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy, deliver_all
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +128,9 @@ def fire(
         return
     if deadline is None:
         deadline = time.monotonic() + _settings.task_callback_seconds()
+    # the HTTP layer is loaded when an event fires, not by every DAG file that attaches hooks
+    from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy, deliver_all
+
     configured = DeliveryPolicy.from_airflow_config()
     run_level = is_run_context(context)
     log_text = None if run_level else event_log(context, _settings.get("log_max_chars"))  # read once for all events
@@ -167,7 +169,7 @@ def start_runs(
 
     :return: the DAG ids a run was created for.
     """
-    from airflow_ordo_hooks.hooks.webhook import AirflowApiHook  # HttpHook: only where a run is started
+    from airflow_ordo_hooks.hooks.webhook import AirflowApiHook, DeliveryPolicy  # HttpHook: only where a run is started
 
     started: list[str] = []
     todo = []
