@@ -9,9 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from airflow_ordo_hooks._version import __version__
-
 _LAZY = {
+    "__version__": "airflow_ordo_hooks._version",
     # authoring: cheek's hooks and schedule, Ordo's on_exit step
     "attach_hooks": "airflow_ordo_hooks._attach",
     "attach_run_hooks": "airflow_ordo_hooks._attach",
@@ -39,9 +38,10 @@ _LAZY = {
     "OnExitConfigError": "airflow_ordo_hooks.exceptions",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = list(_LAZY)
 
 if TYPE_CHECKING:
+    from airflow_ordo_hooks._version import __version__
     from airflow_ordo_hooks._attach import attach_hooks, attach_on_exit, attach_run_hooks
     from airflow_ordo_hooks._cheek_schedule import load_cheek_schedule
     from airflow_ordo_hooks._hooks_config import parse_hooks

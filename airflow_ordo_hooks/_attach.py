@@ -15,10 +15,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_ordo_hooks import _airflow
 from airflow_ordo_hooks._events import RUN_EVENTS
 from airflow_ordo_hooks._hooks_config import Hooks, parse_hooks
-from airflow_ordo_hooks._on_exit import params_for, parse_on_exit
 from airflow_ordo_hooks.callbacks.job_event import JobEventCallback
 from airflow_ordo_hooks.exceptions import HooksConfigError, OnExitConfigError
-from airflow_ordo_hooks._trigger import task_id_for
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
@@ -38,6 +36,7 @@ def _as_list(callbacks: Any) -> list:
 def _add_trigger_tasks(task: Any, hooks: Hooks) -> None:
     """A TriggerJobOperator teardown after ``task`` for each outcome-level trigger_job (once each)."""
     # Airflow's TriggerDagRunOperator costs ~1.5 s to import: paid only by DAGs that trigger jobs
+    from airflow_ordo_hooks._trigger import task_id_for
     from airflow_ordo_hooks.operators.trigger_job import TriggerJobOperator
 
     for action in hooks.actions:
@@ -147,6 +146,7 @@ def attach_on_exit(
     :return: the step's task.
     """
     # the operator and its fallback import Airflow's BaseOperator and the report: paid only by DAGs with an on_exit step
+    from airflow_ordo_hooks._on_exit import params_for, parse_on_exit
     from airflow_ordo_hooks.callbacks.on_exit import OnExitFallback
     from airflow_ordo_hooks.operators.call_webhook import CallWebhookOperator
 

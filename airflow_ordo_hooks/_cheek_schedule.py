@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Iterable
-from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -135,6 +134,6 @@ def load_cheek_schedule(
 def _prefixed(hooks: Hooks, jobs: set[str], prefix: str) -> Hooks:
     """The hooks with each ``trigger_job`` target that is a job of the schedule given the DAG id prefix."""
     return Hooks(tuple(
-        replace(a, target=prefix + a.target) if a.action == "trigger_job" and a.target in jobs else a
+        a._replace(target=prefix + a.target) if a.action == "trigger_job" and a.target in jobs else a
         for a in hooks.actions
     ))

@@ -13,8 +13,7 @@ Events: ``on_success``, ``on_error``, ``on_retries_exhausted``. Actions: ``notif
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from airflow_ordo_hooks._events import EVENTS
 from airflow_ordo_hooks.exceptions import HooksConfigError
@@ -23,8 +22,7 @@ from airflow_ordo_hooks.exceptions import HooksConfigError
 """The events of a DAG run, which is not retried."""
 
 
-@dataclass(frozen=True)
-class Action:
+class Action(NamedTuple):
     """One thing to do when an event fires: ``action`` (e.g. ``notify_webhook``) towards ``target``."""
 
     event: str
@@ -32,8 +30,7 @@ class Action:
     target: str
 
 
-@dataclass(frozen=True)
-class Hooks:
+class Hooks(NamedTuple):
     """A validated hooks config: the actions of each event, without duplicates, in the order written."""
 
     actions: tuple[Action, ...] = ()

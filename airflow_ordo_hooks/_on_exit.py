@@ -18,15 +18,13 @@ without it is refused.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from airflow_ordo_hooks.exceptions import OnExitConfigError
 
 
-@dataclass(frozen=True)
-class Reference:
+class Reference(NamedTuple):
     """``step:<task_id>.<slot>`` (an XCom of a task) or ``job:<name>`` (a run parameter)."""
 
     text: str
@@ -43,8 +41,7 @@ class Reference:
         return cls(text, "step", task_id, slot)
 
 
-@dataclass(frozen=True)
-class OnExitStep:
+class OnExitStep(NamedTuple):
     """A validated on_exit step."""
 
     id: str

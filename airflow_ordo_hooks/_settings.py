@@ -9,16 +9,14 @@ expected. The provider's ``config`` metadata (``get_provider_info``) is generate
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from airflow_ordo_hooks.exceptions import SettingsError
 
 SECTION = "ordo_hooks"
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     """One key of ``[ordo_hooks]``."""
 
     name: str

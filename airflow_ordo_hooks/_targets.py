@@ -24,7 +24,8 @@ MAX_ID = 250
 """Airflow's limit on ids (``airflow.models.base.ID_LEN``): DAG ids, task ids, connection ids."""
 MAX_TARGET = 2048
 """The longest target: the common practical limit of a URL; Slack's and Discord's are about 120 characters."""
-_CONN_ID = re.compile(r"[\w.-]{1,%d}" % MAX_ID)
+_CONN_ID = r"[\w.-]{1,%d}" % MAX_ID
+# patterns are compiled (and cached by ``re``) on first use, not by every DAG file that imports this module
 
 
 def _shown(target: object) -> str:
@@ -98,7 +99,7 @@ def check_target(target: object, *, templates: bool = True) -> str:
         raise TargetError(f"{_shown(target)}: contains the control character {control!r}")
     if target.startswith(CONN_PREFIX):
         conn_id, _, endpoint = target[len(CONN_PREFIX) :].partition("/")
-        if not _CONN_ID.fullmatch(conn_id) or not conn_id.strip("."):
+        if not re.fullmatch(_CONN_ID, conn_id) or not conn_id.strip("."):
             raise TargetError(
                 f"{_shown(target)}: expected 'conn:<conn_id>' with a connection id of letters, digits, _ - . "
                 f"(not only dots, at most {MAX_ID})"
@@ -129,8 +130,8 @@ def check_target(target: object, *, templates: bool = True) -> str:
     return target
 
 
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
-_MASKED = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/]*/…#[0-9a-f]{6}")
+_URL_IN_TEXT = r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+"
+_MASKED = r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/]*/…#[0-9a-f]{6}"
 
 
 def mask_text(text: str, urls: Iterable[str] = ()) -> str:
@@ -151,13 +152,13 @@ def mask_text(text: str, urls: Iterable[str] = ()) -> str:
             pass
         for piece in sorted((p for p in pieces if len(p) >= 4), key=len, reverse=True):
             text = text.replace(piece, masked)
-    return _URL_IN_TEXT.sub(_mask_match, text)
+    return re.sub(_URL_IN_TEXT, _mask_match, text)
 
 
 def _mask_match(match: re.Match[str]) -> str:
     found = match.group()
     url = found.rstrip(").,;:]")  # the sentence's punctuation, not the URL's
-    return found if _MASKED.fullmatch(url) else mask_url(url) + found[len(url) :]
+    return found if re.fullmatch(_MASKED, url) else mask_url(url) + found[len(url) :]
 
 
 def check_untrusted_url(url: str, allowed_hosts: str = "") -> str:

@@ -15,11 +15,16 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow_ordo_hooks import _events, _payloads, _settings, _task_log
-from airflow_ordo_hooks._hooks_config import Hooks
-from airflow_ordo_hooks._trigger import child_conf, cycle
+from airflow_ordo_hooks import _events
+
+if TYPE_CHECKING:
+    from airflow_ordo_hooks._hooks_config import Hooks
+
+# A DAG file that attaches hooks imports this module to build its callbacks; what they need when an
+# event fires (settings, the try's log, payloads, the parent context, the HTTP layer) is imported by
+# the function that uses it, so that parsing a DAG file does not pay for it.
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +40,8 @@ class EventCallback:
     what = "event"
 
     def __call__(self, context: Mapping[str, Any]) -> None:
+        from airflow_ordo_hooks import _settings
+
         deadline = time.monotonic() + _settings.task_callback_seconds()
         try:
             self.run(context, deadline)
@@ -83,6 +90,8 @@ class JobEventCallback(EventCallback):
 
 def event_log(context: Mapping[str, Any], max_chars: int) -> str:
     """This try's log, masked and bounded; on failure never empty (the exception and its traceback at the least)."""
+    from airflow_ordo_hooks import _payloads, _task_log
+
     text = _task_log.read_try_log(context["ti"], max_chars)
     exception = context.get("exception")
     if exception is not None:
@@ -97,6 +106,8 @@ def event_payload(
     context: Mapping[str, Any], event: str, log_text: str | None = None, triggered: list[str] | None = None
 ) -> dict[str, Any]:
     """cheek's generic payload of ``event`` for a callback context: a task's, or a DAG run's."""
+    from airflow_ordo_hooks import _payloads, _settings
+
     now = datetime.now(timezone.utc)
     if is_run_context(context):
         return _payloads.run_event_payload(context, now=now, triggered=triggered or ())
@@ -126,10 +137,12 @@ def fire(
     events = [e for e in events if hooks.for_event(e)]
     if not events:
         return
+    from airflow_ordo_hooks import _payloads, _settings
+    from airflow_ordo_hooks._trigger import cycle
+    from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy, deliver_all
+
     if deadline is None:
         deadline = time.monotonic() + _settings.task_callback_seconds()
-    # the HTTP layer is loaded when an event fires, not by every DAG file that attaches hooks
-    from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy, deliver_all
 
     configured = DeliveryPolicy.from_airflow_config()
     run_level = is_run_context(context)
@@ -169,6 +182,7 @@ def start_runs(
 
     :return: the DAG ids a run was created for.
     """
+    from airflow_ordo_hooks._trigger import child_conf, cycle
     from airflow_ordo_hooks.hooks.webhook import AirflowApiHook, DeliveryPolicy  # HttpHook: only where a run is started
 
     started: list[str] = []

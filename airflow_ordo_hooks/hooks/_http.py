@@ -16,7 +16,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from airflow_ordo_hooks import _settings
@@ -65,13 +65,17 @@ class DeliveryPolicy:
     max_redirects: int = _settings.BY_NAME["max_redirects"].default
 
     def __post_init__(self) -> None:
-        for name, value in asdict(self).items():  # the same bounds as Airflow's configuration
-            object.__setattr__(self, name, _settings.BY_NAME[name].convert(value))
+        for name in _POLICY_KEYS:  # the same bounds as Airflow's configuration
+            object.__setattr__(self, name, _settings.BY_NAME[name].convert(getattr(self, name)))
 
     @classmethod
     def from_airflow_config(cls) -> DeliveryPolicy:
         """The defaults, overridden by any key set in Airflow's ``[ordo_hooks]`` section."""
-        return cls(**{name: _settings.get(name) for name in asdict(cls())})
+        return cls(**{name: _settings.get(name) for name in _POLICY_KEYS})
+
+
+_POLICY_KEYS = tuple(f.name for f in fields(DeliveryPolicy))
+"""The policy's keys, each a key of ``[ordo_hooks]``."""
 
 
 @dataclass
