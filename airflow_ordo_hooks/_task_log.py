@@ -22,6 +22,7 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -180,3 +181,19 @@ def mask(text: str) -> str:
     from airflow.sdk.log import redact
 
     return redact(text)
+
+
+def rest_log_text(records: Sequence[Any]) -> str:
+    """The REST API's log records, one a line as in the task's log file, the log sources' group left out."""
+    lines, in_group = [], False
+    for record in records:
+        if isinstance(record, dict):
+            event = str(record.get("event", ""))
+            if event.startswith("::group::") or event.startswith("::endgroup::"):
+                in_group = event.startswith("::group::")
+                continue
+            if not in_group:
+                lines.append(format_record(json.dumps(record)))
+        elif not in_group:
+            lines.append(str(record))
+    return "\n".join(lines)

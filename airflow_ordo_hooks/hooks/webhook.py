@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_ordo_hooks import _settings
@@ -58,6 +59,7 @@ __all__ = [
     "check_target",
     "deliver",
     "deliver_all",
+    "encode",
     "mask_url",
     "sign",
 ]
@@ -73,6 +75,8 @@ class DeliveryRecord:
     elapsed_ms: int
     error: str | None = None
     webhook_id: str | None = None
+    attempt_log: tuple[dict[str, Any], ...] = ()
+    """Each attempt: ``at`` (ISO 8601 UTC), ``status_code``, ``error`` (masked), ``elapsed_ms``."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -140,7 +144,7 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _encode(payload: Mapping[str, Any] | bytes) -> bytes:
+def encode(payload: Mapping[str, Any] | bytes) -> bytes:
     """The JSON body of ``payload`` (bytes as they are): always valid UTF-8 JSON, never ``NaN``."""
     if isinstance(payload, bytes):
         return payload
@@ -184,6 +188,7 @@ def deliver(
     masked = mask_url(target) if isinstance(target, str) and "://" in target else mask_text(str(target))
     webhook_id = webhook_id or f"msg_{uuid.uuid4().hex}"
     attempts = 0
+    attempt_log: list[dict[str, Any]] = []
     try:
         policy = policy or DeliveryPolicy.from_airflow_config()
         check_target(target)
@@ -198,7 +203,7 @@ def deliver(
         masked = mask_url(url)
         secret = signing_secret or conn_secret
         _mask_secret(signing_secret)
-        body = _encode(payload)
+        body = encode(payload)
         send_headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
@@ -221,7 +226,15 @@ def deliver(
                     "webhook-timestamp": str(timestamp),
                     "webhook-signature": sign(secret, webhook_id, timestamp, body),
                 }
-            return _send(session, "POST", url, policy, deadline, stream=True, check_hop=check_hop, data=body, headers=sent_headers)
+            at, began = datetime.now(timezone.utc), time.monotonic()
+            result = _send(session, "POST", url, policy, deadline, stream=True, check_hop=check_hop, data=body, headers=sent_headers)
+            attempt_log.append({
+                "at": at.isoformat(timespec="milliseconds"),
+                "status_code": result.status_code,
+                "error": None if result.ok else mask_text(result.error or "", urls),
+                "elapsed_ms": round((time.monotonic() - began) * 1000),
+            })
+            return result
 
         outcome = _with_retries(attempt, policy, deadline, f"Webhook {masked}")
         error = outcome.error
@@ -237,6 +250,7 @@ def deliver(
         elapsed_ms=round((time.monotonic() - start) * 1000),
         error=None if outcome.ok else mask_text(error or "", urls),
         webhook_id=webhook_id,
+        attempt_log=tuple(attempt_log),
     )
     if record.ok:
         log.info("Webhook %s: delivered, HTTP %d, %d attempt(s), %d ms", masked, record.status_code, attempts, record.elapsed_ms)
