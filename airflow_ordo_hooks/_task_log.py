@@ -35,6 +35,7 @@ CATCH_UP_TIMEOUT = 2.0
 
 _POLL = 0.02
 _SETTLED_POLLS = 3  # the file has stopped growing once its size is the same this many polls in a row
+_EXIT_FIELDS = ("signal", "signal_name", "exit_code")
 _MARKER = "airflow-ordo-hooks: reading this try's log"
 _MARKER_LINE = re.compile(re.escape(_MARKER) + r" \[[0-9a-f]{12}\]")
 
@@ -137,6 +138,8 @@ def format_record(line: str) -> str:
     if not isinstance(record, dict):
         return line
     text = f"[{record.get('timestamp', '')}] {str(record.get('level', '')).upper()} - {record.get('event', '')}"
+    # what the supervisor says of how the process ended ("Process terminated by signal." signal=-9)
+    text += "".join(f" {key}={record[key]}" for key in _EXIT_FIELDS if key in record)
     # structlog's dict tracebacks: the supervisor writes them under "error_detail", structlog under "exception"
     stacks = record.get("error_detail") or record.get("exception")
     if isinstance(stacks, list) and stacks:
