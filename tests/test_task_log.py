@@ -42,7 +42,7 @@ def test_how_the_supervisor_says_a_process_ended_is_kept():
     import json
 
     from airflow_ordo_hooks._task_log import format_record
-    from airflow_ordo_hooks.callbacks.recovery import kill_status
+    from airflow_ordo_hooks._payloads import kill_status
 
     line = json.dumps({
         "timestamp": "2026-11-23T07:00:00.000000Z", "level": "critical", "logger": "supervisor",

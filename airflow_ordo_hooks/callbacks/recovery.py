@@ -14,7 +14,9 @@ An event is recovered only when the ledger holds no delivery of it, and is sent 
 ``[core] task_success_overtime`` (and a margin) after its try ended: a callback still running
 then has been killed by its supervisor. The payload is cheek's, built from what Airflow's REST
 API says of the try: its state, times and log; ``status`` is the signal that killed it as a
-negative number (-9 for SIGKILL) where the log names one, else -1.
+negative number (-9 for SIGKILL) where the log names one, else -1. Its ``triggered`` names the
+outcome's ``trigger_job`` targets, which the graph's ``TriggerJobOperator`` tasks start; a retried
+try's own ``trigger_job`` (started by its callback) is not started for it.
 """
 
 from __future__ import annotations
@@ -95,16 +97,6 @@ def hooks_of(task: Any) -> Hooks | None:
     return None
 
 
-def kill_status(log_text: str) -> int | None:
-    """The status cheek gives a process the log says was killed: minus the signal (-9 for SIGKILL); ``None`` if none is named."""
-    import re
-
-    found = re.search(r"Process terminated by signal\..*?\bsignal=(-?\d+)", log_text, re.S)
-    if found:
-        return -abs(int(found.group(1)))
-    return None
-
-
 def recover(
     dag_id: str,
     run_id: str,
@@ -133,7 +125,7 @@ def recover(
                      for ti in api.pages(base, "task_instances") if ti["task_id"] in hooked]
     else:
         instances = [(task_id, map_index, before_try or 0) for task_id, map_index in only]
-    wanted: dict[str, tuple[dict[str, Any], str, Any]] = {}
+    wanted: dict[str, tuple[dict[str, Any], str, Any, bool]] = {}
     for task_id, map_index, last_try in instances:
         if last_try < 1 or (before_try is not None and last_try < 2):
             continue
@@ -143,7 +135,8 @@ def recover(
             number, state = t.get("try_number") or 0, t.get("state")
             if before_try is not None and number >= before_try:
                 continue
-            if number < last_try or state == "up_for_retry":
+            final = not (number < last_try or state == "up_for_retry")
+            if not final:
                 events = ["on_error"] if state in ("failed", "up_for_retry") else []
             else:
                 change = _CHANGE_OF_FINAL_STATE.get(state or "")
@@ -152,7 +145,7 @@ def recover(
                 for action in hooks.for_event(event):
                     if action.action in _payloads.BUILDERS:
                         wid = _event_id.webhook_id(dag_id, run_id, task_id, map_index, number, event, action.target)
-                        wanted[wid] = (t, event, action)
+                        wanted[wid] = (t, event, action, final)
     if not wanted:
         return 0
     missing = [wid for wid in wanted if wid not in _ledger.existing(wanted, api=api)]
@@ -162,12 +155,15 @@ def recover(
     logs: dict[tuple[str, int, int], str] = {}
     items = []
     for wid in missing:
-        t, event, action = wanted[wid]
+        t, event, action, final = wanted[wid]
         key = (t["task_id"], t.get("map_index", -1), t["try_number"])
         if key not in logs:
             logs[key] = _try_log(api, base, *key, max_chars=_settings.get("log_max_chars"))
         hooks, retries = hooked[t["task_id"]]
-        payload = _payload(dag_run, t, event, logs[key], retries)
+        # a final try's trigger_job is a task of the graph (TriggerJobOperator), which ran; a retried
+        # try's is started by its callback, which did not
+        triggered = [a.target for a in hooks.for_event(event) if a.action == "trigger_job"] if final else []
+        payload = _payload(dag_run, t, event, logs[key], retries, triggered)
         ended = _time(t.get("end_date")) or datetime.now(timezone.utc)
         not_before = max(ended + timedelta(seconds=overtime + GRACE_MARGIN), datetime.now(timezone.utc))
         items.append(_ledger.item(
@@ -205,13 +201,14 @@ def _try_log(api: Any, base: str, task_id: str, map_index: int, try_number: int,
     return keep_tail(mask(rest_log_text(content)), max_chars)
 
 
-def _payload(dag_run: Any, t: Mapping[str, Any], event: str, log_text: str, retries: int) -> dict[str, Any]:
+def _payload(
+    dag_run: Any, t: Mapping[str, Any], event: str, log_text: str, retries: int, triggered: Sequence[str]
+) -> dict[str, Any]:
     from airflow.sdk import conf
 
     from airflow_ordo_hooks._payloads import log_url, watched_task_payload
 
     state = t.get("state") or "failed"
-    shown_state = "failed" if state == "up_for_retry" else state
     payload = watched_task_payload(
         dag_run,
         task_id=t["task_id"],
@@ -219,6 +216,7 @@ def _payload(dag_run: Any, t: Mapping[str, Any], event: str, log_text: str, retr
         log=log_text or f"{t['task_id']} try {t.get('try_number')} ended {state} without running its callbacks",
         retries_exhausted=event == "on_retries_exhausted",
         retries=retries,
+        triggered=triggered,
         try_number=t.get("try_number"),
         max_tries=t.get("max_tries"),
         map_index=t.get("map_index", -1),
@@ -227,8 +225,4 @@ def _payload(dag_run: Any, t: Mapping[str, Any], event: str, log_text: str, retr
         log_url=log_url(conf.get("api", "base_url", fallback="http://localhost:8080/"), dag_run.dag_id, dag_run.run_id,
                         t["task_id"], t.get("map_index", -1), t.get("try_number")),
     )
-    if shown_state != "success":
-        status = kill_status(log_text)
-        if status is not None:
-            payload["status"] = status
     return payload

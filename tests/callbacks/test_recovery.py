@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow_ordo_hooks import attach_hooks
-from airflow_ordo_hooks.callbacks.recovery import RecoverEarlierTries, RecoverRun, hooks_of, kill_status
+from airflow_ordo_hooks._payloads import kill_status
+from airflow_ordo_hooks.callbacks.recovery import RecoverEarlierTries, RecoverRun, hooks_of
 
 SUPERVISOR_LINE = (
     "[2026-11-23T07:00:00.000+0000] {supervisor.py:1226} CRITICAL - Process terminated by signal. Likely out of memory "

@@ -126,6 +126,7 @@ class Deployment:
         self.base_url = f"http://localhost:{self.port}"
         self.receiver_url = receiver_url
         self.down_port = _free_port()  # a receiver that is down: nothing listens there
+        self.late_port = _free_port()  # a receiver that is down until a test starts it
         self.secret_password = SECRET_PASSWORD
         self.process: subprocess.Popen | None = None
         self._token: str | None = None
@@ -159,6 +160,9 @@ class Deployment:
             # what the DAG files and their hooks use
             ORDO_HOOKS_RECEIVER=self.receiver_url,
             ORDO_HOOKS_RECEIVER_DOWN=f"http://127.0.0.1:{self.down_port}",
+            ORDO_HOOKS_RECEIVER_LATE=f"http://127.0.0.1:{self.late_port}",
+            # the ledger's redelivery, shortened: attempts 0, 5, 15, 35, 75, 135, 195, 255, 315 s after the first
+            AIRFLOW__ORDO_HOOKS__REDELIVERY_SCHEDULE="0, 5, 10, 20, 40, 60, 60, 60, 60",
             AIRFLOW__ORDO_HOOKS__BUDGET="3",
             AIRFLOW__ORDO_HOOKS__MAX_ATTEMPTS="3",
             AIRFLOW__ORDO_HOOKS__BACKOFF_INITIAL="0.05",
