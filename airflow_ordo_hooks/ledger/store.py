@@ -38,6 +38,10 @@ _CHUNK = 500  # ids per IN (...): well under every database's limit on bound par
 class LedgerConflict(OrdoHooksError):
     """An item names a ``webhook_id`` the ledger already holds for another event (DAG, run, task, try or event)."""
 
+    def __init__(self, message: str, webhook_id: str) -> None:
+        super().__init__(message)
+        self.webhook_id = webhook_id
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -125,7 +129,8 @@ def _check_same_event(webhook_id: str, held: tuple[Any, ...], item: Mapping[str,
     if differ:
         raise LedgerConflict(
             f"webhook_id {webhook_id!r} is held for another event: its "
-            + ", ".join(f"{key} is {a!r}, not {b!r}" for key, a, b in differ)
+            + ", ".join(f"{key} is {a!r}, not {b!r}" for key, a, b in differ),
+            webhook_id,
         )
 
 
