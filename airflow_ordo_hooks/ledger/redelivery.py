@@ -112,14 +112,24 @@ class Redeliverer:
         self.stop()
 
     def _loop(self) -> None:
+        failures = 0
         while not self._stopping.is_set():
             try:
                 claimed = self.run_once()
-            except Exception:  # the database is away, a lock timed out...: the next poll tries again
-                log.exception("airflow-ordo-hooks: redelivery could not claim due deliveries; trying again in %g s", self.poll_seconds)
+                failures = 0
+            except Exception:  # the database is away, a lock timed out...: a later poll tries again
+                failures += 1
                 claimed = 0
+                log.exception(
+                    "airflow-ordo-hooks: redelivery could not claim due deliveries (%d time(s) in a row); trying again in %g s",
+                    failures, self._pause(failures),
+                )
             if not claimed:  # when it found work, it looks again at once
-                self._stopping.wait(self.poll_seconds)
+                self._stopping.wait(self._pause(failures))
+
+    def _pause(self, failures: int) -> float:
+        """The poll interval, doubled after each failure in a row up to a minute: a database that is away is not flooded, nor the log."""
+        return min(self.poll_seconds * 2**failures, max(self.poll_seconds, 60.0))
 
     def run_once(self, now: datetime | None = None) -> int:
         """Claim as many due deliveries as there are free senders and hand them to them; return how many."""

@@ -52,7 +52,7 @@ def record(
     session: Session,
     items: Iterable[Mapping[str, Any]],
     *,
-    by: str = "worker",
+    by: str,
     schedule: Sequence[float] | None = None,
     now: datetime | None = None,
 ) -> list[dict[str, Any]]:

@@ -231,10 +231,10 @@ def record_deliveries(body: DeliveriesIn, user: GetUserDep, session: SessionDep)
     items = [d.model_dump() for d in body.deliveries]
     try:
         try:
-            results = store.record(session, items)
+            results = store.record(session, items, by="worker")
         except IntegrityError:  # another request inserted one of these ids meanwhile: now it merges
             session.rollback()
-            results = store.record(session, items)
+            results = store.record(session, items, by="worker")
     except store.LedgerConflict as exc:
         session.rollback()
         # the message of the conflict names the other event: not for a caller who may not read its DAG

@@ -62,7 +62,7 @@ def test_a_receiver_failing_twice_gets_three_attempts_with_one_webhook_id_and_th
     assert inline.status_code == 500
     given.update(outcome="failed", attempts=[{"at": started.isoformat(), "status_code": inline.status_code, "error": inline.error,
                                               "elapsed_ms": inline.elapsed_ms, "by": "worker"}])
-    store.record(ledger, [given])
+    store.record(ledger, [given], by="worker")
     ledger.commit()
 
     with Redeliverer(concurrency=2):
@@ -82,14 +82,14 @@ def test_a_410_stops_redelivery(ledger, receiver):
     path = f"/gone/{uuid.uuid4().hex}"
     receiver.script(path, Respond(410), Respond(200), Respond(200))
     given = item(receiver.url(path))
-    store.record(ledger, [given])
+    store.record(ledger, [given], by="worker")
     ledger.commit()
     with Redeliverer():
         wait_until(lambda: state_of(ledger, given["webhook_id"]) == "gone", what="gone state")
         # a delivery recorded afterwards goes through the same loop: once it is delivered, the
         # loop has polled again, and the gone one was not sent to again
         after = item(receiver.url("/after"), task_id="after")
-        store.record(ledger, [after])
+        store.record(ledger, [after], by="worker")
         ledger.commit()
         wait_until(lambda: state_of(ledger, after["webhook_id"]) == "delivered", what="the later delivery")
     assert len(receiver.requests) == 2 and receiver.requests[0].path == path
@@ -101,7 +101,7 @@ def test_the_last_failure_marks_failed_with_one_error_line_and_no_secret_anywher
     receiver.script(path, Respond(500), Respond(502), Respond(504), Respond(200))
     target = receiver.url(f"{path}?token=tok-{secret}")
     given = item(target)
-    store.record(ledger, [given])
+    store.record(ledger, [given], by="worker")
     ledger.commit()
     with caplog.at_level(logging.INFO), Redeliverer():
         wait_until(lambda: state_of(ledger, given["webhook_id"]) == "failed", what="failed state")
@@ -121,7 +121,7 @@ def test_a_conn_target_is_resolved_in_the_api_server(ledger, receiver, monkeypat
     monkeypatch.setenv("AIRFLOW_CONN_LEDGER_RECEIVER", json.dumps(
         {"conn_type": "http", "host": "127.0.0.1", "port": receiver.port, "schema": "http"}))
     given = item("conn:ledger_receiver/hooks/conn-path")
-    store.record(ledger, [given])
+    store.record(ledger, [given], by="worker")
     ledger.commit()
     with Redeliverer():
         wait_until(lambda: state_of(ledger, given["webhook_id"]) == "delivered", what="delivered state")
@@ -135,7 +135,7 @@ def test_an_on_exit_url_is_checked_as_untrusted(ledger, receiver, monkeypatch):
     monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__ALLOWED_CONF_HOSTS", "")  # loopback is then refused
     given = item(receiver.url("/report"), event="on_exit", task_id=None)
     given["action"] = "call_webhook"
-    store.record(ledger, [given])
+    store.record(ledger, [given], by="worker")
     ledger.commit()
     with Redeliverer():
         wait_until(lambda: state_of(ledger, given["webhook_id"]) == "failed", what="failed state")
@@ -146,7 +146,7 @@ def test_an_on_exit_url_is_checked_as_untrusted(ledger, receiver, monkeypatch):
 
 def test_the_loop_survives_an_undecryptable_target_and_stops_cleanly(ledger, receiver):
     broken, fine = item("https://example.invalid/x", task_id="broken"), item(receiver.url("/fine"), task_id="fine")
-    store.record(ledger, [broken, fine])
+    store.record(ledger, [broken, fine], by="worker")
     ledger.execute(text("UPDATE ordo_hooks_delivery SET target_encrypted = 'not-a-fernet-token' WHERE webhook_id = :id"),
                    {"id": broken["webhook_id"]})
     ledger.commit()
@@ -159,3 +159,16 @@ def test_the_loop_survives_an_undecryptable_target_and_stops_cleanly(ledger, rec
     assert redeliverer._thread is None
     ledger.expire_all()
     assert "cannot be decrypted" in ledger.get(Delivery, broken["webhook_id"]).last_error
+
+
+def test_the_loop_goes_on_when_the_database_fails(ledger, receiver, caplog):
+    given = item(receiver.url("/after-an-outage"))
+    store.record(ledger, [given], by="worker")
+    ledger.execute(text("ALTER TABLE ordo_hooks_delivery RENAME TO ordo_hooks_delivery_away"))
+    ledger.commit()
+    with caplog.at_level(logging.ERROR, logger="airflow_ordo_hooks.ledger.redelivery"), Redeliverer():
+        wait_until(lambda: "could not claim due deliveries" in caplog.text, what="the failure logged")
+        ledger.execute(text("ALTER TABLE ordo_hooks_delivery_away RENAME TO ordo_hooks_delivery"))
+        ledger.commit()
+        wait_until(lambda: state_of(ledger, given["webhook_id"]) == "delivered", what="delivered state")
+    assert [r.path for r in receiver.requests] == ["/after-an-outage"]

@@ -42,7 +42,7 @@ def row(session, webhook_id) -> Delivery:
 
 def test_a_failed_callback_delivery_is_inserted_pending_until_the_schedules_next_wait(ledger):
     given = item()
-    assert store.record(ledger, [given], schedule=SCHEDULE) == [
+    assert store.record(ledger, [given], by="worker", schedule=SCHEDULE) == [
         {"webhook_id": given["webhook_id"], "state": "pending", "created": True}
     ]
     ledger.commit()
@@ -63,7 +63,7 @@ def test_outcomes_of_a_new_row(ledger):
     exhausted = item(task_id="e", attempts=[{"at": (T0 + timedelta(seconds=i)).isoformat(), "status_code": 500, "error": "HTTP 500",
                                              "elapsed_ms": 1, "by": "dag-processor"} for i in range(3)])
     now = T0 + timedelta(seconds=1)
-    states = [r["state"] for r in store.record(ledger, [delivered, gone, waiting, recovery, exhausted], schedule=SCHEDULE, now=now)]
+    states = [r["state"] for r in store.record(ledger, [delivered, gone, waiting, recovery, exhausted], by="worker", schedule=SCHEDULE, now=now)]
     assert states == ["delivered", "gone", "pending", "pending", "failed"]
     assert row(ledger, waiting["webhook_id"]).next_attempt_at == later
     assert row(ledger, recovery["webhook_id"]).next_attempt_at == now  # schedule[0]: at once (or when not_before says)
@@ -72,49 +72,49 @@ def test_outcomes_of_a_new_row(ledger):
 
 def test_merging_appends_attempts_and_never_makes_a_settled_delivery_pending_again(ledger):
     first = item()
-    store.record(ledger, [first], schedule=SCHEDULE)
+    store.record(ledger, [first], by="worker", schedule=SCHEDULE)
     ledger.commit()
     # the same item again (a client retrying its POST) adds nothing; a later attempt is appended after it
     second_at = T0 + timedelta(seconds=6)
     again = item(attempts=[*first["attempts"], {"at": second_at.isoformat(), "status_code": 200, "error": None, "elapsed_ms": 9, "by": "worker"}],
                  outcome="delivered")
-    assert store.record(ledger, [again], schedule=SCHEDULE) == [{"webhook_id": first["webhook_id"], "state": "delivered", "created": False}]
+    assert store.record(ledger, [again], by="worker", schedule=SCHEDULE) == [{"webhook_id": first["webhook_id"], "state": "delivered", "created": False}]
     ledger.commit()
     got = row(ledger, first["webhook_id"])
     assert [(a.number, a.status_code) for a in got.attempts] == [(1, 503), (2, 200)]
     assert got.attempt_count == 2 and got.next_attempt_at is None
     # a failure reported afterwards is recorded, and the delivery stays delivered
     late = item(attempts=[{"at": (T0 + timedelta(seconds=60)).isoformat(), "status_code": 500, "error": "HTTP 500", "elapsed_ms": 1, "by": "dag-processor"}])
-    assert store.record(ledger, [late], schedule=SCHEDULE)[0]["state"] == "delivered"
+    assert store.record(ledger, [late], by="worker", schedule=SCHEDULE)[0]["state"] == "delivered"
     assert row(ledger, first["webhook_id"]).attempt_count == 3
 
 
 def test_a_recovery_row_takes_the_callbacks_payload_and_a_recovery_item_changes_nothing(ledger):
     recovered = item(source="recovery", outcome="pending", attempts=[], payload=json.dumps({"rebuilt": True}),
                      not_before=(T0 + timedelta(seconds=30)).isoformat())
-    store.record(ledger, [recovered], schedule=SCHEDULE)
+    store.record(ledger, [recovered], by="worker", schedule=SCHEDULE)
     ledger.commit()
     callback = item()
-    assert store.record(ledger, [callback], schedule=SCHEDULE)[0] == {"webhook_id": callback["webhook_id"], "state": "pending", "created": False}
+    assert store.record(ledger, [callback], by="worker", schedule=SCHEDULE)[0] == {"webhook_id": callback["webhook_id"], "state": "pending", "created": False}
     ledger.commit()
     got = row(ledger, callback["webhook_id"])
     assert (json.loads(got.payload), got.source, got.attempt_count) == ({"name": "brew", "status": 3}, "callback", 1)
     assert got.next_attempt_at == T0 + timedelta(milliseconds=40, seconds=5)
     # a recovery that comes after the callback changes nothing at all
     before = store.as_dict(got)
-    assert store.record(ledger, [recovered], schedule=SCHEDULE)[0]["created"] is False
+    assert store.record(ledger, [recovered], by="worker", schedule=SCHEDULE)[0]["created"] is False
     ledger.commit()
     assert store.as_dict(row(ledger, callback["webhook_id"])) == before
 
 
 def test_an_id_held_for_another_event_is_a_conflict_and_changes_nothing(ledger):
     held = item()
-    store.record(ledger, [held], schedule=SCHEDULE)
+    store.record(ledger, [held], by="worker", schedule=SCHEDULE)
     ledger.commit()
     other = item(webhook_id=held["webhook_id"], dag_id="someone_elses_dag", outcome="delivered")
     fresh = item(task_id="fresh")
     with pytest.raises(store.LedgerConflict, match=r"dag_id is 'coffee_shop', not 'someone_elses_dag'"):
-        store.record(ledger, [fresh, other], schedule=SCHEDULE)
+        store.record(ledger, [fresh, other], by="worker", schedule=SCHEDULE)
     ledger.rollback()
     assert store.existing(ledger, [fresh["webhook_id"]]) == set()
     assert row(ledger, held["webhook_id"]).state == "pending"
@@ -122,7 +122,7 @@ def test_an_id_held_for_another_event_is_a_conflict_and_changes_nothing(ledger):
 
 def test_the_schedule_runs_to_failed_with_one_error_line(ledger, caplog):
     given = item(attempts=[])
-    store.record(ledger, [given], schedule=SCHEDULE, now=T0)
+    store.record(ledger, [given], by="worker", schedule=SCHEDULE, now=T0)
     ledger.commit()
     states = []
     with caplog.at_level(logging.ERROR, logger="airflow_ordo_hooks.ledger.store"):
@@ -148,7 +148,7 @@ def test_the_schedule_runs_to_failed_with_one_error_line(ledger, caplog):
 
 def test_410_means_gone_and_2xx_delivered(ledger):
     gone, ok = item(task_id="g", attempts=[]), item(task_id="o", attempts=[])
-    store.record(ledger, [gone, ok], schedule=SCHEDULE, now=T0)
+    store.record(ledger, [gone, ok], by="worker", schedule=SCHEDULE, now=T0)
     assert store.finish_attempt(ledger, gone["webhook_id"], status_code=410, error="HTTP 410", elapsed_ms=3, at=T0, by="api-server", schedule=SCHEDULE) == "gone"
     assert store.finish_attempt(ledger, ok["webhook_id"], status_code=204, error=None, elapsed_ms=3, at=T0, by="api-server", schedule=SCHEDULE) == "delivered"
     ledger.commit()
@@ -157,7 +157,7 @@ def test_410_means_gone_and_2xx_delivered(ledger):
 
 def test_of_two_processes_that_saw_one_due_delivery_only_one_claims_it(ledger):
     given = item(attempts=[])
-    store.record(ledger, [given], schedule=SCHEDULE, now=T0)
+    store.record(ledger, [given], by="worker", schedule=SCHEDULE, now=T0)
     ledger.commit()
     other = settings.NonScopedSession()
     try:
@@ -176,7 +176,7 @@ def test_of_two_processes_that_saw_one_due_delivery_only_one_claims_it(ledger):
 
 def test_concurrent_claimers_take_each_due_delivery_exactly_once(ledger):
     items = [item(task_id=f"t{i}", attempts=[]) for i in range(30)]
-    store.record(ledger, items, schedule=SCHEDULE, now=T0)
+    store.record(ledger, items, by="worker", schedule=SCHEDULE, now=T0)
     ledger.commit()
     now, start, claims, errors = T0 + timedelta(seconds=1), threading.Barrier(5), [], []
 
@@ -206,7 +206,7 @@ def test_concurrent_claimers_take_each_due_delivery_exactly_once(ledger):
 
 def test_a_claim_whose_lease_has_passed_is_claimed_again(ledger):
     given = item(attempts=[])
-    store.record(ledger, [given], schedule=SCHEDULE, now=T0)
+    store.record(ledger, [given], by="worker", schedule=SCHEDULE, now=T0)
     assert [r.webhook_id for r in store.claim_due(ledger, T0, lease_seconds=20, limit=5)] == [given["webhook_id"]]
     ledger.commit()
     assert store.claim_due(ledger, T0 + timedelta(seconds=19), lease_seconds=20, limit=5) == []
@@ -221,7 +221,7 @@ def test_the_target_is_encrypted_at_rest_and_every_text_is_masked(ledger):
              target_masked=SECRET_URL),
         item(target=conn_target, target_masked=conn_target, attempts=[]),
     ]
-    store.record(ledger, given, schedule=SCHEDULE, now=T0)
+    store.record(ledger, given, by="worker", schedule=SCHEDULE, now=T0)
     ledger.commit()
     dump = repr([tuple(r) for table in ("ordo_hooks_delivery", "ordo_hooks_delivery_attempt")
                  for r in ledger.execute(text(f"SELECT * FROM {table}"))])
@@ -235,8 +235,8 @@ def test_the_target_is_encrypted_at_rest_and_every_text_is_masked(ledger):
 
 def test_query_filters_and_pages_newest_first(ledger):
     for i in range(5):
-        store.record(ledger, [item(task_id=f"t{i}")], schedule=SCHEDULE, now=T0 + timedelta(seconds=i))
-    store.record(ledger, [item(dag_id="other", task_id="x")], schedule=SCHEDULE, now=T0 + timedelta(seconds=10))
+        store.record(ledger, [item(task_id=f"t{i}")], by="worker", schedule=SCHEDULE, now=T0 + timedelta(seconds=i))
+    store.record(ledger, [item(dag_id="other", task_id="x")], by="worker", schedule=SCHEDULE, now=T0 + timedelta(seconds=10))
     ledger.commit()
     rows, total = store.query(ledger, dag_id="coffee_shop", limit=2, offset=1)
     assert total == 5 and [r.task_id for r in rows] == ["t3", "t2"]

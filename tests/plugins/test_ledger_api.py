@@ -60,6 +60,8 @@ def server(airflow_db, tmp_path_factory):
             uv.should_exit = True
             thread.join(30)
             sock.close()
+            # leaving the app's lifespan stopped this process's redelivery loop
+            assert not any(t.name == "ordo-hooks-redelivery" for t in threading.enumerate())
             plugins_manager._get_plugins.cache_clear()
             plugins_manager.get_fastapi_plugins.cache_clear()
 
