@@ -128,7 +128,7 @@ class Redeliverer:
                 self._stopping.wait(self._pause(failures))
 
     def _pause(self, failures: int) -> float:
-        """The poll interval, doubled after each failure in a row up to a minute: a database that is away is not flooded, nor the log."""
+        """The poll interval, doubled after each failure in a row up to a minute, so that a database that is away floods the log less."""
         return min(self.poll_seconds * 2**failures, max(self.poll_seconds, 60.0))
 
     def run_once(self, now: datetime | None = None) -> int:

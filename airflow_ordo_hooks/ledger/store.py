@@ -335,7 +335,8 @@ def claim_due(session: Session, now: datetime, *, lease_seconds: float, limit: i
     until ``now + lease_seconds``, after which any API server may claim them again. Commit at once,
     before sending, so that every other API server sees the claim.
     """
-    claimed = [webhook_id for webhook_id in due_ids(session, now, limit) if take(session, webhook_id, now, lease_seconds=lease_seconds)]
+    due = due_ids(session, now, limit)
+    claimed = [webhook_id for webhook_id in due if take(session, webhook_id, now, lease_seconds=lease_seconds)]
     if not claimed:
         return []
     stmt = select(Delivery).where(Delivery.webhook_id.in_(claimed)).order_by(Delivery.next_attempt_at)

@@ -73,7 +73,9 @@ def test_a_receiver_failing_twice_gets_three_attempts_with_one_webhook_id_and_th
     assert all(r.body == given["payload"].encode() for r in requests)
     ledger.expire_all()
     got = ledger.get(Delivery, given["webhook_id"])
-    assert [(a.number, a.status_code, a.by) for a in got.attempts] == [(1, 500, "worker"), (2, 503, "api-server"), (3, 200, "api-server")]
+    assert [(a.number, a.status_code, a.by) for a in got.attempts] == [
+        (1, 500, "worker"), (2, 503, "api-server"), (3, 200, "api-server")
+    ]
     # attempt 3 came schedule[2] (0.2 s) after attempt 2 ended
     assert got.attempts[2].at >= got.attempts[1].at + timedelta(seconds=0.2)
 

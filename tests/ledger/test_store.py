@@ -1,4 +1,4 @@
-"""The ledger's store on a real SQLite database created by Airflow: recording, merging, the schedule, claims, encryption at rest."""
+"""The ledger's store on a real database created by Airflow (SQLite): recording, merging, the schedule, claims, encryption."""
 
 from __future__ import annotations
 
@@ -20,6 +20,12 @@ SECRET_URL = "https://hooks.example.com/services/T000/B000/s3cr3t-path?token=t0k
 T0 = datetime(2026, 11, 23, 8, 0, 0, 123456, tzinfo=timezone.utc)
 
 
+def attempt(status_code, at=T0, *, by="worker", elapsed_ms=40, error=None):
+    """One attempt as a client reports it."""
+    error = error if error is not None else (None if status_code == 200 else f"HTTP {status_code}")
+    return {"at": at.isoformat(), "status_code": status_code, "error": error, "elapsed_ms": elapsed_ms, "by": by}
+
+
 def item(**changes):
     """An item as the API's POST receives it: a task's on_error, delivered once inline and failed."""
     base = {
@@ -27,7 +33,7 @@ def item(**changes):
         "try_number": 1, "event": "on_error", "action": "notify_webhook", "target": SECRET_URL,
         "target_masked": "https://hooks.example.com/…#abcdef", "payload": json.dumps({"name": "brew", "status": 3}),
         "source": "callback", "outcome": "failed", "not_before": None,
-        "attempts": [{"at": T0.isoformat(), "status_code": 503, "error": "HTTP 503", "elapsed_ms": 40, "by": "worker"}],
+        "attempts": [attempt(503)],
     }
     base.update(changes)
     base.setdefault("webhook_id", webhook_id(base["dag_id"], base["run_id"], base["task_id"], base["map_index"],
@@ -55,15 +61,15 @@ def test_a_failed_callback_delivery_is_inserted_pending_until_the_schedules_next
 
 
 def test_outcomes_of_a_new_row(ledger):
-    delivered = item(task_id="a", outcome="delivered", attempts=[{"at": T0.isoformat(), "status_code": 200, "error": None, "elapsed_ms": 5, "by": "worker"}])
-    gone = item(task_id="b", attempts=[{"at": T0.isoformat(), "status_code": 410, "error": "HTTP 410", "elapsed_ms": 5, "by": "worker"}])
+    delivered = item(task_id="a", outcome="delivered", attempts=[attempt(200)])
+    gone = item(task_id="b", attempts=[attempt(410)])
     later = T0 + timedelta(minutes=10)
     waiting = item(task_id="c", outcome="pending", attempts=[], not_before=later.isoformat())
     recovery = item(task_id="d", source="recovery", outcome="pending", attempts=[])
-    exhausted = item(task_id="e", attempts=[{"at": (T0 + timedelta(seconds=i)).isoformat(), "status_code": 500, "error": "HTTP 500",
-                                             "elapsed_ms": 1, "by": "dag-processor"} for i in range(3)])
+    exhausted = item(task_id="e", attempts=[attempt(500, T0 + timedelta(seconds=i), by="dag-processor") for i in range(3)])
     now = T0 + timedelta(seconds=1)
-    states = [r["state"] for r in store.record(ledger, [delivered, gone, waiting, recovery, exhausted], by="worker", schedule=SCHEDULE, now=now)]
+    recorded = store.record(ledger, [delivered, gone, waiting, recovery, exhausted], by="worker", schedule=SCHEDULE, now=now)
+    states = [r["state"] for r in recorded]
     assert states == ["delivered", "gone", "pending", "pending", "failed"]
     assert row(ledger, waiting["webhook_id"]).next_attempt_at == later
     assert row(ledger, recovery["webhook_id"]).next_attempt_at == now  # schedule[0]: at once (or when not_before says)
@@ -75,16 +81,16 @@ def test_merging_appends_attempts_and_never_makes_a_settled_delivery_pending_aga
     store.record(ledger, [first], by="worker", schedule=SCHEDULE)
     ledger.commit()
     # the same item again (a client retrying its POST) adds nothing; a later attempt is appended after it
-    second_at = T0 + timedelta(seconds=6)
-    again = item(attempts=[*first["attempts"], {"at": second_at.isoformat(), "status_code": 200, "error": None, "elapsed_ms": 9, "by": "worker"}],
-                 outcome="delivered")
-    assert store.record(ledger, [again], by="worker", schedule=SCHEDULE) == [{"webhook_id": first["webhook_id"], "state": "delivered", "created": False}]
+    again = item(attempts=[*first["attempts"], attempt(200, T0 + timedelta(seconds=6))], outcome="delivered")
+    assert store.record(ledger, [again], by="worker", schedule=SCHEDULE) == [
+        {"webhook_id": first["webhook_id"], "state": "delivered", "created": False}
+    ]
     ledger.commit()
     got = row(ledger, first["webhook_id"])
     assert [(a.number, a.status_code) for a in got.attempts] == [(1, 503), (2, 200)]
     assert got.attempt_count == 2 and got.next_attempt_at is None
     # a failure reported afterwards is recorded, and the delivery stays delivered
-    late = item(attempts=[{"at": (T0 + timedelta(seconds=60)).isoformat(), "status_code": 500, "error": "HTTP 500", "elapsed_ms": 1, "by": "dag-processor"}])
+    late = item(attempts=[attempt(500, T0 + timedelta(seconds=60), by="dag-processor")])
     assert store.record(ledger, [late], by="worker", schedule=SCHEDULE)[0]["state"] == "delivered"
     assert row(ledger, first["webhook_id"]).attempt_count == 3
 
@@ -95,7 +101,9 @@ def test_a_recovery_row_takes_the_callbacks_payload_and_a_recovery_item_changes_
     store.record(ledger, [recovered], by="worker", schedule=SCHEDULE)
     ledger.commit()
     callback = item()
-    assert store.record(ledger, [callback], by="worker", schedule=SCHEDULE)[0] == {"webhook_id": callback["webhook_id"], "state": "pending", "created": False}
+    assert store.record(ledger, [callback], by="worker", schedule=SCHEDULE)[0] == {
+        "webhook_id": callback["webhook_id"], "state": "pending", "created": False
+    }
     ledger.commit()
     got = row(ledger, callback["webhook_id"])
     assert (json.loads(got.payload), got.source, got.attempt_count) == ({"name": "brew", "status": 3}, "callback", 1)
@@ -128,8 +136,10 @@ def test_the_schedule_runs_to_failed_with_one_error_line(ledger, caplog):
     with caplog.at_level(logging.ERROR, logger="airflow_ordo_hooks.ledger.store"):
         for n in range(3):
             at = T0 + timedelta(seconds=400 * n)
-            states.append(store.finish_attempt(ledger, given["webhook_id"], status_code=502, error=f"HTTP 502 from {SECRET_URL}",
-                                               elapsed_ms=100, at=at, by="api-server", schedule=SCHEDULE))
+            states.append(store.finish_attempt(
+                ledger, given["webhook_id"], status_code=502, error=f"HTTP 502 from {SECRET_URL}",
+                elapsed_ms=100, at=at, by="api-server", schedule=SCHEDULE,
+            ))
             ledger.commit()
             if n == 0:
                 assert row(ledger, given["webhook_id"]).next_attempt_at == at + timedelta(milliseconds=100, seconds=5)
@@ -139,7 +149,8 @@ def test_the_schedule_runs_to_failed_with_one_error_line(ledger, caplog):
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1
     line = errors[0].getMessage()
-    for part in ("on_error", "dag coffee_shop, run manual__2026-11-23, task brew, try 1", "https://hooks.example.com/…#", "3 attempt(s)", "HTTP 502"):
+    for part in ("on_error", "dag coffee_shop, run manual__2026-11-23, task brew, try 1", "https://hooks.example.com/…#",
+                 "3 attempt(s)", "HTTP 502"):
         assert part in line, line
     assert "s3cr3t" not in line and "t0k3n" not in line
     got = row(ledger, given["webhook_id"])
@@ -149,8 +160,9 @@ def test_the_schedule_runs_to_failed_with_one_error_line(ledger, caplog):
 def test_410_means_gone_and_2xx_delivered(ledger):
     gone, ok = item(task_id="g", attempts=[]), item(task_id="o", attempts=[])
     store.record(ledger, [gone, ok], by="worker", schedule=SCHEDULE, now=T0)
-    assert store.finish_attempt(ledger, gone["webhook_id"], status_code=410, error="HTTP 410", elapsed_ms=3, at=T0, by="api-server", schedule=SCHEDULE) == "gone"
-    assert store.finish_attempt(ledger, ok["webhook_id"], status_code=204, error=None, elapsed_ms=3, at=T0, by="api-server", schedule=SCHEDULE) == "delivered"
+    finish = {"elapsed_ms": 3, "at": T0, "by": "api-server", "schedule": SCHEDULE}
+    assert store.finish_attempt(ledger, gone["webhook_id"], status_code=410, error="HTTP 410", **finish) == "gone"
+    assert store.finish_attempt(ledger, ok["webhook_id"], status_code=204, error=None, **finish) == "delivered"
     ledger.commit()
     assert row(ledger, gone["webhook_id"]).last_status_code == 410
 
@@ -211,14 +223,15 @@ def test_a_claim_whose_lease_has_passed_is_claimed_again(ledger):
     ledger.commit()
     assert store.claim_due(ledger, T0 + timedelta(seconds=19), lease_seconds=20, limit=5) == []
     again = store.claim_due(ledger, T0 + timedelta(seconds=20), lease_seconds=20, limit=5)
-    assert [(r.webhook_id, r.state, r.next_attempt_at) for r in again] == [(given["webhook_id"], "delivering", T0 + timedelta(seconds=40))]
+    assert [(r.webhook_id, r.state, r.next_attempt_at) for r in again] == [
+        (given["webhook_id"], "delivering", T0 + timedelta(seconds=40))
+    ]
 
 
 def test_the_target_is_encrypted_at_rest_and_every_text_is_masked(ledger):
     conn_target = "conn:slack_alerts/services/T000/B000/XXXXsecret"
     given = [
-        item(attempts=[{"at": T0.isoformat(), "status_code": None, "error": f"ConnectionError: {SECRET_URL} refused", "elapsed_ms": 1, "by": "worker"}],
-             target_masked=SECRET_URL),
+        item(attempts=[attempt(None, error=f"ConnectionError: {SECRET_URL} refused")], target_masked=SECRET_URL),
         item(target=conn_target, target_masked=conn_target, attempts=[]),
     ]
     store.record(ledger, given, by="worker", schedule=SCHEDULE, now=T0)
