@@ -114,6 +114,16 @@ def cycle(target: str, dag_id: str, parent_conf: Mapping[str, Any] | None) -> li
     return [*chain, target] if target in chain else None
 
 
+def child_run_id(event: str, parent_dag_id: str, parent_run_id: str, task_id: str | None, map_index: int, try_number: int, target: str) -> str:
+    """
+    The run id a ``trigger_job`` started through the REST API gives its child: the same for the
+    same event of the same try and target, so that a request retried after a 5xx, or a second path
+    firing the event, finds the run already there instead of starting another.
+    """
+    facts = "\0".join(map(str, (parent_dag_id, parent_run_id, task_id or "", map_index, try_number, event, target)))
+    return f"trigger_job__{event}__{hashlib.sha256(facts.encode('utf-8', 'surrogatepass')).hexdigest()[:24]}"
+
+
 def task_id_for(source_task_id: str, event: str, target: str) -> str:
     """The id of the ``TriggerJobOperator`` task that starts ``target`` for ``event`` of ``source_task_id``."""
     return f"{source_task_id}__{event}__trigger_{target}"

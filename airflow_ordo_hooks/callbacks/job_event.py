@@ -159,7 +159,8 @@ def fire(
             payload = event_payload(context, event, log_text=log_text, triggered=triggered)
             if run_level or per_attempt:  # an outcome's trigger_job is a task of the graph
                 started = start_runs(
-                    jobs, event, dag_run.dag_id, dag_run.conf, payload, _settings.get("api_conn_id"), deadline=deadline
+                    jobs, event, dag_run.dag_id, dag_run.conf, payload, _settings.get("api_conn_id"), deadline=deadline,
+                    parent=_parent_try(context),
                 )
                 payload = {**payload, "triggered": [j for j in triggered if j in started]}
         sends = [(a, _payloads.BUILDERS[a.action](payload)) for a in actions if a.action in _payloads.BUILDERS]
@@ -225,6 +226,15 @@ def _deliver(
         deliver_all(retry, policy=dataclasses.replace(configured, budget=min(configured.budget, left)))
 
 
+def _parent_try(context: Mapping[str, Any]) -> tuple[str, str | None, int, int]:
+    """``(run_id, task_id, map_index, try_number)`` of the try (or the run: no task, try 0) an event is of."""
+    if is_run_context(context):
+        return context["dag_run"].run_id, None, -1, 0
+    ti = context["ti"]
+    map_index = getattr(ti, "map_index", -1)
+    return ti.run_id, ti.task_id, -1 if map_index is None else map_index, ti.try_number
+
+
 def start_runs(
     targets: Sequence[str],
     event: str,
@@ -234,14 +244,18 @@ def start_runs(
     conn_id: str,
     *,
     deadline: float | None = None,
+    parent: tuple[str, str | None, int, int] | None = None,
 ) -> list[str]:
     """
     Start runs of ``targets`` through Airflow's REST API, from a callback, where no task can do it
     (``on_error`` of a retried try, a DAG run's events); never raises.
 
+    :param parent: ``(run_id, task_id, map_index, try_number)`` of the event's try (task ``None``
+        and try 0 for a run): each child then gets a run id of its own for this event, so that a
+        request the API server failed is asked again without ever starting a second run.
     :return: the DAG ids a run was created for.
     """
-    from airflow_ordo_hooks._trigger import child_conf, cycle
+    from airflow_ordo_hooks._trigger import child_conf, child_run_id, cycle
     from airflow_ordo_hooks.hooks.webhook import AirflowApiHook, DeliveryPolicy  # HttpHook: only where a run is started
 
     started: list[str] = []
@@ -269,7 +283,9 @@ def start_runs(
     conf = child_conf(event, dag_id, parent_conf, payload)
     for target in todo:
         try:
-            api.trigger_dag_run(target, conf)
+            # an id of its own per event: the request can be retried, and never starts a second run
+            run_id = child_run_id(event, dag_id, *parent, target) if parent is not None else None
+            api.trigger_dag_run(target, conf, run_id=run_id)
             started.append(target)
             log.info("trigger_job: started a run of %s (%s of %s)", target, event, dag_id)
         except Exception as exc:

@@ -74,6 +74,10 @@ def _mask_secrets(*secrets: str | None) -> None:
 class AirflowApiError(OrdoHooksError):
     """A request to Airflow's REST API that failed for good; the message names the request and why."""
 
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
 
 class AirflowApiHook(HttpHook):
     """
@@ -139,7 +143,7 @@ class AirflowApiHook(HttpHook):
             self.policy, deadline, f"Airflow API {method} {path}", should_retry,
         )
         if not outcome.ok:
-            raise AirflowApiError(f"{method} {path}: {outcome.error}")
+            raise AirflowApiError(f"{method} {path}: {outcome.error}", outcome.status_code)
         return outcome.response
 
     def get(self, path: str, **params: Any) -> Any:
@@ -164,24 +168,37 @@ class AirflowApiHook(HttpHook):
         """
         Hand deliveries to the delivery ledger (this provider's endpoint on the API server), which
         keeps them and redelivers what is pending; return each one's ``webhook_id``, ``state`` and
-        whether it was new. Not repeated once the request may have reached the server.
+        whether it was new. Retried like a read: the ledger keeps one delivery per ``webhook_id``
+        and does not add an attempt it already holds.
         """
         body = {"deliveries": items}
-        return self._call(self.session, "POST", LEDGER_PATH, create=True, json=body).json()["deliveries"]
+        return self._call(self.session, "POST", LEDGER_PATH, json=body).json()["deliveries"]
 
     def existing_deliveries(self, webhook_ids: list[str]) -> set[str]:
         """Which of ``webhook_ids`` the delivery ledger already holds."""
         body = {"webhook_ids": webhook_ids}
         return set(self._call(self.session, "POST", f"{LEDGER_PATH}/existing", json=body).json()["existing"])
 
-    def trigger_dag_run(self, dag_id: str, conf: Mapping[str, Any]) -> dict[str, Any]:
+    def trigger_dag_run(self, dag_id: str, conf: Mapping[str, Any], *, run_id: str | None = None) -> dict[str, Any]:
         """
         Start a run of ``dag_id`` now, with ``conf``; return the run as the API describes it.
 
-        Not retried once the request may have reached the server (a lost answer could otherwise
-        start a second run); a connection that fails before sending, or a 429, is retried.
+        With ``run_id`` the request is idempotent: it is retried like a read (a 5xx, a timeout), and
+        a run that already has that id (409, a first request that did reach the server) is the run
+        returned, so one event never starts two runs. Without it, the request is not retried once
+        it may have reached the server (a lost answer could otherwise start a second run); a
+        connection that fails before sending, or a 429, is retried.
         """
         from urllib.parse import quote
 
-        body = {"logical_date": None, "conf": dict(conf)}
-        return self._call(self.session, "POST", f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns", create=True, json=body).json()
+        path = f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns"
+        body: dict[str, Any] = {"logical_date": None, "conf": dict(conf)}
+        if run_id is None:
+            return self._call(self.session, "POST", path, create=True, json=body).json()
+        body["dag_run_id"] = run_id
+        try:
+            return self._call(self.session, "POST", path, json=body).json()
+        except AirflowApiError as exc:
+            if exc.status_code != 409:
+                raise
+        return self.get(f"{path}/{quote(run_id, safe='')}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import base64
 import logging
 import socket
@@ -434,6 +436,36 @@ def test_trigger_dag_run_posts_a_run_and_is_not_retried_once_the_server_may_have
         ("POST", {"logical_date": None, "conf": {"k": [1]}}), ("POST", {"logical_date": None, "conf": {"k": [2]}}),
     ]  # the 503 was not retried: the run may have been created
     assert posts[0].header("Authorization") == "Bearer tok-123"
+
+
+def test_trigger_dag_run_with_a_run_id_is_asked_again_after_a_5xx_and_never_starts_a_second_run(airflow_api):
+    from airflow_ordo_hooks.hooks.webhook import AirflowApiHook
+
+    path = "/api/v2/dags/child/dagRuns"
+    # SQLite's "Database error" 500, then the run is created; later the same event again: 409
+    airflow_api.script(path, Respond(500), Respond(200, body=b'{"dag_run_id": "trigger_job__on_error__ab"}'),
+                       Respond(409, body=b'{"detail": "exists"}'))
+    airflow_api.script(f"{path}/trigger_job__on_error__ab", Respond(200, body=b'{"dag_run_id": "trigger_job__on_error__ab", "state": "running"}'))
+    hook = AirflowApiHook("test_airflow_api", policy=POLICY)
+
+    assert hook.trigger_dag_run("child", {"k": 1}, run_id="trigger_job__on_error__ab") == {"dag_run_id": "trigger_job__on_error__ab"}
+    again = hook.trigger_dag_run("child", {"k": 1}, run_id="trigger_job__on_error__ab")
+    assert again == {"dag_run_id": "trigger_job__on_error__ab", "state": "running"}
+
+    posts = [r for r in _api_requests(airflow_api, path) if r.method == "POST"]
+    assert [r.json for r in posts] == [{"logical_date": None, "conf": {"k": 1}, "dag_run_id": "trigger_job__on_error__ab"}] * 3
+
+
+def test_a_child_run_id_is_the_same_for_the_same_event_and_differs_otherwise():
+    from airflow_ordo_hooks._trigger import child_run_id
+
+    facts = ("on_error", "coffee", "manual__1", "brew", -1, 1, "cleanup")
+    assert child_run_id(*facts) == child_run_id(*facts)
+    assert re.fullmatch(r"trigger_job__on_error__[0-9a-f]{24}", child_run_id(*facts))  # [scheduler] allowed_run_id_pattern
+    for i, other in enumerate(("on_success", "tea", "manual__2", "pour", 0, 2, "other")):
+        changed = list(facts)
+        changed[i] = other
+        assert child_run_id(*changed) != child_run_id(*facts)
 
 
 def test_trigger_dag_run_is_retried_when_the_connection_failed_before_sending(airflow_api, monkeypatch):
