@@ -116,4 +116,5 @@ def test_a_receiver_down_for_three_minutes_gets_every_event_exactly_once_when_it
         attempts = row["attempts"]
         assert len(attempts) >= 3 and attempts[-1]["status_code"] == 200, attempts
         assert all(a["status_code"] is None for a in attempts[:-1]), attempts
-        assert {a["by"] for a in attempts[1:]} == {"api-server"}, attempts
+        # tried at once where the event fired (up to [ordo_hooks] max_attempts = 3), then by the API server
+        assert attempts[0]["by"] in ("worker", "dag-processor") and attempts[-1]["by"] == "api-server", attempts
