@@ -126,11 +126,38 @@ def get(name: str) -> Any:
 
     :raises SettingsError: the configured value is not of the key's type, or out of its bounds.
     """
+    return values(name)[name]
+
+
+def values(*names: str) -> dict[str, Any]:
+    """
+    ``{name: get(name)}`` for each of ``names``, in one pass over the section.
+
+    One ``conf.getsection`` (about 30 µs) tells which keys are set to something other than their
+    default; only those are read exactly with ``conf.get`` (about 50 µs each). An event reads
+    eight keys, and this is most of what a callback costs besides its HTTP request.
+    """
     from airflow.sdk import conf
 
-    setting = BY_NAME[name]
-    raw = conf.get(SECTION, name, fallback=None)
-    return setting.default if raw is None else setting.convert(raw)
+    section = conf.getsection(SECTION) or {}
+    result = {}
+    for name in names:
+        setting = BY_NAME[name]
+        if name not in section or _same(section[name], setting.default):
+            result[name] = setting.default
+        else:
+            raw = conf.get(SECTION, name, fallback=None)
+            result[name] = setting.default if raw is None else setting.convert(raw)
+    return result
+
+
+def _same(sectioned: Any, default: Any) -> bool:
+    """Whether ``conf.getsection``'s value (text made int, float or bool) is exactly ``default``."""
+    if isinstance(sectioned, bool) or isinstance(default, bool):
+        return type(sectioned) is type(default) and sectioned == default
+    if isinstance(default, float):
+        return isinstance(sectioned, (int, float)) and float(sectioned) == default
+    return type(sectioned) is type(default) and sectioned == default
 
 
 def redelivery_schedule() -> tuple[float, ...]:

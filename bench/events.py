@@ -17,7 +17,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 ROUNDS = 200
-DAG_ROUNDS = 3
+DAG_ROUNDS = 5
 
 
 def _median_ms(samples: list[float]) -> float:
@@ -96,15 +96,18 @@ def attach_cost() -> None:
 
 
 def main() -> None:
+    import os
+
     from airflow_ordo_hooks.testing.embedded import isolate_airflow, load_dags
-    from airflow_ordo_hooks.testing.receiver import WebhookReceiver
+    from bench._receiver import ReceiverProcess
 
     home = Path(tempfile.mkdtemp(prefix="ordo-bench-"))
     isolate_airflow(home, Path(__file__).parent / "dags", LOGGING__LOGGING_LEVEL="ERROR")
-    import os
 
-    with WebhookReceiver() as receiver:
+    with ReceiverProcess() as receiver:  # a receiver of its own process, as a real one is
         os.environ["ORDO_HOOKS_RECEIVER"] = receiver.url("").rstrip("/")
         one_event(receiver)
         attach_cost()
         wide_dag(load_dags(Path(__file__).parent / "dags"))
+    expected = 2 * ROUNDS + 200 * DAG_ROUNDS
+    assert receiver.received == expected, f"the receiver got {receiver.received} requests, not {expected}"

@@ -41,6 +41,40 @@ def test_configured_values_are_read_and_converted(monkeypatch):
     assert (policy.max_attempts, policy.budget) == (7, 2.5)
 
 
+@pytest.mark.parametrize(
+    ("key", "raw", "expected"),
+    [
+        ("api_conn_id", "007", "007"),  # getsection would make it the number 7
+        ("api_conn_id", "true", "true"),  # and this True
+        ("budget", "10", 10.0),  # the default, written another way
+        ("budget", "10.5", 10.5),
+        ("max_attempts", "05", 5),
+        ("allowed_conf_hosts", "", ""),
+        ("hooks_file", "1.5", "1.5"),
+    ],
+)
+def test_a_setting_read_with_others_is_exactly_what_conf_get_gives(monkeypatch, key, raw, expected):
+    monkeypatch.setenv(f"AIRFLOW__ORDO_HOOKS__{key.upper()}", raw)
+    together = _settings.values(*(s.name for s in _settings.SETTINGS))
+    assert together[key] == expected and type(together[key]) is type(expected)
+    assert _settings.get(key) == expected
+    assert together == {s.name: _exactly(s) for s in _settings.SETTINGS}
+
+
+def _exactly(setting):
+    """A key as ``conf.get`` gives it, converted: what ``values`` must agree with."""
+    from airflow.sdk import conf
+
+    raw = conf.get(_settings.SECTION, setting.name, fallback=None)
+    return setting.default if raw is None else setting.convert(raw)
+
+
+def test_a_value_that_only_looks_like_the_default_is_still_checked(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__MAX_ATTEMPTS", "5.0")  # getsection: 5.0, the default is the int 5
+    with pytest.raises(SettingsError, match=r"max_attempts: expected a whole number, got '5.0'"):
+        _settings.values("budget", "max_attempts")
+
+
 def test_a_policy_built_in_code_has_the_same_bounds():
     with pytest.raises(SettingsError, match=r"\[ordo_hooks\] max_attempts: expected a whole number from 1 to 100, got 0"):
         DeliveryPolicy(max_attempts=0)

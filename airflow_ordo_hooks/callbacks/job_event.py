@@ -243,16 +243,16 @@ def start_runs(
     payload: Mapping[str, Any],
     conn_id: str,
     *,
+    parent: tuple[str, str | None, int, int],
     deadline: float | None = None,
-    parent: tuple[str, str | None, int, int] | None = None,
 ) -> list[str]:
     """
     Start runs of ``targets`` through Airflow's REST API, from a callback, where no task can do it
     (``on_error`` of a retried try, a DAG run's events); never raises.
 
     :param parent: ``(run_id, task_id, map_index, try_number)`` of the event's try (task ``None``
-        and try 0 for a run): each child then gets a run id of its own for this event, so that a
-        request the API server failed is asked again without ever starting a second run.
+        and try 0 for a run): each child gets a run id of its own for this event, so that a request
+        the API server failed is asked again without ever starting a second run.
     :return: the DAG ids a run was created for.
     """
     from airflow_ordo_hooks._trigger import child_conf, child_run_id, cycle
@@ -284,8 +284,7 @@ def start_runs(
     for target in todo:
         try:
             # an id of its own per event: the request can be retried, and never starts a second run
-            run_id = child_run_id(event, dag_id, *parent, target) if parent is not None else None
-            api.trigger_dag_run(target, conf, run_id=run_id)
+            api.trigger_dag_run(target, conf, run_id=child_run_id(event, dag_id, *parent, target))
             started.append(target)
             log.info("trigger_job: started a run of %s (%s of %s)", target, event, dag_id)
         except Exception as exc:

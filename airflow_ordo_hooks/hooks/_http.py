@@ -71,7 +71,7 @@ class DeliveryPolicy:
     @classmethod
     def from_airflow_config(cls) -> DeliveryPolicy:
         """The defaults, overridden by any key set in Airflow's ``[ordo_hooks]`` section."""
-        return cls(**{name: _settings.get(name) for name in _POLICY_KEYS})
+        return cls(**_settings.values(*_POLICY_KEYS))
 
 
 _POLICY_KEYS = tuple(f.name for f in fields(DeliveryPolicy))
