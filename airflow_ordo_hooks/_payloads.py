@@ -44,6 +44,16 @@ def exit_status(exception: BaseException | str | None) -> int:
     return int(found.group(1)) if found else -1
 
 
+def failure_status(exception: BaseException | str | None, log: str) -> int:
+    """
+    A failed try's ``status``: the exit code its failure carries; else, when the supervisor says in
+    the try's log that it killed the process or saw it die (the DAG processor runs the callbacks of
+    such a try, with no exit code in its context), minus the signal; else -1.
+    """
+    code = exit_status(exception)
+    return code if code != -1 else (kill_status(log) or -1)
+
+
 def kill_status(log: str) -> int | None:
     """The status cheek gives a process the supervisor says it killed or saw die: minus the signal (-9 for SIGKILL); ``None`` if the log names none."""
     found = _KILLED.search(log)
@@ -113,7 +123,7 @@ def job_event_payload(
     start = getattr(ti, "start_date", None)
     return _payload(
         context["dag_run"],
-        status=0 if state == "success" else exit_status(context.get("exception")),
+        status=0 if state == "success" else failure_status(context.get("exception"), log),
         log=log,
         name=ti.task_id,
         retry_attempt=max(ti.try_number - 1, 0),

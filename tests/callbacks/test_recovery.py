@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow_ordo_hooks import attach_hooks
-from airflow_ordo_hooks._payloads import kill_status
+from airflow_ordo_hooks._payloads import failure_status, kill_status
 from airflow_ordo_hooks.callbacks.recovery import RecoverEarlierTries, RecoverRun, hooks_of
 
 SUPERVISOR_LINE = (
@@ -18,6 +18,13 @@ def test_a_killed_tries_status_is_minus_the_signal_the_supervisor_names():
     assert kill_status(f"doing work\n{SUPERVISOR_LINE}") == -9
     assert kill_status(SUPERVISOR_LINE.replace("-9", "-15").replace("SIGKILL", "SIGTERM")) == -15
     assert kill_status("Task failed with exception\nValueError: boom") is None
+
+
+def test_a_failure_run_by_the_dag_processor_takes_the_signal_from_the_log_when_its_context_has_no_exit_code():
+    # a killed try whose callbacks the DAG processor runs: the context's error carries no exit code
+    assert failure_status("Task was killed", f"doing work\n{SUPERVISOR_LINE}") == -9
+    assert failure_status(SystemExit(3), SUPERVISOR_LINE) == 3  # an exit code the failure carries comes first
+    assert failure_status(RuntimeError("boom"), "no supervisor line") == -1
 
 
 def test_attach_hooks_adds_one_recovery_per_task_and_one_per_dag_and_combines_hooks():
