@@ -73,6 +73,34 @@ def test_a_task_killed_on_every_try_gets_each_tries_on_error_and_one_on_retries_
     assert all(len(row["attempts"]) == 1 and row["attempts"][0]["status_code"] == 200 for row in rows), rows
 
 
+def test_a_celery_worker_killed_mid_task_gives_the_tries_events_once_the_scheduler_notices(airflow_deployment, system_receiver):
+    if airflow_deployment.kind != "celery":
+        pytest.skip("kills a Celery worker: the local deployment's tries are killed in the test above")
+    dag_id = "system_worker_killed"
+    run_id = airflow_deployment.trigger(dag_id)
+    system_receiver.wait_for(1, timeout=120, path=f"/{dag_id}/started")
+    killed_at = time.monotonic()
+    airflow_deployment.kill_worker()  # the worker, its pool, the try's supervisor and the try: no callback runs
+
+    run = airflow_deployment.wait_for_run(dag_id, run_id)
+    assert run["state"] == "failed"
+    # the scheduler notices the try's missing heartbeat and has the DAG processor run its callbacks
+    received = system_receiver.wait_for(2, timeout=airflow_deployment.HEARTBEAT_TIMEOUT + 120, path=f"/{dag_id}/doomed/")
+    print(f"a killed worker's try: its events {time.monotonic() - killed_at:.0f} s after the kill "
+          f"(heartbeat timeout {airflow_deployment.HEARTBEAT_TIMEOUT} s)")
+    rows = _wait("both events delivered in the ledger",
+                 lambda: (r := ledger(airflow_deployment, dag_id, run_id)) and len(r) == 2
+                 and all(row["state"] == "delivered" for row in r) and r, timeout=60)
+    # the run's own settling sweeps for tries that ended without callbacks: it must find these sent, not send them again
+    _wait("the run's failure callback in the DAG processor", lambda: airflow_deployment.dag_callback_times(dag_id), timeout=60)
+    received = [r for r in system_receiver.requests if r.path.startswith(f"/{dag_id}/doomed/")]
+    assert Counter(r.header("webhook-id") for r in received) == Counter({row["webhook_id"]: 1 for row in rows})
+    assert sorted(r.path.rsplit("/", 1)[1] for r in received) == ["on_error", "on_retries_exhausted"]
+    for r in received:
+        assert r.json["name"] == "doomed" and r.json["airflow"]["try_number"] == 1
+        assert r.json["status"] == -1, "the supervisor died with the try: no signal is known"
+
+
 def test_a_down_receiver_costs_a_tries_slot_at_most_the_inline_budget(airflow_deployment, runs):
     dag_id = "system_slot_time"
     run = airflow_deployment.wait_for_run(dag_id, runs[dag_id])

@@ -68,3 +68,20 @@ with _dag("system_slot_time") as slot_time:
     plain()
 
 attach_hooks(slot_time.get_task("hooked"), {"on_success": {"notify_webhook": [f"{RECEIVER}/system_slot_time/hanging"]}})
+
+# a task that says it started, then works until its Celery worker is killed under it
+with _dag("system_worker_killed") as worker_killed:
+
+    @task
+    def doomed():
+        import requests
+
+        requests.post(f"{RECEIVER}/system_worker_killed/started", json={"pid": os.getpid()}, timeout=10)
+        time.sleep(900)
+
+    doomed()
+
+attach_hooks(worker_killed, {
+    "on_error": {"notify_webhook": [f"{RECEIVER}/system_worker_killed/doomed/on_error"]},
+    "on_retries_exhausted": {"notify_webhook": [f"{RECEIVER}/system_worker_killed/doomed/on_retries_exhausted"]},
+})
