@@ -63,3 +63,58 @@ def test_a_ledger_that_cannot_be_reached_is_reported_not_raised(monkeypatch, cap
         assert _ledger.record([item]) is False
     assert "did not take 1 delivery" in caplog.text
     assert _ledger.record([]) is True
+
+
+def _context(dag_id: str = "coffee"):
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+
+    now = datetime.now(timezone.utc)
+    ti = SimpleNamespace(dag_id=dag_id, task_id="brew", run_id="r1", map_index=-1, try_number=1, max_tries=0,
+                         state="failed", start_date=now, log_url="http://localhost:8080/log")
+    return {"ti": ti, "task": SimpleNamespace(retries=0), "exception": RuntimeError("boom"),
+            "dag_run": SimpleNamespace(run_type="manual", conf={}, start_date=now, run_after=now, dag_id=dag_id, run_id="r1")}
+
+
+def _ledger_at(receiver, monkeypatch) -> None:
+    """The receiver stands for the API server: the ledger's endpoints answer what a test scripts."""
+    monkeypatch.setenv("AIRFLOW_CONN_LEDGER_HERE", json.dumps(
+        {"conn_type": "http", "host": "127.0.0.1", "port": receiver.port, "extra": {"token": "t"}}))
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__API_CONN_ID", "ledger_here")
+
+
+def test_a_failure_reported_twice_is_sent_once_when_the_ledger_holds_it(receiver, monkeypatch):
+    """The scheduler asks the DAG processor to run a dead try's failure callbacks twice (heartbeat timeout, executor report)."""
+    from airflow_ordo_hooks import _event_id
+    from airflow_ordo_hooks._hooks_config import parse_hooks
+    from airflow_ordo_hooks.callbacks.job_event import event_facts, fire
+    from airflow_ordo_hooks.testing.receiver import Respond
+
+    _ledger_at(receiver, monkeypatch)
+    target = receiver.url("/event")
+    hooks = parse_hooks({"on_error": {"notify_webhook": [target]}})
+    context = _context()
+    wid = _event_id.webhook_id(**event_facts(context), event="on_error", target=target)
+    existing = "/ordo-hooks/api/v1/deliveries/existing"
+    recorded = json.dumps({"deliveries": [{"webhook_id": wid, "state": "delivered", "new": True}]}).encode()
+    receiver.script(existing, Respond(body=b'{"existing": []}'), Respond(body=json.dumps({"existing": [wid]}).encode()))
+    receiver.script("/ordo-hooks/api/v1/deliveries", Respond(body=recorded))
+
+    fire(["on_error"], hooks, context)  # the first report: not in the ledger, sent and recorded
+    fire(["on_error"], hooks, context)  # the second: the ledger holds it
+    paths = [r.path for r in receiver.requests]
+    assert paths == [existing, "/event", "/ordo-hooks/api/v1/deliveries", existing]
+    assert receiver.requests[1].header("webhook-id") == wid
+
+
+def test_when_the_ledger_cannot_say_what_it_holds_the_event_is_sent(receiver, monkeypatch):
+    from airflow_ordo_hooks._hooks_config import parse_hooks
+    from airflow_ordo_hooks.callbacks.job_event import fire
+    from airflow_ordo_hooks.testing.receiver import Respond
+
+    _ledger_at(receiver, monkeypatch)
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__MAX_ATTEMPTS", "1")
+    receiver.script("/ordo-hooks/api/v1/deliveries/existing", Respond(status=404))
+    receiver.script("/ordo-hooks/api/v1/deliveries", Respond(status=404))
+    fire(["on_error"], parse_hooks({"on_error": {"notify_webhook": [receiver.url("/event")]}}), _context())
+    assert [r.path for r in receiver.requests].count("/event") == 1

@@ -200,8 +200,24 @@ def _deliver(
     if not sends:
         return
     facts = event_facts(context)
-    bodies = [encode(payload) for _, payload in sends]
     ids = [_event_id.webhook_id(**facts, event=event, target=action.target) for action, _ in sends]
+    if ledger and (event != "on_success" or is_run_context(context)):
+        # A failure can be reported more than once: the scheduler asks the DAG processor to run a
+        # try's failure callbacks both when its heartbeat times out and when the executor's report
+        # disagrees, and a run's sweep may have recovered the event already. What the ledger holds
+        # was sent, or will be, by that other path. (A task's on_success runs once, in its process.)
+        try:
+            held = _ledger.existing(ids, deadline=deadline)
+        except Exception as exc:  # cannot ask: send, at least once
+            log.info("airflow-ordo-hooks: could not ask the ledger what %s already holds (%s)", event, exc)
+            held = set()
+        if held:
+            log.info("airflow-ordo-hooks: %d delivery(ies) of %s already in the ledger (another path fired them): not sent again",
+                     len(held), event)
+            sends, ids = [s for s, i in zip(sends, ids) if i not in held], [i for i in ids if i not in held]
+            if not sends:
+                return
+    bodies = [encode(payload) for _, payload in sends]
     budget = min(configured.budget, deadline - time.monotonic())
     if ledger:
         budget = min(budget, _settings.get("inline_budget"))

@@ -156,6 +156,8 @@ class Deployment:
         self.late_port = _free_port()  # a receiver that is down until a test starts it
         self.secret_password = SECRET_PASSWORD
         self.process: subprocess.Popen | None = None
+        self.early_runs: dict[str, str] = {}
+        """Runs the harness triggered as soon as the deployment was up, by DAG id."""
         self._token: str | None = None
         self._http = requests.Session()
 
@@ -188,8 +190,9 @@ class Deployment:
             ORDO_HOOKS_RECEIVER=self.receiver_url,
             ORDO_HOOKS_RECEIVER_DOWN=f"http://127.0.0.1:{self.down_port}",
             ORDO_HOOKS_RECEIVER_LATE=f"http://127.0.0.1:{self.late_port}",
-            # the ledger's redelivery, shortened: attempts 0, 5, 15, 35, 75, 135, 195, 255, 315 s after the first
-            AIRFLOW__ORDO_HOOKS__REDELIVERY_SCHEDULE="0, 5, 10, 20, 40, 60, 60, 60, 60",
+            # the ledger's redelivery, shortened: attempts 0, 5, 15, 35, 75, 135 s after the first, then every
+            # 60 s for half an hour (the late receiver's run starts with the deployment, its test is its last)
+            AIRFLOW__ORDO_HOOKS__REDELIVERY_SCHEDULE=", ".join(["0", "5", "10", "20", "40", *["60"] * 30]),
             AIRFLOW__ORDO_HOOKS__BUDGET="3",
             AIRFLOW__ORDO_HOOKS__MAX_ATTEMPTS="3",
             AIRFLOW__ORDO_HOOKS__BACKOFF_INITIAL="0.05",
