@@ -66,10 +66,12 @@ BREAKS = {
         dag_test=("tests/callbacks/test_job_event.py::test_dag_run_events_name_the_dag",),
         system=("tests/system/test_system_cheek.py::test_dag_run_events_are_sent_once_from_the_dag_processor",),
         failed=2,
-        # the callback hangs the file processor, which writes no parse after it; or, stuck in the
-        # other run's callback, never runs this one (no webhook at all)
+        # the callback hangs the file processor, which writes no parse after it, or never starts the
+        # DAG's next callback (the sweep for killed tries); or, stuck in the other run's callback,
+        # never runs this one (no webhook at all)
         reason=(
             r"Failed: the DAG processor wrote no parse of system_run_\w+ after its callback"
+            r"|AssertionError: DAG callbacks of system_run_\w+ started: \['[^']*'\]$"
             r"|AssertionError: assert \[\] == \['/system_run[^']*'\]"
         ),
     ),
