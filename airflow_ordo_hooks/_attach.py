@@ -16,6 +16,7 @@ from airflow_ordo_hooks import _airflow
 from airflow_ordo_hooks._events import RUN_EVENTS
 from airflow_ordo_hooks._hooks_config import Hooks, parse_hooks
 from airflow_ordo_hooks.callbacks.job_event import JobEventCallback
+from airflow_ordo_hooks.callbacks.recovery import RecoverEarlierTries, RecoverRun
 from airflow_ordo_hooks.exceptions import HooksConfigError, OnExitConfigError
 
 if TYPE_CHECKING:
@@ -62,12 +63,20 @@ def _attach_to_task(task: Any, hooks: Hooks) -> None:
     if _is_trigger_task(task):  # the hooks' own tasks get no hooks
         return
     ours = [cb for name in _TASK_CALLBACKS.values() for cb in _as_list(getattr(task, name)) if isinstance(cb, JobEventCallback)]
+    ours += [cb for cb in _as_list(getattr(task, "on_execute_callback", None)) if isinstance(cb, RecoverEarlierTries)]
     if ours:  # hooks attached before (DAG level, task level): combine, never replace
         for callback in ours:
             callback.hooks = callback.hooks | hooks
     else:
         for change, name in _TASK_CALLBACKS.items():
             setattr(task, name, [*_as_list(getattr(task, name)), JobEventCallback(change, hooks)])
+        # a try killed before its callbacks ran: its events are recovered when the next try starts,
+        # and when the run settles
+        task.on_execute_callback = [*_as_list(getattr(task, "on_execute_callback", None)), RecoverEarlierTries(hooks)]
+        dag = getattr(task, "dag", None)
+        if dag is not None and not any(isinstance(cb, RecoverRun) for cb in _as_list(dag.on_failure_callback)):
+            for name in _RUN_CALLBACKS.values():
+                _airflow.add_dag_callback(dag, name, RecoverRun())
     if any(a.action == "trigger_job" for a in hooks.actions):
         _add_trigger_tasks(task, hooks)
 

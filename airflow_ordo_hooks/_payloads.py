@@ -19,6 +19,7 @@ from airflow_ordo_hooks._trigger import parent_context
 SLACK_LIMIT = 40_000
 DISCORD_LIMIT = 2_000
 _EXIT_CODE = re.compile(r"exit code (-?\d+)")
+_KILLED = re.compile(r"Process terminated by signal\..*?\bsignal=(-?\d+)", re.S)
 _TRIGGERED_BY_RUN_TYPE = {
     "scheduled": "cron",
     "manual": "manual",
@@ -41,6 +42,22 @@ def exit_status(exception: BaseException | str | None) -> int:
         return exception.code
     found = _EXIT_CODE.search(str(exception))  # BashOperator: "...returned a non-zero exit code 3."
     return int(found.group(1)) if found else -1
+
+
+def failure_status(exception: BaseException | str | None, log: str) -> int:
+    """
+    A failed try's ``status``: the exit code its failure carries; else, when the supervisor says in
+    the try's log that it killed the process or saw it die (the DAG processor runs the callbacks of
+    such a try, with no exit code in its context), minus the signal; else -1.
+    """
+    code = exit_status(exception)
+    return code if code != -1 else (kill_status(log) or -1)
+
+
+def kill_status(log: str) -> int | None:
+    """The status cheek gives a process the supervisor says it killed or saw die: minus the signal (-9 for SIGKILL); ``None`` if the log names none."""
+    found = _KILLED.search(log)
+    return -abs(int(found.group(1))) if found else None
 
 
 RUNNER_FRAMES = ("/airflow/sdk/execution_time/", "/airflow/sdk/bases/operator.py", "/airflow/sdk/bases/decorator.py")
@@ -106,7 +123,7 @@ def job_event_payload(
     start = getattr(ti, "start_date", None)
     return _payload(
         context["dag_run"],
-        status=0 if state == "success" else exit_status(context.get("exception")),
+        status=0 if state == "success" else failure_status(context.get("exception"), log),
         log=log,
         name=ti.task_id,
         retry_attempt=max(ti.try_number - 1, 0),
@@ -146,8 +163,8 @@ def watched_task_payload(
     cheek's generic payload for a task event, from what another task can read of that task once
     it has ended (a ``trigger_job`` task: the event's callback may never have run).
 
-    Fields that were not read are derived: ``status`` is the exit code the log names, else -1
-    (0 on success); ``retry_attempt`` is ``try_number - 1``, else ``retries`` for a failure
+    Fields that were not read are derived: ``status`` is minus the signal the supervisor says
+    killed the process (-9), else the exit code the log names, else -1 (0 on success); ``retry_attempt`` is ``try_number - 1``, else ``retries`` for a failure
     (the last try), else 0; ``duration`` is null without both times.
 
     :param dag_run: the run of the task.
@@ -161,7 +178,7 @@ def watched_task_payload(
         retry_attempt = 0 if state == "success" else retries
     return _payload(
         dag_run,
-        status=0 if state == "success" else exit_status(log),
+        status=0 if state == "success" else kill_status(log) or exit_status(log),
         log=log,
         name=task_id,
         retry_attempt=retry_attempt,

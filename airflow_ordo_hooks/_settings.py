@@ -28,14 +28,23 @@ class Setting(NamedTuple):
 
     @property
     def airflow_type(self) -> str:
-        return {float: "float", int: "integer", str: "string"}[self.kind]
+        return {bool: "boolean", float: "float", int: "integer", str: "string"}[self.kind]
 
     def convert(self, raw: Any) -> Any:
         """``raw`` (text from the configuration, or a value) as this setting's type, checked against its bounds."""
         where = f"[{SECTION}] {self.name}"
-        expected = {float: "a number", int: "a whole number", str: "text"}[self.kind]
+        expected = {bool: "true or false", float: "a number", int: "a whole number", str: "text"}[self.kind]
         if self.kind is str:
             return str(raw)
+        if self.kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("true", "t", "1", "yes", "on"):
+                return True
+            if text in ("false", "f", "0", "no", "off"):
+                return False
+            raise SettingsError(f"{where}: expected {expected}, got {str(raw)[:100]!r}")
         try:
             value = self.kind(str(raw).strip()) if isinstance(raw, str) else self.kind(raw)
         except (TypeError, ValueError):
@@ -83,6 +92,26 @@ SETTINGS: tuple[Setting, ...] = (
         "[api] secret_key, else [core] fernet_key. Must be the same on every worker and DAG processor.",
     ),
     Setting("log_max_chars", int, 20_000, "Longest log a job event payload carries; its tail is kept.", 100, 10_000_000),
+    Setting(
+        "ledger", bool, True,
+        "Record every event and delivery attempt in the delivery ledger (in Airflow's database, through the API server "
+        "and connection api_conn_id) and redeliver what failed from the API server; when false, or when the API server "
+        "cannot be reached, a callback retries within its own time only.",
+    ),
+    Setting(
+        "inline_budget", float, 2.0,
+        "Seconds a callback spends delivering its events before handing what failed to the ledger for redelivery.",
+        0.1, 60,
+    ),
+    Setting(
+        "redelivery_schedule", str, "0, 5, 300, 1800, 7200, 18000, 36000, 36000",
+        "Seconds before each attempt of a delivery, after the attempt before it (the first is the callback's own): "
+        "comma-separated; after the last the delivery is given up and marked failed.",
+    ),
+    Setting(
+        "redelivery_poll_seconds", float, 1.0,
+        "How often the API server looks for deliveries that are due, in seconds.", 0.05, 300,
+    ),
 )
 """Every key, in the order the provider's metadata lists them."""
 
@@ -129,6 +158,23 @@ def _same(sectioned: Any, default: Any) -> bool:
     if isinstance(default, float):
         return isinstance(sectioned, (int, float)) and float(sectioned) == default
     return type(sectioned) is type(default) and sectioned == default
+
+
+def redelivery_schedule() -> tuple[float, ...]:
+    """``[ordo_hooks] redelivery_schedule`` as seconds: 1 to 50 non-negative numbers, the first 0 for an attempt at once.
+
+    :raises SettingsError: an entry is not a number from 0 to 30 days, or there are none or too many.
+    """
+    raw = get("redelivery_schedule")
+    where = f"[{SECTION}] redelivery_schedule"
+    parts = [p.strip() for p in raw.split(",")]
+    try:
+        delays = tuple(float(p) for p in parts)
+    except ValueError:
+        raise SettingsError(f"{where}: expected comma-separated seconds (e.g. '0, 5, 300'), got {raw[:100]!r}") from None
+    if not 1 <= len(delays) <= 50 or any(not 0 <= d <= 30 * 86400 for d in delays):
+        raise SettingsError(f"{where}: expected 1 to 50 numbers of seconds from 0 to 2592000, got {raw[:100]!r}")
+    return delays
 
 
 def task_callback_seconds() -> float:

@@ -22,6 +22,7 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ CATCH_UP_TIMEOUT = 2.0
 
 _POLL = 0.02
 _SETTLED_POLLS = 3  # the file has stopped growing once its size is the same this many polls in a row
+_EXIT_FIELDS = ("signal", "signal_name", "exit_code")
 _MARKER = "airflow-ordo-hooks: reading this try's log"
 _MARKER_LINE = re.compile(re.escape(_MARKER) + r" \[[0-9a-f]{12}\]")
 
@@ -136,6 +138,8 @@ def format_record(line: str) -> str:
     if not isinstance(record, dict):
         return line
     text = f"[{record.get('timestamp', '')}] {str(record.get('level', '')).upper()} - {record.get('event', '')}"
+    # what the supervisor says of how the process ended ("Process terminated by signal." signal=-9)
+    text += "".join(f" {key}={record[key]}" for key in _EXIT_FIELDS if key in record)
     # structlog's dict tracebacks: the supervisor writes them under "error_detail", structlog under "exception"
     stacks = record.get("error_detail") or record.get("exception")
     if isinstance(stacks, list) and stacks:
@@ -180,3 +184,19 @@ def mask(text: str) -> str:
     from airflow.sdk.log import redact
 
     return redact(text)
+
+
+def rest_log_text(records: Sequence[Any]) -> str:
+    """The REST API's log records, one a line as in the task's log file, the log sources' group left out."""
+    lines, in_group = [], False
+    for record in records:
+        if isinstance(record, dict):
+            event = str(record.get("event", ""))
+            if event.startswith("::group::") or event.startswith("::endgroup::"):
+                in_group = event.startswith("::group::")
+                continue
+            if not in_group:
+                lines.append(format_record(json.dumps(record)))
+        elif not in_group:
+            lines.append(str(record))
+    return "\n".join(lines)

@@ -18,4 +18,7 @@ def get_provider_info() -> dict:
             "airflow_ordo_hooks.notifications.job_event.JobEventDiscordWebhookNotifier",
         ],
         "config": _settings.provider_config(),
+        # the delivery ledger: its tables (created by `airflow db migrate`), and the API server's routes
+        "db-managers": ["airflow_ordo_hooks.ledger.db_manager.OrdoHooksDBManager"],
+        "plugins": [{"name": "ordo_hooks", "plugin-class": "airflow_ordo_hooks.plugins.ledger.OrdoHooksPlugin"}],
     }

@@ -10,7 +10,7 @@ import statistics
 import time
 from datetime import datetime, timedelta, timezone
 
-from airflow_ordo_hooks.hooks.webhook import _encode
+from airflow_ordo_hooks.hooks.webhook import encode
 from airflow_ordo_hooks._report import ArtifactRecord, OutputRecord, RunSnapshot, StepRecord, build_report
 
 SIZES = (10, 1_000, 10_000)
@@ -37,7 +37,7 @@ def main() -> None:
         samples, body = [], b""
         for _ in range(5):
             start = time.perf_counter()
-            body = _encode(build_report(snap, finished_at=T0 + timedelta(minutes=5), on_exit=ON_EXIT))
+            body = encode(build_report(snap, finished_at=T0 + timedelta(minutes=5), on_exit=ON_EXIT))
             samples.append(time.perf_counter() - start)
         ms = statistics.median(samples) * 1000
         per_ti = ms / n

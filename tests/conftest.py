@@ -18,6 +18,8 @@ DAG_SOURCES = [ROOT / "example_dags", ROOT / "tests" / "dags"]
 # A deployment's [api] secret_key, from which trigger_job contexts are signed (as airflow.cfg
 # would hold it): Airflow's Task SDK reads no generated one until a component writes airflow.cfg.
 os.environ["AIRFLOW__API__SECRET_KEY"] = "ordo-hooks-test-deployment"
+# Its Fernet key, with which the delivery ledger encrypts targets (as Airflow does connection passwords).
+os.environ["AIRFLOW__CORE__FERNET_KEY"] = "ECPTzKqBOr_sYAq-oBErdrEgb_RCLoW7Ve_ZWRiiz4U="
 
 # Airflow reads its configuration when first imported: isolate it before anything imports it.
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="ordo-hooks-airflow-"))
@@ -52,6 +54,33 @@ def receiver(_receiver_server):
     _receiver_server.reset()
     yield _receiver_server
     _receiver_server.reset()
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """The session's Airflow database, created as ``airflow db migrate`` does (the ledger's tables included), no DAG parsed."""
+    from airflow.utils import db
+
+    db.initdb()
+
+
+@pytest.fixture
+def ledger(airflow_db):
+    """A session of the session's Airflow database, with the delivery ledger's tables emptied first."""
+    from airflow import settings
+    from sqlalchemy import delete
+
+    from airflow_ordo_hooks.ledger.models import Attempt, Delivery
+
+    session = settings.NonScopedSession()
+    session.execute(delete(Attempt))
+    session.execute(delete(Delivery))
+    session.commit()
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from airflow_ordo_hooks.hooks.webhook import _encode, deliver
+from airflow_ordo_hooks.hooks.webhook import encode, deliver
 from airflow_ordo_hooks._trigger import child_conf
 from airflow_ordo_hooks._payloads import (
     DISCORD_LIMIT,
@@ -29,8 +29,8 @@ START = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
 def test_slack_and_discord_bodies_match_cheeks_documented_example_byte_for_byte(receiver):
     slack = b'{"text":"TeapotTask (exitcode 0):\\nI\'m a teapot, not a coffee machine!"}'
     discord = b'{"content":"TeapotTask (exitcode 0):\\nI\'m a teapot, not a coffee machine!"}'
-    assert _encode(slack_payload(TEAPOT)) == slack
-    assert _encode(discord_payload(TEAPOT)) == discord
+    assert encode(slack_payload(TEAPOT)) == slack
+    assert encode(discord_payload(TEAPOT)) == discord
 
     deliver(receiver.url("/slack"), slack_payload(TEAPOT))
     deliver(receiver.url("/discord"), discord_payload(TEAPOT))

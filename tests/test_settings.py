@@ -110,6 +110,8 @@ def test_the_readmes_settings_table_says_what_the_settings_module_does():
         default, allowed = rows[setting.name]
         if setting.kind is str:
             assert default.strip("`") == (setting.default or "(none)")
+        elif setting.kind is bool:
+            assert setting.convert(default) == setting.default and allowed == "true or false"
         else:
             assert setting.convert(default) == setting.default
             assert allowed == setting.bounds

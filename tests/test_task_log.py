@@ -36,3 +36,17 @@ def test_the_first_partial_line_is_dropped_when_whole_lines_follow(log_at):
 def test_an_unreadable_log_gives_no_text_and_no_error(log_at):
     log_at.mkdir()  # a directory where the file should be
     assert _task_log.read_try_log(object(), 1_000, catch_up=False) == ""
+
+
+def test_how_the_supervisor_says_a_process_ended_is_kept():
+    import json
+
+    from airflow_ordo_hooks._task_log import format_record
+    from airflow_ordo_hooks._payloads import kill_status
+
+    line = json.dumps({
+        "timestamp": "2026-11-23T07:00:00.000000Z", "level": "critical", "logger": "supervisor",
+        "event": "Process terminated by signal. Likely out of memory error (OOM).", "signal": -9, "signal_name": "SIGKILL",
+    })
+    text = format_record(line)
+    assert text.endswith("signal=-9 signal_name=SIGKILL") and kill_status(text) == -9

@@ -137,14 +137,15 @@ def fire(
     events = [e for e in events if hooks.for_event(e)]
     if not events:
         return
-    from airflow_ordo_hooks import _payloads, _settings
+    from airflow_ordo_hooks import _ledger, _payloads, _settings
     from airflow_ordo_hooks._trigger import cycle
-    from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy, deliver_all
+    from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy
 
     if deadline is None:
         deadline = time.monotonic() + _settings.task_callback_seconds()
 
     configured = DeliveryPolicy.from_airflow_config()
+    ledger = _ledger.in_use()
     run_level = is_run_context(context)
     log_text = None if run_level else event_log(context, _settings.get("log_max_chars"))  # read once for all events
     for event in events:
@@ -162,9 +163,83 @@ def fire(
                     parent=_parent_try(context),
                 )
                 payload = {**payload, "triggered": [j for j in triggered if j in started]}
-        # what is left of the callback's time, after the runs started above
-        policy = dataclasses.replace(configured, budget=max(min(configured.budget, deadline - time.monotonic()), 0.5))
-        deliver_all([(a.target, _payloads.BUILDERS[a.action](payload)) for a in actions if a.action in _payloads.BUILDERS], policy=policy)
+        sends = [(a, _payloads.BUILDERS[a.action](payload)) for a in actions if a.action in _payloads.BUILDERS]
+        _deliver(sends, event, context, configured, deadline, ledger)
+
+
+def event_facts(context: Mapping[str, Any]) -> dict[str, Any]:
+    """What identifies an event's try (or run): ``dag_id``, ``run_id``, ``task_id`` (``None`` for a run), ``map_index``, ``try_number``."""
+    dag_run = context["dag_run"]
+    if is_run_context(context):
+        return {"dag_id": dag_run.dag_id, "run_id": dag_run.run_id, "task_id": None, "map_index": -1, "try_number": 0}
+    ti = context["ti"]
+    map_index = getattr(ti, "map_index", -1)
+    return {
+        "dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id,
+        "map_index": -1 if map_index is None else map_index, "try_number": ti.try_number,
+    }
+
+
+def _deliver(
+    sends: Sequence[tuple[Any, Mapping[str, Any]]],
+    event: str,
+    context: Mapping[str, Any],
+    configured: Any,
+    deadline: float,
+    ledger: bool,
+) -> None:
+    """
+    Deliver one event's payloads, each with the ``webhook-id`` every path derives for it. With the
+    ledger, briefly (``[ordo_hooks] inline_budget``), then every delivery is recorded and what failed
+    is left to the API server's redelivery; without it, or when the ledger cannot be reached, what
+    failed is retried within what is left of the callback's time.
+    """
+    from airflow_ordo_hooks import _event_id, _ledger, _settings
+    from airflow_ordo_hooks.hooks.webhook import deliver_all, encode
+
+    if not sends:
+        return
+    facts = event_facts(context)
+    ids = [_event_id.webhook_id(**facts, event=event, target=action.target) for action, _ in sends]
+    if ledger and (event != "on_success" or is_run_context(context)):
+        # A failure can be reported more than once: the scheduler asks the DAG processor to run a
+        # try's failure callbacks both when its heartbeat times out and when the executor's report
+        # disagrees, and a run's sweep may have recovered the event already. What the ledger holds
+        # was sent, or will be, by that other path. (A task's on_success runs once, in its process.)
+        try:
+            held = _ledger.existing(ids, deadline=deadline)
+        except Exception as exc:  # cannot ask: send, at least once
+            log.info("airflow-ordo-hooks: could not ask the ledger what %s already holds (%s)", event, exc)
+            held = set()
+        if held:
+            log.info("airflow-ordo-hooks: %d delivery(ies) of %s already in the ledger (another path fired them): not sent again",
+                     len(held), event)
+            sends, ids = [s for s, i in zip(sends, ids) if i not in held], [i for i in ids if i not in held]
+            if not sends:
+                return
+    bodies = [encode(payload) for _, payload in sends]
+    budget = min(configured.budget, deadline - time.monotonic())
+    if ledger:
+        budget = min(budget, _settings.get("inline_budget"))
+    policy = dataclasses.replace(configured, budget=max(budget, 0.5))
+    records = deliver_all([(a.target, body, wid) for (a, _), body, wid in zip(sends, bodies, ids)], policy=policy)
+    if not ledger:
+        return
+    by = "dag-processor" if is_run_context(context) else "worker"
+    items = [
+        _ledger.item(**facts, webhook_id=wid, event=event, action=a.action, target=a.target, body=body, source="callback",
+                     record=r, by=by)
+        for (a, _), body, wid, r in zip(sends, bodies, ids, records)
+    ]
+    if _ledger.record(items, deadline=deadline):
+        failed = sum(not r.ok for r in records)
+        if failed:
+            log.info("airflow-ordo-hooks: %d delivery(ies) of %s left to the API server's redelivery", failed, event)
+        return
+    retry = [(a.target, body, wid) for (a, _), body, wid, r in zip(sends, bodies, ids, records) if not r.ok]
+    left = deadline - time.monotonic()
+    if retry and left > 0.5:  # the ledger cannot take them: keep trying within the callback's own time
+        deliver_all(retry, policy=dataclasses.replace(configured, budget=min(configured.budget, left)))
 
 
 def _parent_try(context: Mapping[str, Any]) -> tuple[str, str | None, int, int]:

@@ -47,5 +47,5 @@ class OnExitFallback(EventCallback):
             "waits_for_met": False,
             "note": "the run hit its dagrun_timeout; the on_exit step was skipped and the report sent by the DAG's failure callback",
         }
-        result = send_report(self.step, snapshot, params.get(self.step.url_key), note)
+        result = send_report(self.step, snapshot, params.get(self.step.url_key), note, by="dag-processor")
         log.info("on_exit %s (timed-out run): delivery %s", self.step.id, result["delivery"])

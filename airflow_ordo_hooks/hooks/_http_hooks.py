@@ -27,6 +27,8 @@ from airflow_ordo_hooks.hooks._http import (
 )
 
 PAGE_SIZE = 100  # the API server's default [api] maximum_page_limit
+LEDGER_PATH = "/ordo-hooks/api/v1/deliveries"
+"""The delivery ledger's endpoint, served by this provider's plugin on the API server."""
 TOKEN_EXTRA = "token"
 """Key in the REST API connection's extra holding a JWT to use instead of exchanging login and password."""
 
@@ -161,6 +163,21 @@ class AirflowApiHook(HttpHook):
             offset += len(page[key])
             if not page[key] or offset >= page.get("total_entries", 0):
                 return
+
+    def record_deliveries(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """
+        Hand deliveries to the delivery ledger (this provider's endpoint on the API server), which
+        keeps them and redelivers what is pending; return each one's ``webhook_id``, ``state`` and
+        whether it was new. Retried like a read: the ledger keeps one delivery per ``webhook_id``
+        and does not add an attempt it already holds.
+        """
+        body = {"deliveries": items}
+        return self._call(self.session, "POST", LEDGER_PATH, json=body).json()["deliveries"]
+
+    def existing_deliveries(self, webhook_ids: list[str]) -> set[str]:
+        """Which of ``webhook_ids`` the delivery ledger already holds."""
+        body = {"webhook_ids": webhook_ids}
+        return set(self._call(self.session, "POST", f"{LEDGER_PATH}/existing", json=body).json()["existing"])
 
     def trigger_dag_run(self, dag_id: str, conf: Mapping[str, Any], *, run_id: str | None = None) -> dict[str, Any]:
         """

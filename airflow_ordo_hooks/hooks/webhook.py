@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_ordo_hooks import _settings
@@ -58,6 +59,7 @@ __all__ = [
     "check_target",
     "deliver",
     "deliver_all",
+    "encode",
     "mask_url",
     "sign",
 ]
@@ -73,6 +75,8 @@ class DeliveryRecord:
     elapsed_ms: int
     error: str | None = None
     webhook_id: str | None = None
+    attempt_log: tuple[dict[str, Any], ...] = ()
+    """Each attempt: ``at`` (ISO 8601 UTC), ``status_code``, ``error`` (masked), ``elapsed_ms``."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -140,7 +144,7 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _encode(payload: Mapping[str, Any] | bytes) -> bytes:
+def encode(payload: Mapping[str, Any] | bytes) -> bytes:
     """The JSON body of ``payload`` (bytes as they are): always valid UTF-8 JSON, never ``NaN``."""
     if isinstance(payload, bytes):
         return payload
@@ -157,6 +161,7 @@ def deliver(
     signing_secret: str | None = None,
     headers: Mapping[str, str] | None = None,
     untrusted: bool = False,
+    webhook_id: str | None = None,
 ) -> DeliveryRecord:
     """
     POST ``payload`` as JSON to ``target``, within the policy's time budget; never raises.
@@ -169,6 +174,9 @@ def deliver(
     :param signing_secret: a Standard Webhooks secret (``whsec_…``): adds ``webhook-id``,
         ``webhook-timestamp`` and ``webhook-signature`` headers.
     :param headers: more headers to send (not sent on past a redirect to another origin).
+    :param webhook_id: the delivery's ``webhook-id`` header, the same on every attempt (and on every
+        redelivery of the same event to the same target, so that a receiver can drop duplicates);
+        a new random one if not given.
     :param untrusted: ``target`` comes from someone who may not choose where the worker connects
         (a run's conf): it must be an ``http(s)://`` URL whose host, and that of every redirect,
         resolves to public addresses only, or is allowed by ``[ordo_hooks] allowed_conf_hosts``;
@@ -178,9 +186,9 @@ def deliver(
     start = time.monotonic()
     urls = [target] if isinstance(target, str) else []
     masked = mask_url(target) if isinstance(target, str) and "://" in target else mask_text(str(target))
-    webhook_id = f"msg_{uuid.uuid4().hex}"
+    webhook_id = webhook_id or f"msg_{uuid.uuid4().hex}"
     attempts = 0
-    signed = False
+    attempt_log: list[dict[str, Any]] = []
     try:
         policy = policy or DeliveryPolicy.from_airflow_config()
         check_target(target)
@@ -195,16 +203,15 @@ def deliver(
         masked = mask_url(url)
         secret = signing_secret or conn_secret
         _mask_secret(signing_secret)
-        body = _encode(payload)
+        body = encode(payload)
         send_headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
             **(headers or {}),
+            "webhook-id": webhook_id,  # signed or not: a receiver drops duplicates by it
         }
         if secret:
             _signing_key(secret)  # a secret that is not one is refused before anything is sent
-            send_headers["webhook-id"] = webhook_id
-            signed = True
         # the budget is the whole delivery's, resolving the target included: a callback's time is counted
         deadline = start + policy.budget
 
@@ -219,7 +226,15 @@ def deliver(
                     "webhook-timestamp": str(timestamp),
                     "webhook-signature": sign(secret, webhook_id, timestamp, body),
                 }
-            return _send(session, "POST", url, policy, deadline, stream=True, check_hop=check_hop, data=body, headers=sent_headers)
+            at, began = datetime.now(timezone.utc), time.monotonic()
+            result = _send(session, "POST", url, policy, deadline, stream=True, check_hop=check_hop, data=body, headers=sent_headers)
+            attempt_log.append({
+                "at": at.isoformat(timespec="milliseconds"),
+                "status_code": result.status_code,
+                "error": None if result.ok else mask_text(result.error or "", urls),
+                "elapsed_ms": round((time.monotonic() - began) * 1000),
+            })
+            return result
 
         outcome = _with_retries(attempt, policy, deadline, f"Webhook {masked}")
         error = outcome.error
@@ -234,7 +249,8 @@ def deliver(
         attempts=attempts,
         elapsed_ms=round((time.monotonic() - start) * 1000),
         error=None if outcome.ok else mask_text(error or "", urls),
-        webhook_id=webhook_id if signed else None,
+        webhook_id=webhook_id,
+        attempt_log=tuple(attempt_log),
     )
     if record.ok:
         log.info("Webhook %s: delivered, HTTP %d, %d attempt(s), %d ms", masked, record.status_code, attempts, record.elapsed_ms)
@@ -244,23 +260,27 @@ def deliver(
 
 
 def deliver_all(
-    deliveries: Sequence[tuple[str, Mapping[str, Any] | bytes]],
+    deliveries: Sequence[tuple[str, Mapping[str, Any] | bytes] | tuple[str, Mapping[str, Any] | bytes, str]],
     *,
     policy: DeliveryPolicy | None = None,
 ) -> list[DeliveryRecord]:
     """
     Deliver several payloads concurrently (the actions of one event); each is bounded by the budget.
 
-    :param deliveries: ``(target, payload)`` pairs.
+    :param deliveries: ``(target, payload)`` pairs, or ``(target, payload, webhook_id)``.
     :return: one record per pair, in the same order.
     """
     policy = policy or DeliveryPolicy.from_airflow_config()
+
+    def one(item: tuple[Any, ...]) -> DeliveryRecord:
+        return deliver(item[0], item[1], policy=policy, webhook_id=item[2] if len(item) > 2 else None)
+
     if len(deliveries) <= 1:
-        return [deliver(t, p, policy=policy) for t, p in deliveries]
+        return [one(d) for d in deliveries]
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=min(len(deliveries), 8), thread_name_prefix="ordo-hooks") as pool:
-        return list(pool.map(lambda pair: deliver(pair[0], pair[1], policy=policy), deliveries))
+        return list(pool.map(one, deliveries))
 
 
 _HOOKS = {"WebhookHook", "AirflowApiHook"}

@@ -13,7 +13,7 @@ from airflow_ordo_hooks import _settings
 from airflow_ordo_hooks._on_exit import OnExitStep
 from airflow_ordo_hooks._report import RunSnapshot, build_report
 from airflow_ordo_hooks._run_state import read_run, with_artifact
-from airflow_ordo_hooks.hooks.webhook import deliver
+from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy, deliver, encode
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,38 @@ def _waits_for(step: OnExitStep, snapshot: RunSnapshot, params: Mapping[str, Any
     }
 
 
-def send_report(step: OnExitStep, snapshot: RunSnapshot, url: Any, waits_for: Mapping[str, Any]) -> dict[str, Any]:
-    """Build the report and deliver it; return what the step records (never raises)."""
+def send_report(
+    step: OnExitStep, snapshot: RunSnapshot, url: Any, waits_for: Mapping[str, Any], *, by: str = "worker"
+) -> dict[str, Any]:
+    """
+    Build the report and deliver it; return what the step records (never raises).
+
+    With the delivery ledger, the report is delivered briefly (``[ordo_hooks] inline_budget``) and
+    then handed to the ledger, which redelivers it from the API server if it failed: the step
+    never holds its worker slot for a receiver that is down. The ``webhook-id`` is the run's and
+    the step's, the same from this task and from the timed-out run's fallback.
+    """
+    import dataclasses
+
+    from airflow_ordo_hooks import _event_id, _ledger
+
     report = build_report(snapshot, finished_at=datetime.now(timezone.utc), on_exit=waits_for)
-    record = deliver(url if isinstance(url, str) else "", report, untrusted=True)  # the URL comes from the run's conf
-    return {"delivery": record.to_dict(), "job_status": report["job"]["status"], "source": snapshot.source}
+    target = url if isinstance(url, str) else ""
+    body = encode(report)
+    webhook_id = _event_id.webhook_id(snapshot.dag_id, snapshot.run_id, step.id, -1, 0, "on_exit", target)
+    ledger = bool(target) and _ledger.in_use()
+    policy = DeliveryPolicy.from_airflow_config()
+    if ledger:
+        policy = dataclasses.replace(policy, budget=min(policy.budget, _settings.get("inline_budget")))
+    record = deliver(target, body, policy=policy, untrusted=True, webhook_id=webhook_id)  # the URL comes from the run's conf
+    result = {"delivery": record.to_dict(), "job_status": report["job"]["status"], "source": snapshot.source}
+    if ledger and record.attempts:  # a URL refused before sending is not redelivered either
+        item = _ledger.item(
+            webhook_id=webhook_id, dag_id=snapshot.dag_id, run_id=snapshot.run_id, task_id=step.id, map_index=-1, try_number=0,
+            event="on_exit", action="call_webhook", target=target, body=body, source="on_exit", record=record, by=by,
+        )
+        result["ledger"] = ("recorded" if record.ok else "redelivery") if _ledger.record([item]) else "unavailable"
+    return result
 
 
 class CallWebhookOperator(BaseOperator):

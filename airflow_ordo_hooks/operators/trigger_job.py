@@ -12,9 +12,7 @@ the task's state. What the child gets, and the cycle guard, are :mod:`airflow_or
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -23,7 +21,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 
 from airflow_ordo_hooks import _airflow, _settings
 from airflow_ordo_hooks._payloads import keep_tail, log_url, watched_task_payload
-from airflow_ordo_hooks._task_log import format_record, log_file, mask, read_try_log
+from airflow_ordo_hooks._task_log import log_file, mask, read_try_log, rest_log_text
 from airflow_ordo_hooks._trigger import child_conf, cycle, task_id_for
 
 log = logging.getLogger(__name__)
@@ -134,24 +132,8 @@ def _read_through_api(conn_id: str, dag_id: str, run_id: str, task_id: str, max_
         "map_index": ti.get("map_index", -1),
         "start_date": _time(ti.get("start_date")),
         "end_date": _time(ti.get("end_date")),
-        "log": keep_tail(mask(_log_text(content)), max_chars),
+        "log": keep_tail(mask(rest_log_text(content)), max_chars),
     }
-
-
-def _log_text(records: Sequence[Any]) -> str:
-    """The REST API's log records, one a line as in the task's log file, the log sources' group left out."""
-    lines, in_group = [], False
-    for record in records:
-        if isinstance(record, dict):
-            event = str(record.get("event", ""))
-            if event.startswith("::group::") or event.startswith("::endgroup::"):
-                in_group = event.startswith("::group::")
-                continue
-            if not in_group:
-                lines.append(format_record(json.dumps(record)))
-        elif not in_group:
-            lines.append(str(record))
-    return "\n".join(lines)
 
 
 class _TryOf:

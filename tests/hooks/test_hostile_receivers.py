@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy, _encode, deliver, mask_url, sign
+from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy, encode, deliver, mask_url, sign
 from airflow_ordo_hooks.testing.receiver import Respond, Trickle, WebhookReceiver
 
 POLICY = DeliveryPolicy(
@@ -266,7 +266,7 @@ def test_text_that_is_not_unicode_and_numbers_that_are_not_finite_are_sent_as_va
         "raw": b"\xff\xfeok",
         os.fsdecode(b"k\xe9y"): [math.nan, {"deep": [math.inf, -math.inf, 1.5]}],
     }
-    body = _encode(payload)
+    body = encode(payload)
     assert json.loads(body) == {
         "path": "caf\ufffd", "raw": "\ufffd\ufffdok", "k\ufffdy": [None, {"deep": [None, None, 1.5]}],
     }

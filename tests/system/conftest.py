@@ -29,6 +29,10 @@ KINDS = [k.strip() for k in os.environ.get("ORDO_HOOKS_SYSTEM_DEPLOYMENTS", ",".
 if unknown := sorted(set(KINDS) - set(DEPLOYMENTS)):
     raise pytest.UsageError(f"ORDO_HOOKS_SYSTEM_DEPLOYMENTS: unknown deployment {unknown}; known: {sorted(DEPLOYMENTS)}")
 
+EARLY_RUNS = ("system_late_receiver",)
+"""DAGs triggered as soon as a deployment is up, for tests marked ``system_last`` that wait minutes
+after them (a receiver's outage): those minutes pass while the other tests run."""
+
 _DEPLOYMENT: Deployment | None = None
 _KEEP = os.environ.get("ORDO_HOOKS_SYSTEM_KEEP_HOME", "")
 _KEEP_HOME = _KEEP == "1"
@@ -63,6 +67,7 @@ def airflow_deployment(request: pytest.FixtureRequest, system_receiver: WebhookR
     try:
         deployment.start()
         deployment.wait_until_ready()
+        deployment.early_runs = {dag_id: deployment.trigger(dag_id) for dag_id in EARLY_RUNS}
         yield deployment
     except BaseException:
         _KEEP_HOME = _KEEP != "0"
@@ -80,6 +85,24 @@ def airflow_deployment(request: pytest.FixtureRequest, system_receiver: WebhookR
             _KEPT_HOMES.append(home)
         else:
             shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``system_last`` run last of their deployment's (after pytest has grouped the tests by deployment)."""
+    def kind(item: pytest.Item) -> str | None:
+        callspec = getattr(item, "callspec", None)
+        return callspec.params.get("airflow_deployment") if callspec else None
+
+    ordered: list[pytest.Item] = []
+    last: list[pytest.Item] = []
+    for i, item in enumerate(items):
+        (last if item.get_closest_marker("system_last") else ordered).append(item)
+        following = items[i + 1] if i + 1 < len(items) else None
+        if following is None or kind(following) != kind(item):  # the end of this deployment's tests
+            ordered.extend(last)
+            last = []
+    items[:] = ordered
 
 
 @pytest.hookimpl(wrapper=True)

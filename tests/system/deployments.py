@@ -75,6 +75,33 @@ while child.poll() is None:
     time.sleep(0.5)
 """
 
+# Runs the Celery worker in a process group of its own, so that a test can SIGKILL the worker's whole
+# group (main process, pool, supervisors, tasks) as a lost node would, and starts another when it dies.
+# It writes the group's id to its first argument; on SIGTERM (the deployment stopping) it stops the group.
+_WORKER_KEEPER = r"""
+import os, signal, subprocess, sys, time
+pidfile, cmd = sys.argv[1], sys.argv[2:]
+stopping = []
+signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+parent, worker = os.getppid(), None
+while not stopping and os.getppid() == parent:
+    if worker is None or worker.poll() is not None:
+        if worker is not None:
+            print(f"worker-keeper: the Celery worker exited ({worker.returncode}): starting another", flush=True)
+        worker = subprocess.Popen(cmd, start_new_session=True)
+        with open(pidfile, "w") as f:
+            f.write(str(worker.pid))
+    time.sleep(0.3)
+try:
+    os.killpg(worker.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while worker.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(worker.pid, signal.SIGKILL)
+except ProcessLookupError:
+    pass
+"""
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -126,8 +153,11 @@ class Deployment:
         self.base_url = f"http://localhost:{self.port}"
         self.receiver_url = receiver_url
         self.down_port = _free_port()  # a receiver that is down: nothing listens there
+        self.late_port = _free_port()  # a receiver that is down until a test starts it
         self.secret_password = SECRET_PASSWORD
         self.process: subprocess.Popen | None = None
+        self.early_runs: dict[str, str] = {}
+        """Runs the harness triggered as soon as the deployment was up, by DAG id."""
         self._token: str | None = None
         self._http = requests.Session()
 
@@ -159,6 +189,10 @@ class Deployment:
             # what the DAG files and their hooks use
             ORDO_HOOKS_RECEIVER=self.receiver_url,
             ORDO_HOOKS_RECEIVER_DOWN=f"http://127.0.0.1:{self.down_port}",
+            ORDO_HOOKS_RECEIVER_LATE=f"http://127.0.0.1:{self.late_port}",
+            # the ledger's redelivery, shortened: attempts 0, 5, 15, 35, 75, 135 s after the first, then every
+            # 60 s for half an hour (the late receiver's run starts with the deployment, its test is its last)
+            AIRFLOW__ORDO_HOOKS__REDELIVERY_SCHEDULE=", ".join(["0", "5", "10", "20", "40", *["60"] * 30]),
             AIRFLOW__ORDO_HOOKS__BUDGET="3",
             AIRFLOW__ORDO_HOOKS__MAX_ATTEMPTS="3",
             AIRFLOW__ORDO_HOOKS__BACKOFF_INITIAL="0.05",
@@ -178,7 +212,7 @@ class Deployment:
         return env
 
     def script_fields(self) -> dict[str, str]:
-        return {"airflow": shlex.quote(str(AIRFLOW))}
+        return {"airflow": shlex.quote(str(AIRFLOW)), "python": shlex.quote(sys.executable)}
 
     def start(self) -> None:
         if not AIRFLOW.is_file():
@@ -466,12 +500,15 @@ until {pg}/pg_isready -q -h 127.0.0.1 -p {pg_port}; do sleep 0.2; done
 {airflow} scheduler >scheduler.log 2>&1 &
 {airflow} dag-processor >dag-processor.log 2>&1 &
 {airflow} triggerer >triggerer.log 2>&1 &
-{airflow} celery worker --concurrency 8 >celery-worker.log 2>&1 &
+{python} worker-keeper.py celery-worker.pid {airflow} celery worker --concurrency 8 >celery-worker.log 2>&1 &
 set +e
 wait -n  # a component (or server) exited: the deployment is no longer whole
 echo "a component exited with status $?"
 exit 1
 """
+
+    HEARTBEAT_TIMEOUT = 40
+    """``[scheduler] task_instance_heartbeat_timeout``: how long a try of a killed worker stays running (300 s by default)."""
 
     def __init__(self, home: Path, receiver_url: str) -> None:
         super().__init__(home, receiver_url)
@@ -485,7 +522,40 @@ exit 1
             AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"postgresql+psycopg2://{database}",
             AIRFLOW__CELERY__BROKER_URL=f"redis://127.0.0.1:{self.redis_port}/0",
             AIRFLOW__CELERY__RESULT_BACKEND=f"db+postgresql+psycopg2://{database}",
+            AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT=str(self.HEARTBEAT_TIMEOUT),
         )
+
+    def start(self) -> None:
+        (self.home / "worker-keeper.py").write_text(_WORKER_KEEPER)
+        super().start()
+
+    def stop(self) -> None:
+        super().stop()  # the keeper, in the deployment's group, stops the worker's group on SIGTERM
+        pgid = self.worker_pgid()
+        if pgid and _group_alive(pgid):  # the keeper was killed before it could
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def worker_pgid(self) -> int | None:
+        """The process group of the running Celery worker: its main process, pool and every task it runs."""
+        path = self.home / "celery-worker.pid"
+        return int(path.read_text()) if path.exists() and path.read_text().strip() else None
+
+    def kill_worker(self) -> int:
+        """SIGKILL to the worker's whole process group, as the OOM killer or a lost node would; the keeper starts another.
+
+        :return: the killed group's id.
+        """
+        pgid = self.worker_pgid()
+        assert pgid and _group_alive(pgid), "no Celery worker running"
+        os.killpg(pgid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while _group_alive(pgid):
+            assert time.monotonic() < deadline, f"the worker's group {pgid} outlived SIGKILL"
+            time.sleep(0.2)
+        return pgid
 
     def script_fields(self) -> dict[str, str]:
         return super().script_fields() | {

@@ -1,0 +1,134 @@
+"""What callbacks and tasks hand to the delivery ledger, and how: the ledger's client side.
+
+The ledger lives in Airflow's metadata database, behind this provider's endpoint on the API
+server (``airflow_ordo_hooks.ledger``); workers and the DAG processor have no database access and
+reach it through Airflow's REST API connection (``[ordo_hooks] api_conn_id``). A callback
+delivers briefly (``[ordo_hooks] inline_budget``), then records every delivery here, failed ones
+as ``pending``: the API server redelivers those on ``[ordo_hooks] redelivery_schedule``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_ordo_hooks import _settings
+
+if TYPE_CHECKING:
+    from airflow_ordo_hooks.hooks.webhook import AirflowApiHook, DeliveryRecord
+
+log = logging.getLogger(__name__)
+
+MAX_ITEMS = 500
+"""Deliveries per request to the ledger (the endpoint's own bound)."""
+
+
+def item(
+    *,
+    webhook_id: str,
+    dag_id: str,
+    run_id: str,
+    task_id: str | None,
+    map_index: int,
+    try_number: int,
+    event: str,
+    action: str,
+    target: str,
+    body: bytes,
+    source: str,
+    record: DeliveryRecord | None = None,
+    by: str = "worker",
+    not_before: str | None = None,
+) -> dict[str, Any]:
+    """
+    One delivery as the ledger takes it: what was sent where, and what became of it.
+
+    :param target: the target as written in the config (the ledger keeps it encrypted, and
+        shows it masked).
+    :param body: the exact JSON body sent (or to send).
+    :param record: what a delivery made of it; ``None`` for one not attempted yet (recovery).
+    :param not_before: ISO 8601 time before which the API server must not send it.
+    """
+    from airflow_ordo_hooks._targets import mask_url
+
+    if record is None:
+        attempts: list[dict[str, Any]] = []
+        outcome = "pending"
+    else:
+        attempts = [{**a, "by": by} for a in record.attempt_log]
+        outcome = "delivered" if record.ok else "failed"
+    return {
+        "webhook_id": webhook_id,
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "task_id": task_id,
+        "map_index": map_index,
+        "try_number": try_number,
+        "event": event,
+        "action": action,
+        "target": target,
+        "target_masked": mask_url(target) if "://" in target else target.split("/", 1)[0] + ("/…" if "/" in target else ""),
+        "payload": body.decode("utf-8"),
+        "source": source,
+        "attempts": attempts,
+        "outcome": outcome,
+        "not_before": not_before,
+    }
+
+
+def in_use() -> bool:
+    """Whether the ledger is to be used: ``[ordo_hooks] ledger`` and the API connection exists."""
+    if not _settings.get("ledger"):
+        return False
+    from airflow.sdk import BaseHook
+
+    try:
+        BaseHook.get_connection(_settings.get("api_conn_id"))
+    except Exception:
+        return False
+    return True
+
+
+def _api(deadline: float | None) -> AirflowApiHook:
+    from airflow_ordo_hooks.hooks.webhook import AirflowApiHook, DeliveryPolicy
+
+    policy = DeliveryPolicy.from_airflow_config()
+    if deadline is not None:
+        import dataclasses
+
+        policy = dataclasses.replace(policy, budget=max(min(policy.budget, deadline - time.monotonic()), 0.01))
+    return AirflowApiHook(_settings.get("api_conn_id"), policy=policy, deadline=deadline)
+
+
+def record(items: Sequence[Mapping[str, Any]], *, deadline: float | None = None, api: AirflowApiHook | None = None) -> bool:
+    """
+    Hand ``items`` to the ledger; never raises.
+
+    :return: whether the ledger took them all (``False``: not in use, or the API server could not
+        be reached in time; the caller then keeps what failed to itself).
+    """
+    if not items:
+        return True
+    try:
+        api = api or _api(deadline)
+        for start in range(0, len(items), MAX_ITEMS):
+            api.record_deliveries([dict(i) for i in items[start : start + MAX_ITEMS]])
+    except Exception as exc:
+        log.warning(
+            "airflow-ordo-hooks: the delivery ledger did not take %d delivery(ies) (%s); they are not recorded",
+            len(items), exc,
+        )
+        return False
+    return True
+
+
+def existing(webhook_ids: Iterable[str], *, deadline: float | None = None, api: AirflowApiHook | None = None) -> set[str]:
+    """The ids among ``webhook_ids`` that the ledger holds. Raises what the API raises."""
+    ids = list(dict.fromkeys(webhook_ids))
+    api = api or _api(deadline)
+    found: set[str] = set()
+    for start in range(0, len(ids), 5000):
+        found |= api.existing_deliveries(ids[start : start + 5000])
+    return found

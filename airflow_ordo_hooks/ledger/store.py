@@ -1,0 +1,476 @@
+"""The ledger's reads and writes: recording what callbacks report, claiming what is due, an attempt's outcome, queries.
+
+Plain functions on a SQLAlchemy ``Session`` of Airflow's metadata database. They flush, so that
+the caller sees what they did, but never commit: the caller owns the transaction. The API's routes
+commit when the request ends; the redelivery loop commits right after :func:`claim_due`, so that
+every other API server sees the claim before anything is sent.
+
+A delivery's schedule is ``[ordo_hooks] redelivery_schedule`` (:func:`_settings.redelivery_schedule`):
+``schedule[n]`` is the wait after attempt ``n`` ends before attempt ``n + 1`` (the first, 0, is the
+callback's own); a delivery still failing after ``len(schedule)`` attempts is marked ``failed``,
+with one ERROR line. The real target is stored only encrypted with Airflow's Fernet key, as
+connection passwords are; every text names it masked.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.orm import Session
+
+from airflow_ordo_hooks import _settings
+from airflow_ordo_hooks._targets import CONN_PREFIX, mask_text
+from airflow_ordo_hooks.exceptions import OrdoHooksError
+from airflow_ordo_hooks.ledger.models import Attempt, Delivery
+
+log = logging.getLogger(__name__)
+
+MAX_ERROR = 2000
+"""The longest error text kept per attempt (the delivery path writes at most 300)."""
+_CHUNK = 500  # ids per IN (...): well under every database's limit on bound parameters
+
+
+class LedgerConflict(OrdoHooksError):
+    """An item names a ``webhook_id`` the ledger already holds for another event (DAG, run, task, try or event)."""
+
+    def __init__(self, message: str, webhook_id: str) -> None:
+        super().__init__(message)
+        self.webhook_id = webhook_id
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# -- recording what callbacks report ---------------------------------------------------------------
+def record(
+    session: Session,
+    items: Iterable[Mapping[str, Any]],
+    *,
+    by: str,
+    schedule: Sequence[float] | None = None,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """
+    Record deliveries as the API's ``POST /deliveries`` receives them: insert new ones, merge the others.
+
+    A new ``webhook_id`` becomes a row with the item's attempts: ``delivered`` if its outcome is,
+    ``gone`` if its last attempt got HTTP 410, else ``pending`` until ``not_before`` or the
+    schedule's next wait after its last attempt (``failed`` when the schedule is used up).
+    A known one gets the item's attempts appended after its own (an attempt it already holds, as
+    a client sending the same item again gives it, is not added twice); a ``delivered`` outcome
+    makes it ``delivered``; a ``delivered`` or ``gone`` row is never made pending again; a
+    ``pending`` row without attempts recorded by a ``recovery`` takes the callback's payload; an
+    item from a ``recovery`` changes nothing.
+
+    :param items: mappings with the keys of the API's item (``webhook_id``, ``dag_id``, ``run_id``,
+        ``task_id``, ``map_index``, ``try_number``, ``event``, ``action``, ``target``,
+        ``target_masked``, ``payload``, ``source``, ``attempts``, ``outcome``, ``not_before``);
+        times are aware ``datetime`` objects or ISO-8601 text.
+    :param by: who made an attempt that does not say (``worker``, ``dag-processor``).
+    :param schedule: the redelivery schedule; ``[ordo_hooks] redelivery_schedule`` if not given.
+    :return: per item, in order, ``{"webhook_id", "state", "created"}``.
+    :raises LedgerConflict: an item's ``webhook_id`` is held for another event (in the ledger, or by
+        an item before it); raised before anything is changed.
+    """
+    items = list(items)
+    schedule = tuple(schedule) if schedule is not None else _settings.redelivery_schedule()
+    now = now or utcnow()
+    rows = {row.webhook_id: row for row in _rows(session, {item["webhook_id"] for item in items})}
+    first: dict[str, Mapping[str, Any]] = {}
+    for item in items:  # every conflict before any change
+        webhook_id = item["webhook_id"]
+        if webhook_id in rows:
+            if item["source"] != "recovery":  # which changes nothing
+                _check_same_event(webhook_id, _identity(rows[webhook_id]), item)
+        elif webhook_id in first:
+            _check_same_event(webhook_id, _identity(first[webhook_id]), item)
+        else:
+            first[webhook_id] = item
+    results = []
+    for item in items:
+        row = rows.get(item["webhook_id"])
+        created = row is None
+        if created:
+            row = rows[item["webhook_id"]] = _insert(session, item, by, schedule, now)
+        else:
+            _merge(row, item, by, schedule, now)
+        results.append({"webhook_id": row.webhook_id, "state": row.state, "created": created})
+    session.flush()
+    return results
+
+
+def _rows(session: Session, webhook_ids: Collection[str]) -> list[Delivery]:
+    ids, found = sorted(webhook_ids), []
+    for start in range(0, len(ids), _CHUNK):
+        found += session.scalars(select(Delivery).where(Delivery.webhook_id.in_(ids[start : start + _CHUNK]))).all()
+    return found
+
+
+_IDENTITY = ("dag_id", "run_id", "task_id", "map_index", "try_number", "event")
+_DEFAULTS = {"task_id": None, "map_index": -1, "try_number": 0}
+
+
+def _identity(source: Delivery | Mapping[str, Any]) -> tuple[Any, ...]:
+    """The event a delivery is of, which its ``webhook_id`` is derived from (with the target)."""
+    if isinstance(source, Delivery):
+        return tuple(getattr(source, key) for key in _IDENTITY)
+    return tuple(source.get(key, _DEFAULTS.get(key)) for key in _IDENTITY)
+
+
+def _check_same_event(webhook_id: str, held: tuple[Any, ...], item: Mapping[str, Any]) -> None:
+    given = _identity(item)
+    differ = [(key, a, b) for key, a, b in zip(_IDENTITY, held, given) if a != b]
+    if differ:
+        raise LedgerConflict(
+            f"webhook_id {webhook_id!r} is held for another event: its "
+            + ", ".join(f"{key} is {a!r}, not {b!r}" for key, a, b in differ),
+            webhook_id,
+        )
+
+
+def _insert(session: Session, item: Mapping[str, Any], by: str, schedule: Sequence[float], now: datetime) -> Delivery:
+    target = item["target"]
+    row = Delivery(
+        webhook_id=item["webhook_id"],
+        dag_id=item["dag_id"],
+        run_id=item["run_id"],
+        task_id=item.get("task_id"),
+        map_index=item.get("map_index", -1),
+        try_number=item.get("try_number", 0),
+        event=item["event"],
+        action=item["action"],
+        target_masked=shown_target(target, item.get("target_masked")),
+        target_encrypted=encrypt_target(target),
+        payload=item["payload"],
+        source=item["source"],
+        state="pending",
+        attempt_count=0,
+        created_at=now,
+        updated_at=now,
+    )
+    new = _append(row, item, by)
+    session.add(row)
+    _settle(row, new, item, schedule, now)
+    return row
+
+
+def _merge(row: Delivery, item: Mapping[str, Any], by: str, schedule: Sequence[float], now: datetime) -> None:
+    if item["source"] == "recovery":
+        return
+    if row.state == "pending" and row.attempt_count == 0 and row.source == "recovery":
+        row.payload, row.source = item["payload"], item["source"]  # the callback built the event's real payload
+    new = _append(row, item, by)
+    if not new and item["outcome"] != "delivered":
+        return
+    row.updated_at = now
+    if row.state in ("delivered", "gone"):
+        return
+    if row.state == "delivering" and item["outcome"] != "delivered" and not _gone(new):
+        return  # an API server is sending it: its outcome decides, counting these attempts
+    _settle(row, new, item, schedule, now)
+
+
+def _append(row: Delivery, item: Mapping[str, Any], by: str) -> list[Attempt]:
+    """Append the item's attempts not already held; return them."""
+    target = item["target"]
+    held = {(a.at, a.by, a.status_code) for a in row.attempts}
+    new = []
+    for given in item.get("attempts") or ():
+        attempt = Attempt(
+            at=_when(given["at"]),
+            status_code=given.get("status_code"),
+            error=clean_error(given.get("error"), target),
+            elapsed_ms=int(given.get("elapsed_ms") or 0),
+            by=given.get("by") or by,
+        )
+        if (attempt.at, attempt.by, attempt.status_code) in held:
+            continue
+        held.add((attempt.at, attempt.by, attempt.status_code))
+        row.attempt_count = (row.attempt_count or 0) + 1
+        attempt.number = row.attempt_count
+        row.attempts.append(attempt)
+        new.append(attempt)
+    if new:
+        row.last_status_code, row.last_error = new[-1].status_code, new[-1].error
+    return new
+
+
+def _gone(attempts: Sequence[Attempt]) -> bool:
+    return bool(attempts) and attempts[-1].status_code == 410
+
+
+def _settle(row: Delivery, new: Sequence[Attempt], item: Mapping[str, Any], schedule: Sequence[float], now: datetime) -> None:
+    """The state of a row that is not being sent, after ``new`` attempts reported with ``item``."""
+    last = new[-1] if new else None
+    if item["outcome"] == "delivered" or (last is not None and _ok(last.status_code)):
+        row.state, row.next_attempt_at = "delivered", None
+    elif _gone(new):
+        row.state, row.next_attempt_at = "gone", None
+    elif row.state == "failed":
+        pass
+    elif row.attempt_count >= len(schedule):
+        _give_up(row)
+    elif new or row.next_attempt_at is None or item.get("not_before"):
+        not_before = item.get("not_before")
+        if not_before:
+            row.next_attempt_at = _when(not_before)
+        else:
+            after = _ended(last) if last is not None else now
+            row.next_attempt_at = after + timedelta(seconds=schedule[row.attempt_count])
+        row.state = "pending"
+
+
+def _ok(status_code: int | None) -> bool:
+    return status_code is not None and 200 <= status_code < 300
+
+
+def _ended(attempt: Attempt) -> datetime:
+    return attempt.at + timedelta(milliseconds=attempt.elapsed_ms or 0)
+
+
+def _when(value: datetime | str) -> datetime:
+    when = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if when.tzinfo is None:
+        raise ValueError(f"a time without a time zone: {value!r}")
+    return when.astimezone(timezone.utc)
+
+
+def _give_up(row: Delivery) -> None:
+    row.state, row.next_attempt_at = "failed", None
+    log.error(
+        "airflow-ordo-hooks: gave up delivering %s of %s to %s after %d attempt(s), the last: %s (webhook-id %s)",
+        row.event, describe(row), row.target_masked, row.attempt_count,
+        row.last_error or (f"HTTP {row.last_status_code}" if row.last_status_code else "no answer"), row.webhook_id,
+    )
+
+
+def describe(row: Delivery) -> str:
+    """``dag D, run R, task T[3], try 2``: what event of what a delivery is, for log lines."""
+    text = f"dag {row.dag_id}, run {row.run_id}"
+    if row.task_id is not None:
+        text += f", task {row.task_id}{f'[{row.map_index}]' if row.map_index >= 0 else ''}, try {row.try_number}"
+    return text
+
+
+# -- the target: encrypted at rest, masked in every text -------------------------------------------
+def encrypt_target(target: str) -> str:
+    """``target`` encrypted with Airflow's Fernet key (``[core] fernet_key``), as Airflow stores connection passwords."""
+    from airflow.models.crypto import get_fernet
+
+    return get_fernet().encrypt(target.encode("utf-8")).decode("utf-8")
+
+
+def target_of(row: Delivery) -> str:
+    """
+    The real target of a delivery, decrypted.
+
+    :raises cryptography.fernet.InvalidToken: ``[core] fernet_key`` no longer holds the key it was encrypted with.
+    """
+    from airflow.models.crypto import get_fernet
+
+    return get_fernet().decrypt(row.target_encrypted.encode("utf-8")).decode("utf-8")
+
+
+def shown_target(target: str, given: str | None = None) -> str:
+    """
+    What any text may show of ``target``: ``given`` (the client's masked name of it, say the URL its
+    connection resolved to) or the target, with every URL masked and a ``conn:`` target's endpoint
+    (a Slack path is a secret) left out; at most 300 characters.
+    """
+    text = mask_text(given or target, [target])
+    if target.startswith(CONN_PREFIX):
+        endpoint = target[len(CONN_PREFIX) :].partition("/")[2]
+        if len(endpoint) >= 4:
+            text = text.replace(endpoint, "…")
+    return text[:300]
+
+
+def clean_error(error: str | None, target: str | None = None) -> str | None:
+    """An attempt's error as stored: every URL in it masked, at most :data:`MAX_ERROR` characters."""
+    if not error:
+        return None
+    text = mask_text(error, [target] if target else [])
+    if target and target.startswith(CONN_PREFIX):
+        endpoint = target[len(CONN_PREFIX) :].partition("/")[2]
+        if len(endpoint) >= 4:
+            text = text.replace(endpoint, "…")
+    return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 3] + "..."
+
+
+# -- redelivery --------------------------------------------------------------------------------------
+def _due(now: datetime):
+    """Due: pending and its time has come, or being sent by an API server whose lease has passed (it died)."""
+    return and_(Delivery.state.in_(("pending", "delivering")), Delivery.next_attempt_at <= now)
+
+
+def due_ids(session: Session, now: datetime, limit: int) -> list[str]:
+    """The ids of up to ``limit`` deliveries due at ``now``, the longest waiting first."""
+    stmt = select(Delivery.webhook_id).where(_due(now)).order_by(Delivery.next_attempt_at).limit(limit)
+    return list(session.scalars(stmt))
+
+
+def take(session: Session, webhook_id: str, now: datetime, *, lease_seconds: float) -> bool:
+    """
+    Claim one delivery if it is still due: a conditional ``UPDATE``, so that of several API servers
+    (or processes of one) that saw it due, exactly one gets ``True``.
+    """
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.webhook_id == webhook_id, _due(now))
+        .values(state="delivering", next_attempt_at=now + timedelta(seconds=lease_seconds), updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def claim_due(session: Session, now: datetime, *, lease_seconds: float, limit: int) -> list[Delivery]:
+    """
+    Claim up to ``limit`` deliveries due at ``now`` for one attempt each: they become ``delivering``
+    until ``now + lease_seconds``, after which any API server may claim them again. Commit at once,
+    before sending, so that every other API server sees the claim.
+    """
+    due = due_ids(session, now, limit)
+    claimed = [webhook_id for webhook_id in due if take(session, webhook_id, now, lease_seconds=lease_seconds)]
+    if not claimed:
+        return []
+    stmt = select(Delivery).where(Delivery.webhook_id.in_(claimed)).order_by(Delivery.next_attempt_at)
+    return list(session.scalars(stmt.execution_options(populate_existing=True)))
+
+
+def finish_attempt(
+    session: Session,
+    webhook_id: str,
+    *,
+    status_code: int | None,
+    error: str | None,
+    elapsed_ms: int,
+    at: datetime,
+    by: str,
+    schedule: Sequence[float],
+) -> str:
+    """
+    Record one attempt and what it makes of the delivery: a 2xx ``delivered``; a 410 ``gone`` (the
+    receiver asks not to be sent to again); otherwise ``pending`` until ``schedule[n]`` after it
+    ended, or ``failed`` after the schedule's last, logged as one ERROR line naming the masked
+    target, the event, the DAG, run and task, and the attempts. A delivery another path has
+    meanwhile settled as ``delivered`` or ``gone`` stays so.
+
+    :return: the delivery's new state.
+    :raises LookupError: there is no such delivery (the ledger was reset meanwhile).
+    """
+    row = session.get(Delivery, webhook_id, populate_existing=True)
+    if row is None:
+        raise LookupError(f"no delivery {webhook_id!r} in the ledger")
+    now = utcnow()
+    row.attempt_count = (row.attempt_count or 0) + 1
+    attempt = Attempt(
+        number=row.attempt_count, at=_when(at), status_code=status_code, error=clean_error(error),
+        elapsed_ms=int(elapsed_ms), by=by,
+    )
+    row.attempts.append(attempt)
+    row.last_status_code, row.last_error, row.updated_at = status_code, attempt.error, now
+    if row.state in ("delivered", "gone"):
+        pass
+    elif _ok(status_code):
+        row.state, row.next_attempt_at = "delivered", None
+    elif status_code == 410:
+        row.state, row.next_attempt_at = "gone", None
+    elif row.attempt_count >= len(schedule):
+        _give_up(row)
+    else:
+        row.state, row.next_attempt_at = "pending", _ended(attempt) + timedelta(seconds=schedule[row.attempt_count])
+    session.flush()
+    return row.state
+
+
+# -- reads -----------------------------------------------------------------------------------------
+def existing(session: Session, webhook_ids: Iterable[str]) -> set[str]:
+    """Which of ``webhook_ids`` the ledger holds."""
+    return set(dag_ids_of(session, webhook_ids))
+
+
+def dag_ids_of(session: Session, webhook_ids: Iterable[str]) -> dict[str, str]:
+    """``{webhook_id: dag_id}`` of those of ``webhook_ids`` the ledger holds."""
+    ids, found = sorted(set(webhook_ids)), {}
+    for start in range(0, len(ids), _CHUNK):
+        stmt = select(Delivery.webhook_id, Delivery.dag_id).where(Delivery.webhook_id.in_(ids[start : start + _CHUNK]))
+        found.update((webhook_id, dag_id) for webhook_id, dag_id in session.execute(stmt))
+    return found
+
+
+def get(session: Session, webhook_id: str) -> Delivery | None:
+    """One delivery, with its attempts; ``None`` if the ledger does not hold it."""
+    return session.get(Delivery, webhook_id)
+
+
+def query(
+    session: Session,
+    *,
+    dag_id: str | None = None,
+    run_id: str | None = None,
+    task_id: str | None = None,
+    event: str | None = None,
+    state: str | None = None,
+    dag_ids: Collection[str] | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[Delivery], int]:
+    """
+    Deliveries matching every filter given, newest first, with their attempts.
+
+    :param dag_ids: only deliveries of these DAGs (those a user may read), if given.
+    :return: ``(up to limit rows from offset, how many match in all)``.
+    """
+    stmt = select(Delivery)
+    for column, value in ((Delivery.dag_id, dag_id), (Delivery.run_id, run_id), (Delivery.task_id, task_id),
+                          (Delivery.event, event), (Delivery.state, state)):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if dag_ids is not None:
+        stmt = stmt.where(Delivery.dag_id.in_(sorted(dag_ids)))
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    page = stmt.order_by(Delivery.created_at.desc(), Delivery.webhook_id.desc()).limit(limit).offset(offset)
+    return list(session.scalars(page)), total
+
+
+def as_dict(row: Delivery) -> dict[str, Any]:
+    """A delivery as the API shows it: every column but the encrypted target, the payload parsed, its attempts."""
+    try:
+        payload: Any = json.loads(row.payload)
+    except ValueError:  # recorded by a client that did not send JSON: shown as it is
+        payload = row.payload
+    return {
+        "webhook_id": row.webhook_id,
+        "dag_id": row.dag_id,
+        "run_id": row.run_id,
+        "task_id": row.task_id,
+        "map_index": row.map_index,
+        "try_number": row.try_number,
+        "event": row.event,
+        "action": row.action,
+        "target_masked": row.target_masked,
+        "payload": payload,
+        "source": row.source,
+        "state": row.state,
+        "attempt_count": row.attempt_count,
+        "next_attempt_at": _iso(row.next_attempt_at),
+        "last_status_code": row.last_status_code,
+        "last_error": row.last_error,
+        "created_at": _iso(row.created_at),
+        "updated_at": _iso(row.updated_at),
+        "attempts": [
+            {"number": a.number, "at": _iso(a.at), "status_code": a.status_code, "error": a.error,
+             "elapsed_ms": a.elapsed_ms, "by": a.by}
+            for a in row.attempts
+        ],
+    }
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when is not None else None

@@ -1,0 +1,45 @@
+"""Recovery of tries killed before their callbacks ran: the wiring attach_hooks adds, and the status a kill gives."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow_ordo_hooks import attach_hooks
+from airflow_ordo_hooks._payloads import failure_status, kill_status
+from airflow_ordo_hooks.callbacks.recovery import RecoverEarlierTries, RecoverRun, hooks_of
+
+SUPERVISOR_LINE = (
+    "[2026-11-23T07:00:00.000+0000] {supervisor.py:1226} CRITICAL - Process terminated by signal. Likely out of memory "
+    "error (OOM). For more information, see https://airflow.apache.org/docs/... signal=-9 signal_name=SIGKILL"
+)
+
+
+def test_a_killed_tries_status_is_minus_the_signal_the_supervisor_names():
+    assert kill_status(f"doing work\n{SUPERVISOR_LINE}") == -9
+    assert kill_status(SUPERVISOR_LINE.replace("-9", "-15").replace("SIGKILL", "SIGTERM")) == -15
+    assert kill_status("Task failed with exception\nValueError: boom") is None
+
+
+def test_a_failure_run_by_the_dag_processor_takes_the_signal_from_the_log_when_its_context_has_no_exit_code():
+    # a killed try whose callbacks the DAG processor runs: the context's error carries no exit code
+    assert failure_status("Task was killed", f"doing work\n{SUPERVISOR_LINE}") == -9
+    assert failure_status(SystemExit(3), SUPERVISOR_LINE) == 3  # an exit code the failure carries comes first
+    assert failure_status(RuntimeError("boom"), "no supervisor line") == -1
+
+
+def test_attach_hooks_adds_one_recovery_per_task_and_one_per_dag_and_combines_hooks():
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.sdk import DAG
+
+    with DAG("recovery_wiring", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
+        a = EmptyOperator(task_id="a", retries=1)
+        b = EmptyOperator(task_id="b")
+    attach_hooks(dag, {"on_error": {"notify_webhook": ["https://example.com/dag"]}})
+    attach_hooks(a, {"on_success": {"notify_webhook": ["https://example.com/a"]}})
+
+    (recover_a,) = [cb for cb in a.on_execute_callback if isinstance(cb, RecoverEarlierTries)]
+    assert {x.target for x in recover_a.hooks.actions} == {"https://example.com/dag", "https://example.com/a"}
+    assert hooks_of(a) == recover_a.hooks and hooks_of(b) is not None
+    for name in ("on_success_callback", "on_failure_callback"):
+        assert sum(isinstance(cb, RecoverRun) for cb in getattr(dag, name)) == 1
+    assert dag.has_on_success_callback and dag.has_on_failure_callback

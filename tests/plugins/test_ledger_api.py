@@ -1,0 +1,237 @@
+"""The ledger's API in Airflow's real API app, served by uvicorn on loopback, with real tokens from ``/auth/token``."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import tomllib
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import requests
+
+from airflow_ordo_hooks._event_id import webhook_id
+from airflow_ordo_hooks.get_provider_info import get_provider_info
+from airflow_ordo_hooks.testing.receiver import Respond
+
+ROOT = Path(__file__).resolve().parents[2]
+USERS = {"admin": "admin", "viewer": "viewer", "user": "user"}  # user name: SimpleAuthManager role
+API = "/ordo-hooks/api/v1"
+
+
+@pytest.fixture(scope="module")
+def server(airflow_db, tmp_path_factory):
+    """Airflow's API app (``create_app()``, as ``airflow api-server`` builds it) with the plugin, on a loopback port."""
+    import uvicorn
+    from airflow import plugins_manager, settings
+    from airflow.api_fastapi.app import create_app
+
+    passwords = tmp_path_factory.mktemp("auth") / "passwords.json"
+    passwords.write_text(json.dumps({name: f"pw-{name}" for name in USERS}))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", ",".join(f"{n}:{r}" for n, r in USERS.items()))
+        patch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(passwords))
+        patch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", uuid.uuid4().hex * 2)
+        patch.setenv("AIRFLOW__ORDO_HOOKS__REDELIVERY_SCHEDULE", "0, 0.2, 0.2")
+        patch.setenv("AIRFLOW__ORDO_HOOKS__REDELIVERY_POLL_SECONDS", "0.05")
+        # An installed package brings the plugin in through its airflow.plugins entry point; this
+        # test environment's editable install may predate it, so Airflow reads it from the
+        # provider's metadata, as it does with [core] lazy_discover_providers false.
+        patch.setattr(settings, "LAZY_LOAD_PROVIDERS", False)
+        plugins_manager._get_plugins.cache_clear()
+        plugins_manager.get_fastapi_plugins.cache_clear()
+        app = create_app()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        uv = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_config=None, access_log=False))
+        thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 60
+        while not uv.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the API server did not start"
+            time.sleep(0.05)
+        try:
+            yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        finally:
+            uv.should_exit = True
+            thread.join(30)
+            sock.close()
+            # leaving the app's lifespan stopped this process's redelivery loop
+            assert not any(t.name == "ordo-hooks-redelivery" for t in threading.enumerate())
+            plugins_manager._get_plugins.cache_clear()
+            plugins_manager.get_fastapi_plugins.cache_clear()
+
+
+class Client:
+    def __init__(self, base: str, user: str | None):
+        self.base, self.http = base, requests.Session()
+        if user:
+            answer = self.http.post(f"{base}/auth/token", json={"username": user, "password": f"pw-{user}"}, timeout=10)
+            assert answer.status_code == 201, answer.text
+            self.http.headers["Authorization"] = f"Bearer {answer.json()['access_token']}"
+
+    def post(self, path, body):
+        return self.http.post(f"{self.base}{API}{path}", json=body, timeout=30)
+
+    def get(self, path, **params):
+        return self.http.get(f"{self.base}{API}{path}", params=params, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def admin(server):
+    return Client(server, "admin")
+
+
+@pytest.fixture(scope="module")
+def viewer(server):
+    return Client(server, "viewer")
+
+
+def item(dag_id="ledger_api_dag", task_id="brew", target="https://hooks.example.com/services/T0/B0/secret-part", **changes):
+    at = datetime.now(timezone.utc)
+    base = {
+        "dag_id": dag_id, "run_id": "manual__1", "task_id": task_id, "map_index": -1, "try_number": 1,
+        "event": "on_error", "action": "notify_webhook", "target": target,
+        "target_masked": "https://hooks.example.com/…#123456", "payload": json.dumps({"name": task_id, "status": 1}),
+        "source": "callback", "outcome": "failed",
+        "attempts": [{"at": at.isoformat(), "status_code": 503, "error": "HTTP 503", "elapsed_ms": 12, "by": "worker"}],
+        "not_before": (at + timedelta(hours=1)).isoformat(),  # not redelivered while the test looks
+    }
+    base.update(changes)
+    base.setdefault("webhook_id", webhook_id(base["dag_id"], base["run_id"], base["task_id"], base["map_index"],
+                                             base["try_number"], base["event"], base["target"]))
+    return base
+
+
+def test_the_plugin_is_registered_both_ways_airflow_loads_provider_plugins():
+    info = get_provider_info()
+    assert info["plugins"] == [{"name": "ordo_hooks", "plugin-class": "airflow_ordo_hooks.plugins.ledger.OrdoHooksPlugin"}]
+    entry_points = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]["airflow.plugins"]
+    assert entry_points == {"ordo_hooks": "airflow_ordo_hooks.plugins.ledger:OrdoHooksPlugin"}
+    assert info["db-managers"] == ["airflow_ordo_hooks.ledger.db_manager.OrdoHooksDBManager"]
+
+
+def test_importing_the_plugin_builds_no_app():
+    import subprocess
+    import sys
+
+    heavy = ("fastapi", "airflow_ordo_hooks.plugins.ledger_api", "airflow_ordo_hooks.ledger.models")
+    code = f"import sys, airflow_ordo_hooks.plugins.ledger; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_no_token_is_401_and_a_bad_one_403(server):
+    anonymous = Client(server, None)
+    assert anonymous.get("/deliveries").status_code == 401
+    assert anonymous.post("/deliveries", {"deliveries": [item()]}).status_code == 401
+    anonymous.http.headers["Authorization"] = "Bearer not-a-token"
+    assert anonymous.get("/deliveries").status_code == 403
+
+
+def test_post_then_get_round_trip(admin, ledger):
+    given = item()
+    answer = admin.post("/deliveries", {"deliveries": [given]})
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"deliveries": [{"webhook_id": given["webhook_id"], "state": "pending", "created": True}]}
+
+    listed = admin.get("/deliveries", dag_id="ledger_api_dag", run_id="manual__1").json()
+    assert listed["total_entries"] == 1
+    (shown,) = listed["deliveries"]
+    assert shown == admin.get(f"/deliveries/{given['webhook_id']}").json()
+    assert "target_encrypted" not in shown and "target" not in shown
+    assert shown["target_masked"] == "https://hooks.example.com/…#123456"
+    assert "secret-part" not in json.dumps(shown)
+    assert shown["payload"] == {"name": "brew", "status": 1}
+    assert (shown["state"], shown["attempt_count"], shown["source"]) == ("pending", 1, "callback")
+    assert shown["next_attempt_at"] == datetime.fromisoformat(given["not_before"]).isoformat()
+    assert [(a["number"], a["status_code"], a["by"]) for a in shown["attempts"]] == [(1, 503, "worker")]
+    assert admin.get("/deliveries/msg_nosuchdelivery").status_code == 404
+
+
+def test_merge_rules_through_the_api(admin, ledger):
+    recovery = item(source="recovery", outcome="pending", attempts=[], payload=json.dumps({"rebuilt": True}))
+    assert admin.post("/deliveries", {"deliveries": [recovery]}).json()["deliveries"][0]["created"] is True
+    delivered = item(outcome="delivered", attempts=[
+        {"at": datetime.now(timezone.utc).isoformat(), "status_code": 200, "error": None, "elapsed_ms": 3, "by": "worker"}])
+    assert admin.post("/deliveries", {"deliveries": [delivered]}).json() == {
+        "deliveries": [{"webhook_id": recovery["webhook_id"], "state": "delivered", "created": False}]
+    }
+    late_failure = item()  # never turns a delivered delivery back to pending
+    assert admin.post("/deliveries", {"deliveries": [late_failure]}).json()["deliveries"][0]["state"] == "delivered"
+    shown = admin.get(f"/deliveries/{recovery['webhook_id']}").json()
+    assert shown["payload"] == {"name": "brew", "status": 1}  # the callback's, not the recovery's
+    assert [a["status_code"] for a in shown["attempts"]] == [200, 503]
+    assert admin.post("/deliveries/existing", {"webhook_ids": [recovery["webhook_id"], "msg_unknown"]}).json() == {
+        "existing": [recovery["webhook_id"]]
+    }
+    # the same id for another event is refused, without telling which
+    other = item(webhook_id=recovery["webhook_id"], dag_id="another_dag")
+    answer = admin.post("/deliveries", {"deliveries": [other]})
+    assert answer.status_code == 409 and "another_dag" not in answer.text and "ledger_api_dag" not in answer.text
+
+
+def test_a_bad_item_is_a_422_naming_the_field(admin, ledger):
+    def errors(body):
+        answer = admin.post("/deliveries", body)
+        assert answer.status_code == 422, answer.text
+        return answer.json()["detail"]
+
+    (error,) = errors({"deliveries": [item(target="ftp://files.example.com/x")]})
+    assert error["loc"] == ["body", "deliveries", 0, "target"] and "expected an http:// or https:// URL" in error["msg"]
+    (error,) = errors({"deliveries": [item(), {**item(task_id="b"), "colour": "red"}]})
+    assert error["loc"] == ["body", "deliveries", 1, "colour"] and error["type"] == "extra_forbidden"
+    (error,) = errors({"deliveries": [item(payload="{not json")]})
+    assert error["loc"][-1] == "payload" and "JSON" in error["msg"]
+    (error,) = errors({"deliveries": [item(attempts=[{"at": "2026-11-23T08:00:00", "status_code": 500, "error": None,
+                                                       "elapsed_ms": 1, "by": "worker"}])]})
+    assert error["loc"] == ["body", "deliveries", 0, "attempts", 0, "at"]  # a time needs its time zone
+    (error,) = errors({"deliveries": [item(task_id=f"t{i}") for i in range(501)]})
+    assert error["loc"] == ["body", "deliveries"] and error["type"] == "too_long"
+    assert admin.get("/deliveries", state="lost").status_code == 422
+    assert admin.get("/deliveries", dag_id="ledger_api_dag").json()["total_entries"] == 0  # nothing was recorded
+
+
+def test_each_dag_and_connection_touched_is_authorized(server, admin, viewer, ledger):
+    given = item()
+    assert viewer.post("/deliveries", {"deliveries": [given]}).status_code == 403  # a viewer may not record
+    assert admin.post("/deliveries", {"deliveries": [given]}).status_code == 200
+    assert viewer.get("/deliveries", dag_id="ledger_api_dag").json()["total_entries"] == 1
+    assert viewer.get(f"/deliveries/{given['webhook_id']}").status_code == 200
+    # a user may trigger runs, but not read connections: not send with a connection's credentials
+    user = Client(server, "user")
+    answer = user.post("/deliveries", {"deliveries": [item(target="conn:slack_alerts/services/T0/B0/X")]})
+    assert answer.status_code == 403 and "slack_alerts" in answer.json()["detail"]
+    assert user.post("/deliveries", {"deliveries": [item(task_id="by_user")]}).status_code == 200
+    assert admin.post("/deliveries", {"deliveries": [item(target="conn:slack_alerts/services/T0/B0/X")]}).status_code == 200
+
+
+def test_without_dag_id_only_dags_the_caller_may_read_are_listed(viewer, admin, ledger):
+    from airflow.models.dag import DagModel
+    from airflow.models.dagbundle import DagBundleModel
+
+    ledger.merge(DagBundleModel(name="ledger-tests"))
+    ledger.flush()
+    ledger.merge(DagModel(dag_id="ledger_known_dag", bundle_name="ledger-tests", fileloc="/dags/known.py"))
+    ledger.commit()
+    for dag_id in ("ledger_known_dag", "ledger_unknown_dag"):
+        assert admin.post("/deliveries", {"deliveries": [item(dag_id=dag_id)]}).status_code == 200
+    listed = viewer.get("/deliveries").json()
+    assert [d["dag_id"] for d in listed["deliveries"]] == ["ledger_known_dag"] and listed["total_entries"] == 1
+
+
+def test_the_api_servers_own_loop_redelivers_what_a_callback_could_not(admin, receiver, ledger):
+    path = f"/api-hooks/{uuid.uuid4().hex}"
+    receiver.script(path, Respond(500))  # then 200
+    given = item(target=receiver.url(path), not_before=None)
+    assert admin.post("/deliveries", {"deliveries": [given]}).json()["deliveries"][0]["state"] == "pending"
+    deadline = time.monotonic() + 30
+    while (shown := admin.get(f"/deliveries/{given['webhook_id']}").json())["state"] != "delivered":
+        assert time.monotonic() < deadline, shown
+        time.sleep(0.05)
+    assert [(a["status_code"], a["by"]) for a in shown["attempts"]] == [(503, "worker"), (500, "api-server"), (200, "api-server")]
+    assert [r.header("webhook-id") for r in receiver.requests] == [given["webhook_id"]] * 2

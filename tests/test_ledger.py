@@ -1,0 +1,120 @@
+"""The ledger's client side: what a callback hands over, and what it does when the ledger cannot take it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+
+from airflow_ordo_hooks import _ledger
+from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy, deliver, encode
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_item_holds_the_body_sent_each_attempt_and_a_masked_target(receiver):
+    secret_url = receiver.url("/hooks/T000/B000/XXXXsecretXXXX")
+    body = encode({"status": 1, "name": "brew"})
+    record = deliver(secret_url, body, policy=DeliveryPolicy(), webhook_id="msg_fixed")
+    item = _ledger.item(
+        webhook_id="msg_fixed", dag_id="coffee", run_id="r1", task_id="brew", map_index=-1, try_number=1,
+        event="on_error", action="notify_webhook", target=secret_url, body=body, source="callback", record=record,
+    )
+    assert item["outcome"] == "delivered" and item["target"] == secret_url
+    assert "secret" not in item["target_masked"] and item["target_masked"].startswith("http://127.0.0.1:")
+    assert json.loads(item["payload"]) == {"status": 1, "name": "brew"}
+    (attempt,) = item["attempts"]
+    assert attempt["status_code"] == 200 and attempt["by"] == "worker" and attempt["at"].endswith("+00:00")
+    assert receiver.requests[0].header("webhook-id") == "msg_fixed"
+
+
+def test_a_conn_target_is_shown_without_its_endpoint():
+    item = _ledger.item(
+        webhook_id="msg_x", dag_id="d", run_id="r", task_id=None, map_index=-1, try_number=0, event="on_success",
+        action="notify_slack_webhook", target="conn:slack/services/T0/B0/secret", body=b"{}", source="recovery",
+    )
+    assert item["target_masked"] == "conn:slack/…" and item["outcome"] == "pending" and item["attempts"] == []
+
+
+def test_without_the_api_connection_the_ledger_is_not_in_use(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__API_CONN_ID", "no_such_connection_here")
+    assert _ledger.in_use() is False
+    monkeypatch.setenv("AIRFLOW_CONN_NO_SUCH_CONNECTION_HERE", json.dumps({"conn_type": "http", "host": "127.0.0.1"}))
+    assert _ledger.in_use() is True
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__LEDGER", "false")
+    assert _ledger.in_use() is False
+
+
+def test_a_ledger_that_cannot_be_reached_is_reported_not_raised(monkeypatch, caplog):
+    port = _free_port()  # nothing listens there: the connection is refused
+    monkeypatch.setenv("AIRFLOW_CONN_LEDGER_DOWN", json.dumps(
+        {"conn_type": "http", "host": "127.0.0.1", "port": port, "extra": {"token": "t"}}))
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__API_CONN_ID", "ledger_down")
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__BUDGET", "1")
+    item = _ledger.item(
+        webhook_id="msg_y", dag_id="d", run_id="r", task_id="t", map_index=-1, try_number=1, event="on_error",
+        action="notify_webhook", target="https://example.com/x", body=b"{}", source="callback",
+    )
+    with caplog.at_level(logging.WARNING, logger="airflow_ordo_hooks._ledger"):
+        assert _ledger.record([item]) is False
+    assert "did not take 1 delivery" in caplog.text
+    assert _ledger.record([]) is True
+
+
+def _context(dag_id: str = "coffee"):
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+
+    now = datetime.now(timezone.utc)
+    ti = SimpleNamespace(dag_id=dag_id, task_id="brew", run_id="r1", map_index=-1, try_number=1, max_tries=0,
+                         state="failed", start_date=now, log_url="http://localhost:8080/log")
+    return {"ti": ti, "task": SimpleNamespace(retries=0), "exception": RuntimeError("boom"),
+            "dag_run": SimpleNamespace(run_type="manual", conf={}, start_date=now, run_after=now, dag_id=dag_id, run_id="r1")}
+
+
+def _ledger_at(receiver, monkeypatch) -> None:
+    """The receiver stands for the API server: the ledger's endpoints answer what a test scripts."""
+    monkeypatch.setenv("AIRFLOW_CONN_LEDGER_HERE", json.dumps(
+        {"conn_type": "http", "host": "127.0.0.1", "port": receiver.port, "extra": {"token": "t"}}))
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__API_CONN_ID", "ledger_here")
+
+
+def test_a_failure_reported_twice_is_sent_once_when_the_ledger_holds_it(receiver, monkeypatch):
+    """The scheduler asks the DAG processor to run a dead try's failure callbacks twice (heartbeat timeout, executor report)."""
+    from airflow_ordo_hooks import _event_id
+    from airflow_ordo_hooks._hooks_config import parse_hooks
+    from airflow_ordo_hooks.callbacks.job_event import event_facts, fire
+    from airflow_ordo_hooks.testing.receiver import Respond
+
+    _ledger_at(receiver, monkeypatch)
+    target = receiver.url("/event")
+    hooks = parse_hooks({"on_error": {"notify_webhook": [target]}})
+    context = _context()
+    wid = _event_id.webhook_id(**event_facts(context), event="on_error", target=target)
+    existing = "/ordo-hooks/api/v1/deliveries/existing"
+    recorded = json.dumps({"deliveries": [{"webhook_id": wid, "state": "delivered", "new": True}]}).encode()
+    receiver.script(existing, Respond(body=b'{"existing": []}'), Respond(body=json.dumps({"existing": [wid]}).encode()))
+    receiver.script("/ordo-hooks/api/v1/deliveries", Respond(body=recorded))
+
+    fire(["on_error"], hooks, context)  # the first report: not in the ledger, sent and recorded
+    fire(["on_error"], hooks, context)  # the second: the ledger holds it
+    paths = [r.path for r in receiver.requests]
+    assert paths == [existing, "/event", "/ordo-hooks/api/v1/deliveries", existing]
+    assert receiver.requests[1].header("webhook-id") == wid
+
+
+def test_when_the_ledger_cannot_say_what_it_holds_the_event_is_sent(receiver, monkeypatch):
+    from airflow_ordo_hooks._hooks_config import parse_hooks
+    from airflow_ordo_hooks.callbacks.job_event import fire
+    from airflow_ordo_hooks.testing.receiver import Respond
+
+    _ledger_at(receiver, monkeypatch)
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__MAX_ATTEMPTS", "1")
+    receiver.script("/ordo-hooks/api/v1/deliveries/existing", Respond(status=404))
+    receiver.script("/ordo-hooks/api/v1/deliveries", Respond(status=404))
+    fire(["on_error"], parse_hooks({"on_error": {"notify_webhook": [receiver.url("/event")]}}), _context())
+    assert [r.path for r in receiver.requests].count("/event") == 1
