@@ -227,7 +227,9 @@ def test_a_receiver_that_is_down_changes_no_state_and_every_failed_delivery_is_r
     record = airflow_deployment.xcom(dag_id, with_hooks["dag_run_id"], "call_webhook")
     assert record["job_status"] == outcome and record["source"] == "rest_api"
     delivery = record["delivery"]
-    assert delivery["status_code"] is None and delivery["attempts"] == 3, delivery  # [ordo_hooks] max_attempts
+    # tried where it fired, up to [ordo_hooks] max_attempts (3) within the inline budget (2 s; a busy
+    # machine may fit fewer), then handed to the ledger
+    assert delivery["status_code"] is None and 1 <= delivery["attempts"] <= 3, delivery
     assert "ConnectionError" in delivery["error"] and "refused" in delivery["error"].lower(), delivery
     # each task's failed deliveries are in its try's log, one warning per event, naming the target
     down = f"127.0.0.1:{airflow_deployment.down_port}"
@@ -236,7 +238,7 @@ def test_a_receiver_that_is_down_changes_no_state_and_every_failed_delivery_is_r
         found = {}
         for file in airflow_deployment.task_log_files(dag_id):
             task = file.parent.name.removeprefix("task_id=")
-            lines = [line for line in file.read_text().splitlines() if "not delivered after 3 attempt(s)" in line]
+            lines = [line for line in file.read_text().splitlines() if re.search(r"not delivered after [123] attempt\(s\)", line)]
             assert all(down in line and "refused" in line.lower() for line in lines), lines
             if task != "call_webhook":
                 found[f"{task}/{file.name}"] = len(lines)

@@ -84,7 +84,7 @@ def test_a_celery_worker_killed_mid_task_gives_the_tries_events_once_the_schedul
 
     # the scheduler notices the try's missing heartbeat, fails it (and the run), and has the DAG
     # processor run its failure callbacks, twice (the heartbeat timeout, then the executor's report)
-    (first,) = system_receiver.wait_for(1, timeout=airflow_deployment.HEARTBEAT_TIMEOUT + 120, path=f"/{dag_id}/doomed/")
+    (first,) = system_receiver.wait_for(1, timeout=airflow_deployment.HEARTBEAT_TIMEOUT + 120, path=f"/{dag_id}/doomed/on_error")
     print(f"a killed worker's try: its on_error {time.monotonic() - killed_at:.0f} s after the kill "
           f"(heartbeat timeout {airflow_deployment.HEARTBEAT_TIMEOUT} s)")
     run = airflow_deployment.wait_for_run(dag_id, run_id)
