@@ -139,11 +139,13 @@ def values(*names: str) -> dict[str, Any]:
     """
     from airflow.sdk import conf
 
-    section = conf.getsection(SECTION) or {}
+    section = conf.getsection(SECTION)
     result = {}
     for name in names:
         setting = BY_NAME[name]
-        if name not in section or _same(section[name], setting.default):
+        # None: Airflow does not know the section (before 3.3.2, when the provider's configuration is
+        # not loaded, it ignores the environment too): read every key exactly
+        if section is not None and (name not in section or _same(section[name], setting.default)):
             result[name] = setting.default
         else:
             raw = conf.get(SECTION, name, fallback=None)
