@@ -185,9 +185,14 @@ def task_callback_seconds() -> float:
     ``[core] task_success_overtime`` seconds (20 by default) after the task reported its state,
     callbacks or not; a margin is left for reading the log and building the payloads.
     """
+    return max(task_success_overtime() - CALLBACK_MARGIN, 1.0)
+
+
+def task_success_overtime() -> float:
+    """``[core] task_success_overtime``: how long after a try reported its state its process (and callbacks) may live."""
     from airflow.sdk import conf
 
-    return max(conf.getfloat("core", "task_success_overtime", fallback=20.0) - CALLBACK_MARGIN, 1.0)
+    return conf.getfloat("core", "task_success_overtime", fallback=20.0)
 
 
 def context_key() -> bytes | None:

@@ -200,3 +200,15 @@ def rest_log_text(records: Sequence[Any]) -> str:
         elif not in_group:
             lines.append(str(record))
     return "\n".join(lines)
+
+
+def rest_try_log(api: Any, ti_path: str, try_number: int, map_index: int, max_chars: int) -> str:
+    """
+    A try's log through Airflow's REST API v2 (``ti_path``: the task instance's path, without its
+    map index), as a payload carries it: masked, its tail kept. The log endpoint answers JSON
+    (``{"content": [records]}``) or NDJSON, never text/plain.
+    """
+    from airflow_ordo_hooks._payloads import keep_tail
+
+    content = api.get(f"{ti_path}/logs/{try_number}", map_index=map_index)["content"]
+    return keep_tail(mask(rest_log_text(content)), max_chars)

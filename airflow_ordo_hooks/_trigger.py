@@ -120,8 +120,10 @@ def child_run_id(event: str, parent_dag_id: str, parent_run_id: str, task_id: st
     same event of the same try and target, so that a request retried after a 5xx, or a second path
     firing the event, finds the run already there instead of starting another.
     """
-    facts = "\0".join(map(str, (parent_dag_id, parent_run_id, task_id or "", map_index, try_number, event, target)))
-    return f"trigger_job__{event}__{hashlib.sha256(facts.encode('utf-8', 'surrogatepass')).hexdigest()[:24]}"
+    from airflow_ordo_hooks._event_id import event_digest
+
+    digest = event_digest(parent_dag_id, parent_run_id, task_id, map_index, try_number, event, target)
+    return f"trigger_job__{event}__{digest.hex()[:24]}"
 
 
 def task_id_for(source_task_id: str, event: str, target: str) -> str:

@@ -244,11 +244,8 @@ def _deliver(
 
 def _parent_try(context: Mapping[str, Any]) -> tuple[str, str | None, int, int]:
     """``(run_id, task_id, map_index, try_number)`` of the try (or the run: no task, try 0) an event is of."""
-    if is_run_context(context):
-        return context["dag_run"].run_id, None, -1, 0
-    ti = context["ti"]
-    map_index = getattr(ti, "map_index", -1)
-    return ti.run_id, ti.task_id, -1 if map_index is None else map_index, ti.try_number
+    facts = event_facts(context)
+    return facts["run_id"], facts["task_id"], facts["map_index"], facts["try_number"]
 
 
 def start_runs(

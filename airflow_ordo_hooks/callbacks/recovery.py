@@ -151,7 +151,7 @@ def recover(
     missing = [wid for wid in wanted if wid not in _ledger.existing(wanted, api=api)]
     if not missing:
         return 0
-    overtime = _overtime()
+    overtime = _settings.task_success_overtime()
     logs: dict[tuple[str, int, int], str] = {}
     items = []
     for wid in missing:
@@ -180,25 +180,17 @@ def recover(
     return len(items)
 
 
-def _overtime() -> float:
-    from airflow.sdk import conf
-
-    return conf.getfloat("core", "task_success_overtime", fallback=20.0)
-
-
 def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
 def _try_log(api: Any, base: str, task_id: str, map_index: int, try_number: int, *, max_chars: int) -> str:
-    from airflow_ordo_hooks._payloads import keep_tail
-    from airflow_ordo_hooks._task_log import mask, rest_log_text
+    from airflow_ordo_hooks._task_log import rest_try_log
 
     try:
-        content = api.get(f"{base}/{quote(task_id, safe='')}/logs/{try_number}", map_index=map_index)["content"]
+        return rest_try_log(api, f"{base}/{quote(task_id, safe='')}", try_number, map_index, max_chars)
     except Exception as exc:
         return f"the log of try {try_number} could not be read: {exc}"
-    return keep_tail(mask(rest_log_text(content)), max_chars)
 
 
 def _payload(

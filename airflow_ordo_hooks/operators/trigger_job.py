@@ -20,8 +20,8 @@ from urllib.parse import quote
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 
 from airflow_ordo_hooks import _airflow, _settings
-from airflow_ordo_hooks._payloads import keep_tail, log_url, watched_task_payload
-from airflow_ordo_hooks._task_log import log_file, mask, read_try_log, rest_log_text
+from airflow_ordo_hooks._payloads import log_url, watched_task_payload
+from airflow_ordo_hooks._task_log import log_file, read_try_log, rest_try_log
 from airflow_ordo_hooks._trigger import child_conf, cycle, task_id_for
 
 log = logging.getLogger(__name__)
@@ -124,15 +124,13 @@ def _read_through_api(conn_id: str, dag_id: str, run_id: str, task_id: str, max_
     path = f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}/taskInstances/{quote(task_id, safe='')}"
     ti = api.get(path)
     try_number = ti.get("try_number")
-    # The log endpoint answers JSON ({"content": [records]}) or NDJSON, never text/plain.
-    content = api.get(f"{path}/logs/{try_number}", map_index=ti.get("map_index", -1))["content"] if try_number else []
     return {
         "try_number": try_number,
         "max_tries": ti.get("max_tries"),
         "map_index": ti.get("map_index", -1),
         "start_date": _time(ti.get("start_date")),
         "end_date": _time(ti.get("end_date")),
-        "log": keep_tail(mask(rest_log_text(content)), max_chars),
+        "log": rest_try_log(api, path, try_number, ti.get("map_index", -1), max_chars) if try_number else "",
     }
 
 
