@@ -78,17 +78,38 @@ def item(
     }
 
 
+_CONNECTION_CHECK_SECONDS = 60.0
+_connection_seen: dict[tuple[str, str | None], tuple[bool, float]] = {}
+"""Whether each API connection id (and its ``AIRFLOW_CONN_`` variable, if any) was found, and when it was looked up."""
+
+
 def in_use() -> bool:
-    """Whether the ledger is to be used: ``[ordo_hooks] ledger`` and the API connection exists."""
+    """
+    Whether the ledger is to be used: ``[ordo_hooks] ledger`` and the API connection exists.
+
+    Every event asks, and looking a connection up goes through the secrets backends (about 0.3 ms
+    for a missing one outside a task; a round trip to the supervisor in one): a process looks each
+    id up once a minute at the most, so that a long-lived DAG processor still sees a connection
+    created after it started (one defined in the environment is seen at once).
+    """
     if not _settings.get("ledger"):
         return False
+    import os
+
+    conn_id = _settings.get("api_conn_id")
+    key = (conn_id, os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}"))  # a connection in the environment is seen at once
+    found, checked = _connection_seen.get(key, (False, -_CONNECTION_CHECK_SECONDS))
+    if time.monotonic() - checked < _CONNECTION_CHECK_SECONDS:
+        return found
     from airflow.sdk import BaseHook
 
     try:
-        BaseHook.get_connection(_settings.get("api_conn_id"))
+        BaseHook.get_connection(conn_id)
+        found = True
     except Exception:
-        return False
-    return True
+        found = False
+    _connection_seen[key] = (found, time.monotonic())
+    return found
 
 
 def _api(deadline: float | None) -> AirflowApiHook:
