@@ -386,10 +386,21 @@ def _with_retries(
 ) -> _Outcome:
     """
     Call ``attempt`` and again while ``should_retry`` says so: backoff with jitter or the server's
-    Retry-After, at most ``policy.max_attempts`` calls, never a wait that ends past the deadline.
+    Retry-After, at most ``policy.max_attempts`` calls. An attempt is not started unless the time
+    left after its wait is at least what the last attempt took: one that cannot finish would be cut
+    by the deadline, and its receiver would get half a request.
     """
-    first = attempt()
-    if not should_retry(first) or policy.max_attempts <= 1 or time.monotonic() >= deadline:
+    took = [0.0]  # seconds the last attempt took
+
+    def timed() -> _Outcome:
+        started = time.monotonic()
+        try:
+            return attempt()
+        finally:
+            took[0] = time.monotonic() - started
+
+    first = timed()
+    if not should_retry(first) or policy.max_attempts <= 1 or time.monotonic() + took[0] >= deadline:
         return first  # nothing more to do: tenacity is not even imported
     import tenacity
 
@@ -399,15 +410,16 @@ def _with_retries(
     outcomes = [first]
 
     def call() -> _Outcome:
-        return outcomes.pop() if outcomes else attempt()
+        return outcomes.pop() if outcomes else timed()
 
     def wait(state: tenacity.RetryCallState) -> float:
         retry_after = state.outcome.result().retry_after
         return retry_after if retry_after is not None else backoff(state)
 
     def stop(state: tenacity.RetryCallState) -> bool:
-        # a wait that would end past the deadline is not started: give up now
-        return state.attempt_number >= policy.max_attempts or time.monotonic() + state.upcoming_sleep >= deadline
+        # an attempt that would end past the deadline is not waited for: give up now
+        ends = time.monotonic() + state.upcoming_sleep + took[0]
+        return state.attempt_number >= policy.max_attempts or ends >= deadline
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         log.info(

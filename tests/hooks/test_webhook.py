@@ -85,6 +85,22 @@ def test_retry_after_longer_than_the_budget_gives_up_at_once(receiver):
     assert record.elapsed_ms < 500
 
 
+def test_no_attempt_is_started_that_the_budget_cannot_fit(receiver):
+    # each attempt takes 0.5 s; after two and their waits (about 0.4 s) 1.7 s leave room for no third:
+    # started anyway, it would be cut at the deadline, half sent or unanswered
+    receiver.script("/slow500", *[Respond(500, delay=0.5)] * 10)
+    policy = DeliveryPolicy(
+        connect_timeout=1.0, read_timeout=1.0, budget=1.7, max_attempts=4,
+        backoff_initial=0.1, backoff_max=0.4, backoff_jitter=0.05,
+    )
+    record = deliver(receiver.url("/slow500"), PAYLOAD, policy=policy)
+
+    assert (record.ok, record.status_code, record.attempts) == (False, 500, 2), record
+    assert "budget ran out" not in record.error
+    assert len(receiver.wait_for(3, timeout=0.5)) == 2
+    assert record.elapsed_ms < 1700
+
+
 @pytest.mark.parametrize("status", [404, 410, 400, 401])
 def test_4xx_other_than_429_is_not_retried(receiver, status):
     receiver.script("/gone", Respond(status))

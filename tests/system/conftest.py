@@ -81,7 +81,7 @@ def airflow_deployment(request: pytest.FixtureRequest, system_receiver: WebhookR
         if _KEEP_HOME:
             with (home / "received.jsonl").open("w") as f:
                 for r in system_receiver.requests:
-                    f.write(json.dumps({"path": r.path, "received_at": r.received_at, "body": r.body.decode(errors="replace")}) + "\n")
+                    f.write(json.dumps({"path": r.path, "received_at": r.received_at, "headers": r.headers, "body": r.body.decode(errors="replace")}) + "\n")
             _KEPT_HOMES.append(home)
         else:
             shutil.rmtree(home, ignore_errors=True)
