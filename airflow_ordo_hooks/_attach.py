@@ -7,6 +7,7 @@ fires is :mod:`airflow_ordo_hooks.callbacks.job_event`'s.
 
 from __future__ import annotations
 
+import copy
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -59,20 +60,40 @@ def _is_trigger_task(task: Any) -> bool:
     return module is not None and isinstance(task, module.TriggerJobOperator)
 
 
-def _attach_to_task(task: Any, hooks: Hooks) -> None:
+_OURS = (JobEventCallback, RecoverEarlierTries)
+
+
+def _callbacks_for(hooks: Hooks) -> dict[str, Any]:
+    """
+    The callbacks a task with no hooks yet gets, by attribute: one instance each, shared by every
+    task a DAG-level ``attach_hooks`` reaches (they hold nothing but ``hooks``).
+    """
+    callbacks: dict[str, Any] = {name: JobEventCallback(change, hooks) for change, name in _TASK_CALLBACKS.items()}
+    # a try killed before its callbacks ran: its events are recovered when the next try starts,
+    # and when the run settles
+    callbacks["on_execute_callback"] = RecoverEarlierTries(hooks)
+    return callbacks
+
+
+def _combined(callback: Any, hooks: Hooks) -> Any:
+    """A copy of ``callback`` with ``hooks`` added: the original may be shared with other tasks."""
+    combined = copy.copy(callback)
+    combined.hooks = callback.hooks | hooks
+    return combined
+
+
+def _attach_to_task(task: Any, hooks: Hooks, callbacks: dict[str, Any] | None = None) -> None:
     if _is_trigger_task(task):  # the hooks' own tasks get no hooks
         return
-    ours = [cb for name in _TASK_CALLBACKS.values() for cb in _as_list(getattr(task, name)) if isinstance(cb, JobEventCallback)]
-    ours += [cb for cb in _as_list(getattr(task, "on_execute_callback", None)) if isinstance(cb, RecoverEarlierTries)]
-    if ours:  # hooks attached before (DAG level, task level): combine, never replace
-        for callback in ours:
-            callback.hooks = callback.hooks | hooks
+    lists = {name: _as_list(getattr(task, name, None)) for name in (*_TASK_CALLBACKS.values(), "on_execute_callback")}
+    if any(isinstance(cb, _OURS) for cbs in lists.values() for cb in cbs):
+        # hooks attached before (DAG level, task level): combine, never replace
+        for name, cbs in lists.items():
+            if any(isinstance(cb, _OURS) for cb in cbs):
+                setattr(task, name, [_combined(cb, hooks) if isinstance(cb, _OURS) else cb for cb in cbs])
     else:
-        for change, name in _TASK_CALLBACKS.items():
-            setattr(task, name, [*_as_list(getattr(task, name)), JobEventCallback(change, hooks)])
-        # a try killed before its callbacks ran: its events are recovered when the next try starts,
-        # and when the run settles
-        task.on_execute_callback = [*_as_list(getattr(task, "on_execute_callback", None)), RecoverEarlierTries(hooks)]
+        for name, callback in (callbacks or _callbacks_for(hooks)).items():
+            setattr(task, name, [*lists[name], callback])
         dag = getattr(task, "dag", None)
         if dag is not None and not any(isinstance(cb, RecoverRun) for cb in _as_list(dag.on_failure_callback)):
             for name in _RUN_CALLBACKS.values():
@@ -100,8 +121,9 @@ def attach_hooks(target: Any, config: Mapping[str, Any] | str | Hooks) -> Any:
     task = getattr(target, "operator", target)  # a @task call gives its XComArg
     if isinstance(target, DAG):
         hooks = parse_hooks(config, where=f"hooks of DAG {target.dag_id!r}")
+        callbacks = _callbacks_for(hooks)
         for task in list(target.tasks):
-            _attach_to_task(task, hooks)
+            _attach_to_task(task, hooks, callbacks)
     elif hasattr(task, "task_id") and hasattr(task, "on_failure_callback"):
         hooks = parse_hooks(config, where=f"hooks of task {task.task_id!r}")
         _attach_to_task(task, hooks)

@@ -39,7 +39,11 @@ def test_attach_hooks_adds_one_recovery_per_task_and_one_per_dag_and_combines_ho
 
     (recover_a,) = [cb for cb in a.on_execute_callback if isinstance(cb, RecoverEarlierTries)]
     assert {x.target for x in recover_a.hooks.actions} == {"https://example.com/dag", "https://example.com/a"}
-    assert hooks_of(a) == recover_a.hooks and hooks_of(b) is not None
+    assert hooks_of(a) == recover_a.hooks
+    # the DAG's callbacks are shared by its tasks: a's own hooks are added to a's copies, not to b's
+    for name in ("on_success_callback", "on_failure_callback", "on_retry_callback", "on_execute_callback"):
+        (of_b,) = [cb for cb in getattr(b, name) if hasattr(cb, "hooks")]
+        assert {x.target for x in of_b.hooks.actions} == {"https://example.com/dag"}, name
     for name in ("on_success_callback", "on_failure_callback"):
         assert sum(isinstance(cb, RecoverRun) for cb in getattr(dag, name)) == 1
     assert dag.has_on_success_callback and dag.has_on_failure_callback
