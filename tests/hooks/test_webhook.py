@@ -513,3 +513,23 @@ def test_a_refused_connection_is_classified_as_not_sent():
     outcome = _send(_plain_session(), "POST", f"http://127.0.0.1:{port}/x", POLICY, time.monotonic() + 2, stream=True)
 
     assert outcome.retryable and not outcome.sent and "refused" in outcome.error.lower()
+
+
+def test_the_proxy_environment_is_honoured_as_it_changes(receiver, monkeypatch):
+    # requests reads HTTP_PROXY and NO_PROXY; we remember what it made of them per origin, so a
+    # change of either must be seen at the next delivery
+    target = "http://no-such-host.invalid/through-the-proxy"
+    monkeypatch.setenv("HTTP_PROXY", receiver.url("").rstrip("/"))
+    via_proxy = deliver(target, PAYLOAD, policy=POLICY)
+    assert (via_proxy.ok, via_proxy.attempts) == (True, 1), via_proxy
+    (req,) = receiver.wait_for(1)
+    assert req.path == target and req.json == PAYLOAD  # an HTTP proxy is asked for the absolute URL
+
+    monkeypatch.setenv("NO_PROXY", "no-such-host.invalid")
+    bypassed = deliver(target, PAYLOAD, policy=DeliveryPolicy(budget=1.0, max_attempts=1))
+    monkeypatch.delenv("NO_PROXY")
+    monkeypatch.delenv("HTTP_PROXY")
+    direct = deliver(target, PAYLOAD, policy=DeliveryPolicy(budget=1.0, max_attempts=1))
+    for record in (bypassed, direct):
+        assert not record.ok and "ConnectionError" in record.error, record
+    assert len(receiver.wait_for(2, timeout=0.3)) == 1
