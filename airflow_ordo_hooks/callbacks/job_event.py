@@ -42,11 +42,17 @@ class EventCallback:
     def __call__(self, context: Mapping[str, Any]) -> None:
         from airflow_ordo_hooks import _settings
 
-        deadline = time.monotonic() + _settings.task_callback_seconds()
         try:
+            if not self.applies(context):
+                return
+            deadline = time.monotonic() + _settings.task_callback_seconds()
             self.run(context, deadline)
         except Exception:
             log.exception("airflow-ordo-hooks: the %s could not be handled", self.what)
+
+    def applies(self, context: Mapping[str, Any]) -> bool:
+        """Whether there is anything to do for ``context``, decided before the callback's time is read."""
+        return True
 
     def run(self, context: Mapping[str, Any], deadline: float) -> None:
         raise NotImplementedError

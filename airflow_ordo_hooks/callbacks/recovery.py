@@ -53,12 +53,15 @@ class RecoverEarlierTries(EventCallback):
     def __init__(self, hooks: Hooks) -> None:
         self.hooks = hooks
 
+    def applies(self, context: Mapping[str, Any]) -> bool:
+        return (context["ti"].try_number or 0) > 1 and bool(self.hooks)  # a first try has no earlier one
+
     def run(self, context: Mapping[str, Any], deadline: float) -> None:
         from airflow_ordo_hooks import _ledger
 
-        ti = context["ti"]
-        if (ti.try_number or 0) <= 1 or not self.hooks or not _ledger.in_use():
+        if not _ledger.in_use():
             return
+        ti = context["ti"]
         task = context["task"]
         map_index = -1 if getattr(ti, "map_index", None) is None else ti.map_index
         recover(
