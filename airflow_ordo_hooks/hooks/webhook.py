@@ -77,6 +77,8 @@ class DeliveryRecord:
     webhook_id: str | None = None
     attempt_log: tuple[dict[str, Any], ...] = ()
     """Each attempt: ``at`` (ISO 8601 UTC), ``status_code``, ``error`` (masked), ``elapsed_ms``."""
+    signed: bool = False
+    """Whether the requests carried a Standard Webhooks signature (a secret given, or the connection's)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -189,6 +191,7 @@ def deliver(
     webhook_id = webhook_id or f"msg_{uuid.uuid4().hex}"
     attempts = 0
     attempt_log: list[dict[str, Any]] = []
+    secret = None
     try:
         policy = policy or DeliveryPolicy.from_airflow_config()
         check_target(target)
@@ -251,6 +254,7 @@ def deliver(
         error=None if outcome.ok else mask_text(error or "", urls),
         webhook_id=webhook_id,
         attempt_log=tuple(attempt_log),
+        signed=bool(secret) and attempts > 0,
     )
     if record.ok:
         log.info("Webhook %s: delivered, HTTP %d, %d attempt(s), %d ms", masked, record.status_code, attempts, record.elapsed_ms)

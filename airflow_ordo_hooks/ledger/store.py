@@ -389,6 +389,41 @@ def finish_attempt(
     return row.state
 
 
+def request_redelivery(session: Session, webhook_ids: Iterable[str], now: datetime) -> list[str]:
+    """
+    Make each of ``webhook_ids`` due at ``now``, whatever its state but ``delivering`` (an attempt
+    is under way): a redelivery asked for by a person. The API server's loop then makes one more
+    attempt with the same ``webhook-id``; a delivery whose schedule has run out is ``failed`` again
+    after it if it fails.
+
+    :return: the ids made due, in the order given; those the ledger does not hold, or that are being sent, are left out.
+    """
+    wanted = list(dict.fromkeys(webhook_ids))
+    made_due = []
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        stmt = select(Delivery.webhook_id).where(Delivery.webhook_id.in_(chunk), Delivery.state != "delivering")
+        held = set(session.scalars(stmt))
+        if held:
+            session.execute(
+                update(Delivery)
+                .where(Delivery.webhook_id.in_(sorted(held)), Delivery.state != "delivering")
+                .values(state="pending", next_attempt_at=now, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        made_due += [w for w in chunk if w in held]
+    session.flush()
+    return made_due
+
+
+def failed_since(session: Session, since: datetime, *, dag_id: str | None = None) -> list[str]:
+    """The ids of the deliveries given up (``failed``) at or after ``since``, of ``dag_id`` if given, oldest first."""
+    stmt = select(Delivery.webhook_id).where(Delivery.state == "failed", Delivery.updated_at >= since)
+    if dag_id is not None:
+        stmt = stmt.where(Delivery.dag_id == dag_id)
+    return list(session.scalars(stmt.order_by(Delivery.updated_at, Delivery.webhook_id)))
+
+
 # -- reads -----------------------------------------------------------------------------------------
 def existing(session: Session, webhook_ids: Iterable[str]) -> set[str]:
     """Which of ``webhook_ids`` the ledger holds."""
