@@ -22,7 +22,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -129,14 +129,17 @@ def _traceback(stacks: Any) -> str:
     return "\n".join(lines)
 
 
-def format_record(line: str) -> str:
-    """One line of a try's log file (a JSON record, as the supervisor writes them) as a line of text."""
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return line
-    if not isinstance(record, dict):
-        return line
+def format_record(line: str | dict[str, Any]) -> str:
+    """One line of a try's log file (a JSON record, as the supervisor writes them), or a record, as a line of text."""
+    if isinstance(line, dict):
+        record = line
+    else:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return line
+        if not isinstance(record, dict):
+            return line
     text = f"[{record.get('timestamp', '')}] {str(record.get('level', '')).upper()} - {record.get('event', '')}"
     # what the supervisor says of how the process ended ("Process terminated by signal." signal=-9)
     text += "".join(f" {key}={record[key]}" for key in _EXIT_FIELDS if key in record)
@@ -145,6 +148,45 @@ def format_record(line: str) -> str:
     if isinstance(stacks, list) and stacks:
         text += "\n" + _traceback(stacks)
     return text
+
+
+_BOILERPLATE = ("Tmp dir root location:",)
+"""The starts of lines Airflow's operators log on every try, outside its groups, that say nothing of the task."""
+
+
+def readable_lines(records: Iterable[Any]) -> list[str]:
+    """
+    A try's log records (lines of its file, or the REST API's records) as lines of text, without
+    what Airflow logs around every task: its ``::group::`` sections (loading the DAG bundle and
+    parsing the DAG file before the task, its callbacks after it), the lines of :data:`_BOILERPLATE`,
+    and our own marker. What the task printed and logged stays, its error, and the supervisor's
+    line saying how the process ended (kept even inside a group: a try killed while it was parsed).
+    """
+    lines: list[str] = []
+    in_group = False
+    for raw in records:
+        record = raw
+        if isinstance(raw, str):
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                record = raw
+        if not isinstance(record, dict):
+            if not in_group:
+                lines.append(str(raw))
+            continue
+        event = str(record.get("event", ""))
+        if event.startswith("::group::"):
+            in_group = True
+        elif event.startswith("::endgroup::"):
+            if not in_group:  # what was read began inside a group
+                lines.clear()
+            in_group = False
+        elif any(key in record for key in _EXIT_FIELDS):
+            lines.append(format_record(record))
+        elif not in_group and not event.startswith(_BOILERPLATE) and not _MARKER_LINE.search(event):
+            lines.append(format_record(record))
+    return lines
 
 
 def read_try_log(ti: Any, max_chars: int, *, catch_up: bool = True) -> str:
@@ -173,7 +215,7 @@ def read_try_log(ti: Any, max_chars: int, *, catch_up: bool = True) -> str:
         lines = raw.splitlines()
         if size > max_chars * 4 and len(lines) > 1:
             lines = lines[1:]  # the first line read may start mid-record; a single huge line is kept, cut
-        return mask("\n".join(format_record(line) for line in lines if not _MARKER_LINE.search(line)))
+        return mask("\n".join(readable_lines(lines)))
     except Exception:  # the log's format or place changed under us: the payload goes without it
         log.warning("airflow-ordo-hooks: could not read this try's log; the payload carries the exception only", exc_info=True)
         return ""
@@ -187,19 +229,8 @@ def mask(text: str) -> str:
 
 
 def rest_log_text(records: Sequence[Any]) -> str:
-    """The REST API's log records, one a line as in the task's log file, the log sources' group left out."""
-    lines, in_group = [], False
-    for record in records:
-        if isinstance(record, dict):
-            event = str(record.get("event", ""))
-            if event.startswith("::group::") or event.startswith("::endgroup::"):
-                in_group = event.startswith("::group::")
-                continue
-            if not in_group:
-                lines.append(format_record(json.dumps(record)))
-        elif not in_group:
-            lines.append(str(record))
-    return "\n".join(lines)
+    """The REST API's log records, one a line as in the task's log file, without Airflow's own (see :func:`readable_lines`)."""
+    return "\n".join(readable_lines(records))
 
 
 def rest_try_log(api: Any, ti_path: str, try_number: int, map_index: int, max_chars: int) -> str:

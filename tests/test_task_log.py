@@ -50,3 +50,80 @@ def test_how_the_supervisor_says_a_process_ended_is_kept():
     })
     text = format_record(line)
     assert text.endswith("signal=-9 signal_name=SIGKILL") and kill_status(text) == -9
+
+
+# A BashOperator's try that failed, as Airflow 3.3's supervisor wrote its log file on a real
+# deployment (paths shortened): Airflow's own groups around the task, then our callback's lines.
+_REAL_TRY = [
+    {"timestamp": "2026-11-23T14:31:13.136332Z", "level": "info", "event": "::group::Pre Execute", "logger": "task"},
+    {"timestamp": "2026-11-23T14:31:13.163704Z", "level": "info", "event": "DAG bundles loaded: dags-folder",
+     "logger": "airflow.dag_processing.bundles.manager.DagBundlesManager"},
+    {"timestamp": "2026-11-23T14:31:13.164977Z", "level": "info", "event": "Filling up the DagBag from /dags/example_cheek_yaml.py",
+     "logger": "airflow.dag_processing.dagbag.BundleDagBag"},
+    {"timestamp": "2026-11-23T14:31:13.497947Z", "level": "info", "event": "Worker startup parse complete", "logger": "task"},
+    {"timestamp": "2026-11-23T14:31:13.697628Z", "level": "info", "event": "::endgroup::", "logger": "task"},
+    {"timestamp": "2026-11-23T14:31:13.698546Z", "level": "info", "event": "Tmp dir root location: /tmp",
+     "logger": "airflow.task.operators.airflow.providers.standard.operators.bash.BashOperator"},
+    {"timestamp": "2026-11-23T14:31:13.699048Z", "level": "info", "event": "Running command: ['/usr/bin/bash', '-c', 'this fails']",
+     "logger": "airflow.task.operators.airflow.providers.standard.operators.bash.BashOperator"},
+    {"timestamp": "2026-11-23T14:31:13.716876Z", "level": "info", "event": "/usr/bin/bash: line 1: this: command not found",
+     "logger": "airflow.task.operators.airflow.providers.standard.operators.bash.BashOperator"},
+    {"timestamp": "2026-11-23T14:31:13.717124Z", "level": "info", "event": "Command exited with return code 127",
+     "logger": "airflow.task.operators.airflow.providers.standard.operators.bash.BashOperator"},
+    {"timestamp": "2026-11-23T14:31:13.721298Z", "level": "error", "event": "Task failed with exception", "logger": "task",
+     "error_detail": [{"exc_type": "AirflowException", "is_cause": False, "exc_notes": [],
+                       "exc_value": "Bash command failed. The command returned a non-zero exit code 127.",
+                       "frames": [{"filename": "/venv/airflow/providers/standard/operators/bash.py", "lineno": 225, "name": "execute"}]}]},
+    {"timestamp": "2026-11-23T14:31:13.722092Z", "level": "info", "event": "::group::Post Execute", "logger": "task"},
+    {"timestamp": "2026-11-23T14:31:14.100000Z", "level": "warning", "event": "Webhook http://127.0.0.1:46877/…#9d5ce6: not delivered",
+     "logger": "airflow_ordo_hooks.hooks.webhook"},
+    {"timestamp": "2026-11-23T14:31:14.200000Z", "level": "info", "event": "::endgroup::", "logger": "task"},
+]
+
+
+@pytest.mark.parametrize("source", ["file", "rest"])
+def test_airflows_own_lines_are_left_out_and_the_tasks_output_and_error_kept(log_at, source):
+    if source == "file":
+        log_at.write_text("".join(json.dumps(r) + "\n" for r in _REAL_TRY))
+        text = _task_log.read_try_log(object(), 10_000, catch_up=False)
+    else:
+        text = _task_log.rest_log_text(_REAL_TRY)
+    assert text.splitlines() == [
+        "[2026-11-23T14:31:13.699048Z] INFO - Running command: ['/usr/bin/bash', '-c', 'this fails']",
+        "[2026-11-23T14:31:13.716876Z] INFO - /usr/bin/bash: line 1: this: command not found",
+        "[2026-11-23T14:31:13.717124Z] INFO - Command exited with return code 127",
+        "[2026-11-23T14:31:13.721298Z] ERROR - Task failed with exception",
+        "Traceback (most recent call last):",
+        '  File "/venv/airflow/providers/standard/operators/bash.py", line 225, in execute',
+        "AirflowException: Bash command failed. The command returned a non-zero exit code 127.",
+    ]
+
+
+def test_a_tail_read_from_inside_a_group_drops_what_came_before_its_end_and_a_kill_is_kept_inside_one():
+    tail = _REAL_TRY[2:6]  # starts inside Pre Execute
+    assert _task_log.rest_log_text(tail) == ""
+    killed_while_parsing = [*_REAL_TRY[:3], {
+        "timestamp": "2026-11-23T14:31:15Z", "level": "critical", "event": "Process terminated by signal.", "signal": -9,
+    }]
+    assert _task_log.rest_log_text(killed_while_parsing) == "[2026-11-23T14:31:15Z] CRITICAL - Process terminated by signal. signal=-9"
+
+
+def test_a_failure_the_log_already_shows_is_not_added_again(log_at):
+    # the log names the exception's class without its module; the exception in the callback's
+    # context is airflow.sdk.exceptions.AirflowException: the payload must carry it once
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowException
+
+    from airflow_ordo_hooks.callbacks.job_event import event_log
+
+    log_at.write_text("".join(json.dumps(r) + "\n" for r in _REAL_TRY))
+    try:
+        raise AirflowException("Bash command failed. The command returned a non-zero exit code 127.")
+    except AirflowException as exc:
+        context = {"ti": SimpleNamespace(), "exception": exc}
+    text = event_log(context, 10_000)
+    assert text.count("Bash command failed") == 1 and text.endswith("non-zero exit code 127.")
+    # one the log does not show is added, with its traceback
+    context["exception"] = ValueError("something else")
+    assert event_log(context, 10_000).endswith("ValueError: something else")

@@ -103,7 +103,9 @@ def event_log(context: Mapping[str, Any], max_chars: int) -> str:
     if exception is not None:
         failure = _payloads.failure_text(exception)
         last_line = failure.splitlines()[-1] if failure else ""
-        if last_line and last_line not in text:
+        # the log names the exception's class without its module: the error is there once already
+        short = f"{type(exception).__name__}: {exception}".splitlines()[0] if isinstance(exception, BaseException) else last_line
+        if last_line and last_line not in text and short not in text:
             text = f"{text}\n{failure}" if text else failure
     return _payloads.keep_tail(_task_log.mask(text), max_chars)
 

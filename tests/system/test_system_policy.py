@@ -46,6 +46,10 @@ def test_cheeks_own_schedule_yaml_runs_this_fails_with_bashs_message(airflow_dep
     assert [e["retry_attempt"] for e in errors] == [0, 1, 2, 3]
     for payload in errors:
         assert payload["status"] == 127 and "this: command not found" in payload["log"]
+        # what Airflow logs around every task is left out, and the error is there once
+        for boilerplate in ("::group::", "DAG bundles loaded", "Worker startup parse complete", "Tmp dir root location"):
+            assert boilerplate not in payload["log"], payload["log"]
+        assert payload["log"].count("Bash command failed") == 1, payload["log"]
     (exhausted,) = of_run("/yaml/critical-alerts")
     assert exhausted["retries_exhausted"] is True and exhausted["triggered"] == ["yaml_cleanup_job"]
 
