@@ -205,27 +205,39 @@ def log_url(base_url: str, dag_id: str, run_id: str, task_id: str, map_index: in
     return f"{base_url.rstrip('/')}/dags/{dag_id}/runs/{quote(run_id)}/tasks/{task_id}{mapped}{try_part}"
 
 
-def run_event_payload(context: Mapping[str, Any], *, now: datetime, triggered: Sequence[str] = ()) -> dict[str, Any]:
+def run_event_payload(
+    context: Mapping[str, Any], *, now: datetime, triggered: Sequence[str] = (), failed_tasks: Sequence[str] | None = None
+) -> dict[str, Any]:
     """
     cheek's generic payload for a whole DAG run's event: ``name`` is the DAG id.
 
     Reads only the DAG callback's own context (the run and the reason), as Airflow's DAG
     processor allows.
+
+    :param failed_tasks: the run's failed task instances (``task`` or ``task[3]``), named in its
+        ``log`` and ``airflow.failed_tasks``; ``None`` when they could not be read (left out).
     """
     dag_run = context["dag_run"]
     state = _state(dag_run.state)
     reason = context.get("reason")
     start = dag_run.start_date
+    log = f"DAG run {dag_run.run_id} ended {state}" + (f": {reason}" if reason else "")
+    airflow: dict[str, Any] = {"dag_id": dag_run.dag_id, "run_id": dag_run.run_id, "state": state}
+    if failed_tasks is not None:
+        airflow["failed_tasks"] = list(failed_tasks)
+        if failed_tasks:
+            shown = ", ".join(failed_tasks[:20]) + (f" and {len(failed_tasks) - 20} more" if len(failed_tasks) > 20 else "")
+            log += f"\nfailed: {shown}"
     return _payload(
         dag_run,
         status=0 if state == "success" else -1,
-        log=f"DAG run {dag_run.run_id} ended {state}" + (f": {reason}" if reason else ""),
+        log=log,
         name=dag_run.dag_id,
         retry_attempt=0,
         retries_exhausted=False,
         duration=round(((dag_run.end_date or now) - start).total_seconds() * 1000) if start else None,
         triggered=triggered,
-        airflow={"dag_id": dag_run.dag_id, "run_id": dag_run.run_id, "state": state},
+        airflow=airflow,
     )
 
 

@@ -110,6 +110,23 @@ def event_log(context: Mapping[str, Any], max_chars: int) -> str:
     return _payloads.keep_tail(_task_log.mask(text), max_chars)
 
 
+def failed_tasks(context: Mapping[str, Any]) -> list[str] | None:
+    """The failed task instances of a DAG callback's run (``task``, ``task[3]``), through the Task SDK; ``None`` if unknown."""
+    from airflow_ordo_hooks import _airflow
+
+    dag_run, dag = context["dag_run"], context.get("dag")
+    if str(getattr(dag_run.state, "value", dag_run.state)) == "success":
+        return []
+    if dag is None:
+        return None
+    try:
+        states = _airflow.task_states(context.get("ti"), dag.task_dict, dag_run.dag_id, dag_run.run_id)
+    except Exception as exc:  # the payload goes without them
+        log.info("airflow-ordo-hooks: could not read the task states of run %s (%s)", dag_run.run_id, exc)
+        return None
+    return [t if i < 0 else f"{t}[{i}]" for t, i, state in sorted(states) if state == "failed"]
+
+
 def event_payload(
     context: Mapping[str, Any], event: str, log_text: str | None = None, triggered: list[str] | None = None
 ) -> dict[str, Any]:
@@ -118,7 +135,7 @@ def event_payload(
 
     now = datetime.now(timezone.utc)
     if is_run_context(context):
-        return _payloads.run_event_payload(context, now=now, triggered=triggered or ())
+        return _payloads.run_event_payload(context, now=now, triggered=triggered or (), failed_tasks=failed_tasks(context))
     if log_text is None:
         log_text = event_log(context, _settings.get("log_max_chars"))
     return _payloads.job_event_payload(

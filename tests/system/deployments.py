@@ -180,6 +180,7 @@ class Deployment:
             AIRFLOW__API__HOST="127.0.0.1",
             AIRFLOW__API__WORKERS="1",
             AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{self.base_url}/execution/",
+            AIRFLOW__API__BASE_URL=self.base_url,  # the UI's address, in every payload's log_url
             AIRFLOW__API_AUTH__JWT_SECRET=os.urandom(24).hex(),
             # new and changed DAG files are seen within seconds
             AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="2",

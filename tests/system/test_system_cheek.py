@@ -172,7 +172,10 @@ def test_dag_run_events_are_sent_once_from_the_dag_processor(run_of, system_rece
     assert [r.path for r in requests] == [f"/{dag_id}/run/{event}"]
     body = requests[0].json
     assert body["name"] == dag_id and body["status"] == status
-    assert body["airflow"] == {"dag_id": dag_id, "run_id": run["dag_run_id"], "state": outcome}
+    # a failed run names the task(s) that failed, read in the DAG processor through the Task SDK
+    failed = ["job"] if outcome == "failed" else []
+    assert body["airflow"] == {"dag_id": dag_id, "run_id": run["dag_run_id"], "state": outcome, "failed_tasks": failed}
+    assert body["log"].endswith("\nfailed: job") == (outcome == "failed"), body["log"]
     # one callback request, run once in the DAG processor, which logs each callback of the DAG's list:
     # the run's hooks, then the sweep for tries killed before their callbacks ran; and it returned:
     # the processor went on to hand its parse back

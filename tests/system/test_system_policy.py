@@ -50,6 +50,7 @@ def test_cheeks_own_schedule_yaml_runs_this_fails_with_bashs_message(airflow_dep
         for boilerplate in ("::group::", "DAG bundles loaded", "Worker startup parse complete", "Tmp dir root location"):
             assert boilerplate not in payload["log"], payload["log"]
         assert payload["log"].count("Bash command failed") == 1, payload["log"]
+        assert payload["airflow"]["log_url"].startswith(f"{airflow_deployment.base_url}/dags/yaml_coffee/runs/")
     (exhausted,) = of_run("/yaml/critical-alerts")
     assert exhausted["retries_exhausted"] is True and exhausted["triggered"] == ["yaml_cleanup_job"]
 
