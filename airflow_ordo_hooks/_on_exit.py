@@ -100,3 +100,20 @@ def params_for(step: OnExitStep, defaults: Mapping[str, Any] | None = None) -> d
             description=f"Parameters of the on_exit step {step.id!r}: {', '.join(step.param_keys)}",
         )
     }
+
+
+def shown_params(step: OnExitStep, params: Mapping[str, Any]) -> dict[str, Any]:
+    """
+    The run's params as the report shows them: the step's own URLs masked (a webhook URL may hold
+    its secret in its path or query; the report is kept in the delivery ledger), the rest as they are.
+    """
+    from airflow_ordo_hooks._targets import mask_url
+
+    shown = dict(params)
+    own = shown.get(step.id)
+    if isinstance(own, Mapping):
+        shown[step.id] = {
+            key: mask_url(value) if key in step.param_keys and isinstance(value, str) and "://" in value else value
+            for key, value in own.items()
+        }
+    return shown

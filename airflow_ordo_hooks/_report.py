@@ -40,6 +40,15 @@ class StepRecord:
     try_number: int | None = None
     start_date: datetime | None = None
     end_date: datetime | None = None
+    error: str | None = None
+    """What made a failed step fail (the exception's type and message, or how its process ended), if known."""
+    order: int | None = None
+    """The task's place in the DAG's run order (upstream first), for steps that have no times."""
+
+    @property
+    def never_ran(self) -> bool:
+        """Whether no try of it started (upstream_failed, skipped before it ran): Airflow still gives it times."""
+        return self.try_number == 0
 
     @property
     def step_id(self) -> str:
@@ -129,19 +138,22 @@ def build_report(snapshot: RunSnapshot, *, finished_at: datetime, on_exit: Mappi
 
     step_rows = []
     timeline = []
+    orders = []
     for s, status in zip(steps, statuses):
-        started, ended = ordo_time(s.start_date), ordo_time(s.end_date)
+        # a step that never ran gets times from Airflow all the same (when it was marked): it has no start
+        start = None if s.never_ran else s.start_date
+        started, ended = ordo_time(start), ordo_time(s.end_date)
         step_rows.append({
             "job_id": job_id,
             "step_id": s.step_id,
             "step_type": s.step_type,
             "status": status,
             "airflow_state": s.state,
-            "attempt": s.try_number,
+            "attempt": None if s.never_ran else s.try_number,
             "map_index": s.map_index,
             "started_at": started,
             "finished_at": ended,
-            "error": f"task ended {s.state}" if status == "failed" else None,
+            "error": (s.error or f"task ended {s.state}") if status == "failed" else None,
         })
         timeline.append({
             "step": s.step_id,
@@ -149,11 +161,15 @@ def build_report(snapshot: RunSnapshot, *, finished_at: datetime, on_exit: Mappi
             "status": status,
             "started_at": started,
             "finished_at": ended,
-            "duration_ms": _ms(s.start_date, s.end_date),
+            "duration_ms": _ms(start, s.end_date),
         })
-    never = [t for t in timeline if t["started_at"] is None]
-    started_rows = [t for t in timeline if t["started_at"] is not None]
-    started_rows.sort(key=lambda t: t["started_at"])  # ISO strings in UTC sort as times do
+        orders.append(s.order)
+    # steps that started, by when; then the others in the DAG's run order where it is known
+    started_rows = sorted((t for t in timeline if t["started_at"] is not None), key=lambda t: t["started_at"])
+    never = [t for _, _, t in sorted(
+        ((order is None, order or 0, t) for t, order in zip(timeline, orders) if t["started_at"] is None),
+        key=lambda x: x[:2],
+    )]
 
     return {
         "job": {

@@ -39,6 +39,47 @@ def effective_leaves(dag: Any) -> set[str]:
     return leaves or {t.task_id for t in dag.tasks if not t.downstream_task_ids}
 
 
+def run_order(dag: Any) -> dict[str, int]:
+    """Each task's place in an order the run could have taken: every task after its upstream tasks."""
+    from graphlib import TopologicalSorter
+
+    graph = {task_id: sorted(task.upstream_task_ids) for task_id, task in sorted(dag.task_dict.items())}
+    return {task_id: i for i, task_id in enumerate(TopologicalSorter(graph).static_order())}
+
+
+def params_in_effect(dag: Any, conf: Any) -> dict[str, Any]:
+    """The run's params as its tasks see them: the DAG's defaults, each replaced by the run's conf where it gives one."""
+    params = dict(conf or {})
+    for key in getattr(dag, "params", None) or {}:
+        if key not in params:
+            try:
+                params[key] = dag.params[key]
+            except Exception:  # a param without a default, not given: left out
+                continue
+    return params
+
+
+_ERRORS_READ = 20
+"""Failed steps whose error is read from their log, at most (one REST request each)."""
+
+
+def _read_errors(api: Any, run_path: str, steps: list[StepRecord], seconds: float = 5.0) -> None:
+    """Give each failed step (the first :data:`_ERRORS_READ`) its error, from its last try's log, within ``seconds``."""
+    import time
+
+    from airflow_ordo_hooks._task_log import error_of
+
+    deadline = time.monotonic() + seconds
+    for step in [s for s in steps if s.state == "failed" and s.try_number][:_ERRORS_READ]:
+        if time.monotonic() >= deadline:
+            return
+        try:
+            path = f"{run_path}/taskInstances/{quote(step.task_id, safe='')}/logs/{step.try_number}"
+            step.error = error_of(api.get(path, map_index=step.map_index)["content"])
+        except Exception as exc:  # the report says "task ended failed" for it
+            log.info("airflow-ordo-hooks: could not read the error of %s from its log (%s)", step.step_id, exc)
+
+
 def _parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
@@ -54,6 +95,7 @@ def from_rest_api(conn_id: str, dag: Any, dag_id: str, run_id: str, exclude: str
     api = AirflowApiHook(conn_id)
     run_path = f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}"
     run = api.get(run_path)
+    order = run_order(dag)
     steps = [
         StepRecord(
             task_id=ti["task_id"],
@@ -63,10 +105,12 @@ def from_rest_api(conn_id: str, dag: Any, dag_id: str, run_id: str, exclude: str
             try_number=ti.get("try_number"),
             start_date=_parse_time(ti.get("start_date")),
             end_date=_parse_time(ti.get("end_date")),
+            order=order.get(ti["task_id"]),
         )
         for ti in api.pages(f"{run_path}/taskInstances", "task_instances")
         if ti["task_id"] != exclude
     ]
+    _read_errors(api, run_path, steps)
     artifacts = [
         ArtifactRecord(x["task_id"], x["key"], x.get("map_index", -1), None, _parse_time(x.get("timestamp")))
         for x in api.pages(f"{run_path}/taskInstances/~/xcomEntries", "xcom_entries")
@@ -81,7 +125,7 @@ def from_rest_api(conn_id: str, dag: Any, dag_id: str, run_id: str, exclude: str
         run_id=run_id,
         status=settled_status(steps, effective_leaves(dag)),
         source="rest_api",
-        params=run.get("conf") or {},
+        params=params_in_effect(dag, run.get("conf")),
         created_at=_parse_time(run.get("queued_at")),
         started_at=_parse_time(run.get("start_date")),
         steps=steps,
@@ -92,8 +136,9 @@ def from_rest_api(conn_id: str, dag: Any, dag_id: str, run_id: str, exclude: str
 
 def from_task_sdk(dag: Any, dag_run: Any, exclude: str, ti: Any = None) -> RunSnapshot:
     """Read the run from what the Task SDK gives: states and the DAG's structure; times and tries are unknown (null)."""
+    order = run_order(dag)
     steps = [
-        StepRecord(task_id, map_index, state, dag.task_dict[task_id].operator_name)
+        StepRecord(task_id, map_index, state, dag.task_dict[task_id].operator_name, order=order.get(task_id))
         for task_id, map_index, state in _airflow.task_states(ti, dag.task_dict, dag.dag_id, dag_run.run_id)
         if task_id != exclude
     ]
@@ -109,7 +154,7 @@ def from_task_sdk(dag: Any, dag_run: Any, exclude: str, ti: Any = None) -> RunSn
         run_id=dag_run.run_id,
         status=settled_status(steps, effective_leaves(dag)),
         source="task_sdk",
-        params=dag_run.conf or {},
+        params=params_in_effect(dag, dag_run.conf),
         created_at=None,
         started_at=dag_run.start_date,
         steps=steps,

@@ -189,6 +189,32 @@ def readable_lines(records: Iterable[Any]) -> list[str]:
     return lines
 
 
+def error_of(records: Iterable[Any]) -> str | None:
+    """
+    What made a try fail, from its log records: the exception it raised (``Type: message``, as
+    Python's last traceback line reads), else the last error line (how the supervisor says the
+    process ended, with its signal); ``None`` if the log says neither.
+    """
+    error = None
+    for raw in records:
+        record = raw
+        if isinstance(raw, str):
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue
+        if not isinstance(record, dict):
+            continue
+        stacks = record.get("error_detail") or record.get("exception")
+        if isinstance(stacks, list) and stacks and isinstance(stacks[0], dict):
+            raised = stacks[0]  # the raised exception first, then its causes
+            value = raised.get("exc_value")
+            error = f"{raised.get('exc_type')}: {value}" if value else str(raised.get("exc_type"))
+        elif str(record.get("level", "")).lower() in ("error", "critical"):
+            error = str(record.get("event", "")) + "".join(f" {key}={record[key]}" for key in _EXIT_FIELDS if key in record)
+    return mask(error) if error else None
+
+
 def read_try_log(ti: Any, max_chars: int, *, catch_up: bool = True) -> str:
     """
     The tail of a try's log file, formatted one record a line, masked; ``""`` when there is none

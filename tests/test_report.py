@@ -94,3 +94,28 @@ def test_the_schema_refuses_what_ordo_would_not_send(valid_report):
     ):
         with pytest.raises(jsonschema.ValidationError):
             valid_report(broken)
+
+
+def test_a_step_that_never_ran_has_no_start_and_no_attempt_and_a_failure_says_why(valid_report):
+    snapshot = RunSnapshot(
+        dag_id="pipeline", run_id="manual__1", status="failed", source="rest_api", started_at=T0,
+        steps=[
+            # Airflow gives a step it marks upstream_failed a start and an end, the same, and try 0
+            StepRecord("publish", state="upstream_failed", step_type="PythonOperator", try_number=0,
+                       start_date=_at(6), end_date=_at(6), order=2),
+            StepRecord("convert", state="failed", step_type="PythonOperator", try_number=2, start_date=_at(2), end_date=_at(3.5),
+                       error="ValueError: no column 'price'", order=1),
+            StepRecord("archive", state="upstream_failed", try_number=0, order=3),
+            StepRecord("audit", state="upstream_failed", try_number=0, order=0),
+        ],
+    )
+    report = valid_report(build_report(snapshot, finished_at=_at(10), on_exit=ON_EXIT))
+
+    publish = next(s for s in report["steps"] if s["step_id"] == "publish")
+    assert (publish["started_at"], publish["attempt"], publish["finished_at"]) == (None, None, "2026-02-24T18:09:37.276Z")
+    convert = next(s for s in report["steps"] if s["step_id"] == "convert")
+    assert convert["error"] == "ValueError: no column 'price'" and convert["attempt"] == 2
+    # what started, by time; what never did, in the DAG's run order (not alphabetically)
+    assert [(t["step"], t["duration_ms"]) for t in report["timeline"]] == [
+        ("convert", 1500), ("audit", None), ("publish", None), ("archive", None)
+    ]

@@ -127,3 +127,11 @@ def test_a_failure_the_log_already_shows_is_not_added_again(log_at):
     # one the log does not show is added, with its traceback
     context["exception"] = ValueError("something else")
     assert event_log(context, 10_000).endswith("ValueError: something else")
+
+
+def test_the_error_of_a_try_is_its_exception_else_how_its_process_ended():
+    assert _task_log.error_of(_REAL_TRY) == "AirflowException: Bash command failed. The command returned a non-zero exit code 127."
+    killed = [*_REAL_TRY[:5], {"timestamp": "2026-11-23T14:31:15Z", "level": "critical",
+                                "event": "Process terminated by signal.", "signal": -9}]
+    assert _task_log.error_of(json.dumps(r) for r in killed) == "Process terminated by signal. signal=-9"
+    assert _task_log.error_of(_REAL_TRY[:5]) is None

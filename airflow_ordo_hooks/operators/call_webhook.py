@@ -10,7 +10,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from airflow_ordo_hooks import _settings
-from airflow_ordo_hooks._on_exit import OnExitStep
+from airflow_ordo_hooks._on_exit import OnExitStep, shown_params
 from airflow_ordo_hooks._report import RunSnapshot, build_report
 from airflow_ordo_hooks._run_state import read_run, with_artifact
 from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy, deliver, encode
@@ -54,6 +54,7 @@ def send_report(
 
     from airflow_ordo_hooks import _event_id, _ledger
 
+    snapshot = dataclasses.replace(snapshot, params=shown_params(step, snapshot.params))
     report = build_report(snapshot, finished_at=datetime.now(timezone.utc), on_exit=waits_for)
     target = url if isinstance(url, str) else ""
     body = encode(report)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from airflow_ordo_hooks._targets import mask_url
 from airflow_ordo_hooks.testing.receiver import Respond
 
 pytestmark = pytest.mark.airflow
@@ -45,7 +46,9 @@ def test_one_report_per_run_whatever_its_outcome(run_dag, receiver, valid_report
     job = report["job"]
     assert job["status"] == job["airflow_state"] == str(run.state)
     assert (job["id"], job["recipe_id"]) == (run.run_id, f"ordo_{outcome}")
-    assert job["params"] == {} and job["started_at"].endswith("Z") and job["finished_at"] >= job["started_at"]
+    # the params in effect (the DAG's default URL here), the step's URL masked
+    assert job["params"] == {"call_webhook": {"webhook_url": mask_url(receiver.url(f"/ordo_{outcome}/report"))}}
+    assert job["started_at"].endswith("Z") and job["finished_at"] >= job["started_at"]
     states = run_dag.task_states(run)
     _steps_match_task_instances(report, states)
     assert report["on_exit"]["waits_for_met"] is met and report["on_exit"]["source"] == "task_sdk"
@@ -95,7 +98,7 @@ def test_the_url_comes_from_the_runs_conf(run_dag, receiver, valid_report):
     (request,) = receiver.requests
     assert request.path == "/from-conf"
     report = valid_report(request.json)
-    assert report["job"]["params"] == {"call_webhook": {"webhook_url": receiver.url("/from-conf")}}
+    assert report["job"]["params"] == {"call_webhook": {"webhook_url": mask_url(receiver.url("/from-conf"))}}
     assert str(run.state) == "success"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import json
 import time
 
 import pytest
@@ -35,6 +36,28 @@ def _requests(receiver, prefix, count, timeout=120.0):
         if time.monotonic() > deadline:
             pytest.fail(f"{len(got)} of {count} requests to {prefix} after {timeout:.0f} s")
         time.sleep(0.5)
+
+
+def test_a_failed_runs_report_says_why_a_step_failed_and_which_never_ran(airflow_deployment, system_receiver, runs, valid_report):
+    # triggered here, not with the others: the timed-out run's 25 s must not be spent queueing behind it
+    airflow_deployment.wait_for_run("system_ordo_overdue", runs["system_ordo_overdue"])
+    run_id = airflow_deployment.trigger("system_ordo_failing")
+    run = airflow_deployment.wait_for_run("system_ordo_failing", run_id)
+    (request,) = _requests(system_receiver, "/system_ordo_failing/report", 1)
+    report = valid_report(request.json)
+
+    assert run["state"] == report["job"]["status"] == "failed" and report["on_exit"]["source"] == "rest_api"
+    steps = {s["step_id"]: s for s in report["steps"]}
+    # the exception's type and message, read from the failed try's log through the REST API
+    assert steps["load"]["error"] == "ValueError: no column 'price'" and steps["load"]["attempt"] == 1
+    for never in ("publish", "archive"):  # upstream_failed: Airflow gives them times, they never started
+        assert steps[never]["airflow_state"] == "upstream_failed"
+        assert (steps[never]["started_at"], steps[never]["attempt"], steps[never]["error"]) == (None, None, None)
+    # what ran, by when it started; then what never did, in the DAG's order
+    assert [t["step"] for t in report["timeline"]] == ["dataset_info", "load", "publish", "archive"]
+    # the params in effect: the DAG's default URL, masked
+    assert report["job"]["params"]["call_webhook"]["webhook_url"].startswith("http://127.0.0.1:")
+    assert "/system_ordo_failing/report" not in json.dumps(report["job"]["params"])
 
 
 def test_the_report_is_read_through_the_rest_api_with_full_timestamps(airflow_deployment, system_receiver, runs, valid_report):

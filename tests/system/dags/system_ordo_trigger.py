@@ -46,8 +46,30 @@ with _dag("system_ordo_pipeline") as pipeline:
     flaky()
 attach_on_exit(pipeline, ON_EXIT, defaults={"webhook_url": f"{RECEIVER}/system_ordo_pipeline/report"})
 
+# a run that fails: its report says why a step failed, and that the steps after it never ran
+with _dag("system_ordo_failing") as failing:
+
+    @task
+    def dataset_info(ti=None):
+        ti.xcom_push(key="metadata", value={"rows": 2})
+
+    @task
+    def load():
+        raise ValueError("no column 'price'")
+
+    @task
+    def publish():
+        pass
+
+    @task
+    def archive():
+        pass
+
+    dataset_info() >> load() >> publish() >> archive()
+attach_on_exit(failing, ON_EXIT, defaults={"webhook_url": f"{RECEIVER}/system_ordo_failing/report"})
+
 # a run that hits its dagrun_timeout: the scheduler skips the teardown; the failure callback reports
-with _dag("system_ordo_overdue", dagrun_timeout=timedelta(seconds=8)) as overdue:
+with _dag("system_ordo_overdue", dagrun_timeout=timedelta(seconds=25)) as overdue:
 
     @task
     def dataset_info(ti=None):
