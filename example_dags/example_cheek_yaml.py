@@ -1,2 +1,2 @@
 from airflow_ordo_hooks import load_cheek_schedule  # cheek's schedule.yaml, next to this file
-load_cheek_schedule(__file__.replace("example_cheek_yaml.py", "cheek_schedule.yaml"), dag_id_prefix="yaml_")
+dags = load_cheek_schedule(__file__.replace("example_cheek_yaml.py", "cheek_schedule.yaml"), dag_id_prefix="yaml_")

@@ -142,3 +142,22 @@ def test_the_shipped_example_is_the_seed_plus_cleanup_job():
     for name in ("coffee", "beans"):
         for field in ("command", "cron", "retries"):
             assert shipped["jobs"][name].get(field) == seed["jobs"][name].get(field)
+
+
+def test_the_readmes_dag_file_for_a_schedule_is_found_by_safe_mode_without_its_comments(tmp_path):
+    # Airflow's DAG discovery safe mode skips, without a word, a .py file whose text lacks "airflow" or "dag"
+    import re
+    from pathlib import Path
+
+    from airflow.utils.file import might_contain_dag
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("### cheek's schedule YAML as it is", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S)[1]
+    bare = "\n".join(line.split("#", 1)[0].rstrip() for line in code.splitlines())
+    assert "load_cheek_schedule(" in bare
+    path = tmp_path / "cheek.py"
+    path.write_text(bare)
+    assert might_contain_dag(str(path), safe_mode=True)
+    path.write_text(bare.replace("dags = ", ""))  # the form that was documented before: skipped
+    assert not might_contain_dag(str(path), safe_mode=True)
