@@ -166,7 +166,7 @@ def recover(
         # a final try's trigger_job is a task of the graph (TriggerJobOperator), which ran; a retried
         # try's is started by its callback, which did not
         triggered = [a.target for a in hooks.for_event(event) if a.action == "trigger_job"] if final else []
-        payload = _payload(dag_run, t, event, logs[key], retries, triggered)
+        payload = try_payload(dag_run, t, event, logs[key], retries, triggered)
         ended = _time(t.get("end_date")) or datetime.now(timezone.utc)
         not_before = max(ended + timedelta(seconds=overtime + GRACE_MARGIN), datetime.now(timezone.utc))
         items.append(_ledger.item(
@@ -196,9 +196,16 @@ def _try_log(api: Any, base: str, task_id: str, map_index: int, try_number: int,
         return f"the log of try {try_number} could not be read: {exc}"
 
 
-def _payload(
+def try_payload(
     dag_run: Any, t: Mapping[str, Any], event: str, log_text: str, retries: int, triggered: Sequence[str]
 ) -> dict[str, Any]:
+    """
+    cheek's payload of ``event`` for a try that has ended, from what can be read of it afterwards.
+
+    :param t: the try as the REST API gives a task instance: ``task_id``, ``state``, ``try_number``,
+        ``max_tries``, ``map_index``, ``start_date`` and ``end_date`` (ISO 8601).
+    :param log_text: its log, bounded and masked ("" when unknown).
+    """
     from airflow.sdk import conf
 
     from airflow_ordo_hooks._payloads import log_url, watched_task_payload

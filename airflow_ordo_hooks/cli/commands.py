@@ -1,10 +1,12 @@
-"""What ``airflow ordo-hooks deliveries``, ``redeliver`` and ``test-fire`` do.
+"""What ``airflow ordo-hooks deliveries``, ``redeliver``, ``preview`` and ``test-fire`` do.
 
 ``deliveries`` and ``redeliver`` read and write the delivery ledger in Airflow's metadata database,
 as Airflow's own commands do (run them where ``airflow db`` commands work). ``redeliver`` makes
 deliveries due; the API server's redelivery loop sends them, with their ``webhook-id``, within
 ``[ordo_hooks] redelivery_poll_seconds``. ``test-fire`` sends from where it runs, through the same
-delivery path as a callback. Errors end the command with exit code 1 and a message, as Airflow's do.
+delivery path as a callback. ``preview`` parses the DAG file and reads the task's latest try from
+the metadata database and its log file, and sends nothing. Errors end the command with exit code 1
+and a message, as Airflow's do.
 """
 
 from __future__ import annotations
@@ -131,6 +133,88 @@ def redeliver(args: Any) -> None:
     undelivered = [d["webhook_id"] for d in found if d["state"] != "delivered"]
     if args.wait > 0 and undelivered:
         raise SystemExit(f"redeliver: not delivered (failed, or not settled within {args.wait:g} s): {', '.join(undelivered[:20])}")
+
+
+def _latest_try(dag_id: str, task_id: str, run_id: str | None, map_index: int) -> tuple[Any, Any] | None:
+    """``(dag run, task instance)`` of the task's latest try (in ``run_id`` if given), from the metadata database; ``None`` if it has none."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session(scoped=False) as session:
+        stmt = select(TaskInstance, DagRun).join(
+            DagRun, (DagRun.dag_id == TaskInstance.dag_id) & (DagRun.run_id == TaskInstance.run_id)
+        ).where(TaskInstance.dag_id == dag_id, TaskInstance.task_id == task_id, TaskInstance.map_index == map_index,
+                TaskInstance.try_number > 0)
+        if run_id:
+            stmt = stmt.where(TaskInstance.run_id == run_id)
+        found = session.execute(stmt.order_by(DagRun.run_after.desc()).limit(1)).first()
+        if found is None:
+            return None
+        ti, dag_run = found
+        session.expunge_all()
+        return dag_run, ti
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+@suppress_logs_and_warning
+def preview(args: Any) -> None:
+    """
+    ``airflow ordo-hooks preview DAG_ID TASK_ID EVENT``: the exact body each action of the task's
+    ``EVENT`` would send, built from its latest try (its state, times and log) as the package builds
+    an event it recovers afterwards; sending nothing. Without a try, from a made-up one.
+    """
+    from airflow.utils.cli import get_bagged_dag
+
+    from airflow_ordo_hooks import _settings
+    from airflow_ordo_hooks._payloads import BUILDERS
+    from airflow_ordo_hooks._task_log import read_try_log
+    from airflow_ordo_hooks.callbacks.recovery import hooks_of, try_payload
+    from airflow_ordo_hooks.hooks.webhook import encode, mask_url
+
+    dag = get_bagged_dag(None, args.dag_id)
+    if args.task_id not in dag.task_dict:
+        raise SystemExit(f"preview: DAG {args.dag_id!r} has no task {args.task_id!r}")
+    task = dag.task_dict[args.task_id]
+    hooks = hooks_of(task)
+    actions = hooks.for_event(args.event) if hooks else ()
+    if not actions:
+        raise SystemExit(f"preview: task {args.task_id!r} of DAG {args.dag_id!r} has no action on {args.event}")
+    state = "success" if args.event == "on_success" else "failed"
+    found = _latest_try(args.dag_id, args.task_id, args.run_id, args.map_index)
+    now = datetime.now(timezone.utc)
+    if found is None:
+        dag_run = SimpleNamespace(dag_id=args.dag_id, run_id=args.run_id or f"manual__{now.isoformat()}", run_type="manual",
+                                  conf={}, start_date=now, run_after=now)
+        t = {"task_id": args.task_id, "state": state, "try_number": 1, "max_tries": task.retries or 0,
+             "map_index": args.map_index, "start_date": _iso(now), "end_date": _iso(now)}
+        log_text, source = "", "a made-up try (the task has none in the database)"
+    else:
+        dag_run, ti = found
+        t = {"task_id": ti.task_id, "state": state, "try_number": ti.try_number, "max_tries": ti.max_tries,
+             "map_index": ti.map_index, "start_date": _iso(ti.start_date), "end_date": _iso(ti.end_date)}
+        log_text = read_try_log(ti, _settings.get("log_max_chars"), catch_up=False)
+        source = f"run {dag_run.run_id}, try {ti.try_number} ({ti.state})"
+    jobs = [a.target for a in actions if a.action == "trigger_job"]
+    payload = try_payload(dag_run, t, args.event, log_text, task.retries or 0, jobs)
+    sends = [
+        {"action": a.action, "target": mask_url(a.target) if "://" in a.target else a.target,
+         "body": json.loads(encode(BUILDERS[a.action](payload)))}
+        for a in actions if a.action in BUILDERS
+    ]
+    if args.output in ("json", "yaml"):
+        _print([{"source": source, "event": args.event, "deliveries": sends, "trigger_job": jobs}], args.output)
+        return
+    print(f"{args.event} of {args.dag_id}.{args.task_id}, from {source}; nothing is sent")
+    for send in sends:
+        print(f"\n{send['action']} -> {send['target']}")
+        print(json.dumps(send["body"], indent=2, ensure_ascii=False))
+    if jobs:
+        print(f"\ntrigger_job: {', '.join(jobs)}")
 
 
 def sample_payload(now: datetime) -> dict[str, Any]:

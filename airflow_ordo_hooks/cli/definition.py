@@ -30,6 +30,11 @@ ARG_WAIT = Arg(
     ("--wait",), help="Wait up to this many seconds for the API server to settle each one, and show how it ended "
     "(default: 0, do not wait)", type=float, default=0.0,
 )
+ARG_PREVIEW_DAG_ID = Arg(("dag_id",), help="The DAG")
+ARG_PREVIEW_TASK_ID = Arg(("task_id",), help="The task")
+ARG_PREVIEW_EVENT = Arg(("event",), help="The event whose bodies to show", choices=EVENTS[:3])
+ARG_PREVIEW_RUN_ID = Arg(("-r", "--run-id"), help="The run whose try to build from (default: the task's latest)")
+ARG_MAP_INDEX = Arg(("--map-index",), help="The mapped instance (default: -1, not mapped)", type=int, default=-1)
 ARG_TARGET = Arg(("target",), help="A URL (https://…) or conn:<conn_id>[/<endpoint>], as a hook's action names it")
 ARG_ACTION = Arg(
     ("-a", "--action"), help="The action whose body to send (default: notify_webhook, cheek's JSON)",
@@ -53,6 +58,12 @@ ORDO_HOOKS_COMMANDS = (
         args=(ARG_WEBHOOK_IDS, ARG_FAILED_SINCE, ARG_DAG_ID, ARG_WAIT, ARG_OUTPUT, ARG_VERBOSE),
     ),
     ActionCommand(
+        name="preview",
+        help="Show the exact bodies each action of a task's event would send, built from its latest try; send nothing",
+        func=lazy_load_command(f"{_COMMANDS}.preview"),
+        args=(ARG_PREVIEW_DAG_ID, ARG_PREVIEW_TASK_ID, ARG_PREVIEW_EVENT, ARG_PREVIEW_RUN_ID, ARG_MAP_INDEX, ARG_OUTPUT, ARG_VERBOSE),
+    ),
+    ActionCommand(
         name="test-fire",
         help="Send a sample event to a target through the real delivery path, and show what was sent and the answer",
         func=lazy_load_command(f"{_COMMANDS}.test_fire"),
@@ -66,7 +77,7 @@ def get_cli_commands() -> list[GroupCommand]:
     return [
         GroupCommand(
             name="ordo-hooks",
-            help="Webhook deliveries of airflow-ordo-hooks: list, redeliver, test-fire",
+            help="Webhook deliveries of airflow-ordo-hooks: list, redeliver, preview, test-fire",
             subcommands=ORDO_HOOKS_COMMANDS,
         )
     ]

@@ -3,9 +3,13 @@ through the cluster policy in the DAG processor and in the worker."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 
 import pytest
+
+from tests.system.deployments import VENV_BIN
 
 pytestmark = pytest.mark.system
 
@@ -51,6 +55,17 @@ def test_cheeks_own_schedule_yaml_runs_this_fails_with_bashs_message(airflow_dep
             assert boilerplate not in payload["log"], payload["log"]
         assert payload["log"].count("Bash command failed") == 1, payload["log"]
         assert payload["airflow"]["log_url"].startswith(f"{airflow_deployment.base_url}/dags/yaml_coffee/runs/")
+    # `airflow ordo-hooks preview` builds the last try's on_error from the database and the log
+    # file: the body the callback sent, apart from the time it took
+    preview = subprocess.run(
+        [str(VENV_BIN / "airflow"), "ordo-hooks", "preview", "yaml_coffee", "coffee", "on_error", "--run-id", run_id, "-o", "json"],
+        env=airflow_deployment.environment(), capture_output=True, text=True, timeout=120,
+    )
+    assert preview.returncode == 0, preview.stderr[-3000:]
+    (shown,) = json.loads(preview.stdout)
+    (sent,) = [d["body"] for d in shown["deliveries"] if d["action"] == "notify_webhook"]
+    last = errors[-1]
+    assert {k: v for k, v in sent.items() if k != "duration"} == {k: v for k, v in last.items() if k != "duration"}
     (exhausted,) = of_run("/yaml/critical-alerts")
     assert exhausted["retries_exhausted"] is True and exhausted["triggered"] == ["yaml_cleanup_job"]
 
