@@ -129,20 +129,29 @@ def _traceback(stacks: Any) -> str:
     return "\n".join(lines)
 
 
+def _record(raw: Any) -> Any:
+    """A log record: a line of the file parsed (JSON), a record as it came; a line that is not JSON as it is."""
+    if isinstance(raw, str):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    return raw
+
+
+def _exit_text(record: dict[str, Any]) -> str:
+    """How the supervisor says the process ended, as `` signal=-9 signal_name=SIGKILL``; ``""`` if the record does not."""
+    return "".join(f" {key}={record[key]}" for key in _EXIT_FIELDS if key in record)
+
+
 def format_record(line: str | dict[str, Any]) -> str:
     """One line of a try's log file (a JSON record, as the supervisor writes them), or a record, as a line of text."""
-    if isinstance(line, dict):
-        record = line
-    else:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            return line
-        if not isinstance(record, dict):
-            return line
+    record = _record(line)
+    if not isinstance(record, dict):
+        return str(line)
     text = f"[{record.get('timestamp', '')}] {str(record.get('level', '')).upper()} - {record.get('event', '')}"
     # what the supervisor says of how the process ended ("Process terminated by signal." signal=-9)
-    text += "".join(f" {key}={record[key]}" for key in _EXIT_FIELDS if key in record)
+    text += _exit_text(record)
     # structlog's dict tracebacks: the supervisor writes them under "error_detail", structlog under "exception"
     stacks = record.get("error_detail") or record.get("exception")
     if isinstance(stacks, list) and stacks:
@@ -165,12 +174,7 @@ def readable_lines(records: Iterable[Any]) -> list[str]:
     lines: list[str] = []
     in_group = False
     for raw in records:
-        record = raw
-        if isinstance(raw, str):
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                record = raw
+        record = _record(raw)
         if not isinstance(record, dict):
             if not in_group:
                 lines.append(str(raw))
@@ -197,12 +201,7 @@ def error_of(records: Iterable[Any]) -> str | None:
     """
     error = None
     for raw in records:
-        record = raw
-        if isinstance(raw, str):
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                continue
+        record = _record(raw)
         if not isinstance(record, dict):
             continue
         stacks = record.get("error_detail") or record.get("exception")
@@ -211,7 +210,7 @@ def error_of(records: Iterable[Any]) -> str | None:
             value = raised.get("exc_value")
             error = f"{raised.get('exc_type')}: {value}" if value else str(raised.get("exc_type"))
         elif str(record.get("level", "")).lower() in ("error", "critical"):
-            error = str(record.get("event", "")) + "".join(f" {key}={record[key]}" for key in _EXIT_FIELDS if key in record)
+            error = str(record.get("event", "")) + _exit_text(record)
     return mask(error) if error else None
 
 
