@@ -159,6 +159,10 @@ def format_record(line: str | dict[str, Any]) -> str:
     return text
 
 
+_OUTPUT_LOGGERS = frozenset({"task.stdout", "task.stderr"})
+"""What the task printed: it reaches the supervisor over sockets of its own, so it is often written
+after Airflow's ``Post Execute`` group has begun; it is kept wherever it lands."""
+
 _BOILERPLATE = ("Tmp dir root location:",)
 """The starts of lines Airflow's operators log on every try, outside its groups, that say nothing of the task."""
 
@@ -169,7 +173,8 @@ def readable_lines(records: Iterable[Any]) -> list[str]:
     what Airflow logs around every task: its ``::group::`` sections (loading the DAG bundle and
     parsing the DAG file before the task, its callbacks after it), the lines of :data:`_BOILERPLATE`,
     and our own marker. What the task printed and logged stays, its error, and the supervisor's
-    line saying how the process ended (kept even inside a group: a try killed while it was parsed).
+    line saying how the process ended: those two kept even inside a group (printed lines arrive
+    late, inside ``Post Execute``; a try may be killed while it is parsed).
     """
     lines: list[str] = []
     in_group = False
@@ -186,7 +191,7 @@ def readable_lines(records: Iterable[Any]) -> list[str]:
             if not in_group:  # what was read began inside a group
                 lines.clear()
             in_group = False
-        elif any(key in record for key in _EXIT_FIELDS):
+        elif any(key in record for key in _EXIT_FIELDS) or str(record.get("logger", "")) in _OUTPUT_LOGGERS:
             lines.append(format_record(record))
         elif not in_group and not event.startswith(_BOILERPLATE) and not _MARKER_LINE.search(event):
             lines.append(format_record(record))

@@ -75,6 +75,8 @@ _REAL_TRY = [
                        "exc_value": "Bash command failed. The command returned a non-zero exit code 127.",
                        "frames": [{"filename": "/venv/airflow/providers/standard/operators/bash.py", "lineno": 225, "name": "execute"}]}]},
     {"timestamp": "2026-11-23T14:31:13.722092Z", "level": "info", "event": "::group::Post Execute", "logger": "task"},
+    # what the task printed comes over a socket of its own: it may be written inside Post Execute
+    {"timestamp": "2026-11-23T14:31:13.730000Z", "level": "info", "event": "printed by the task", "logger": "task.stdout"},
     {"timestamp": "2026-11-23T14:31:14.100000Z", "level": "warning", "event": "Webhook http://127.0.0.1:46877/…#9d5ce6: not delivered",
      "logger": "airflow_ordo_hooks.hooks.webhook"},
     {"timestamp": "2026-11-23T14:31:14.200000Z", "level": "info", "event": "::endgroup::", "logger": "task"},
@@ -96,6 +98,7 @@ def test_airflows_own_lines_are_left_out_and_the_tasks_output_and_error_kept(log
         "Traceback (most recent call last):",
         '  File "/venv/airflow/providers/standard/operators/bash.py", line 225, in execute',
         "AirflowException: Bash command failed. The command returned a non-zero exit code 127.",
+        "[2026-11-23T14:31:13.730000Z] INFO - printed by the task",
     ]
 
 
@@ -123,7 +126,7 @@ def test_a_failure_the_log_already_shows_is_not_added_again(log_at):
     except AirflowException as exc:
         context = {"ti": SimpleNamespace(), "exception": exc}
     text = event_log(context, 10_000)
-    assert text.count("Bash command failed") == 1 and text.endswith("non-zero exit code 127.")
+    assert text.count("Bash command failed") == 1 and text.endswith("INFO - printed by the task")
     # one the log does not show is added, with its traceback
     context["exception"] = ValueError("something else")
     assert event_log(context, 10_000).endswith("ValueError: something else")
