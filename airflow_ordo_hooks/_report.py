@@ -138,7 +138,6 @@ def build_report(snapshot: RunSnapshot, *, finished_at: datetime, on_exit: Mappi
 
     step_rows = []
     timeline = []
-    orders = []
     for s, status in zip(steps, statuses):
         # a step that never ran gets times from Airflow all the same (when it was marked): it has no start
         start = None if s.never_ran else s.start_date
@@ -163,13 +162,10 @@ def build_report(snapshot: RunSnapshot, *, finished_at: datetime, on_exit: Mappi
             "finished_at": ended,
             "duration_ms": _ms(start, s.end_date),
         })
-        orders.append(s.order)
     # steps that started, by when; then the others in the DAG's run order where it is known
     started_rows = sorted((t for t in timeline if t["started_at"] is not None), key=lambda t: t["started_at"])
-    never = [t for _, _, t in sorted(
-        ((order is None, order or 0, t) for t, order in zip(timeline, orders) if t["started_at"] is None),
-        key=lambda x: x[:2],
-    )]
+    never = [t for t, s in sorted(((t, s) for t, s in zip(timeline, steps) if t["started_at"] is None),
+                                  key=lambda pair: (pair[1].order is None, pair[1].order or 0))]
 
     return {
         "job": {

@@ -67,15 +67,15 @@ def _read_errors(api: Any, run_path: str, steps: list[StepRecord], seconds: floa
     """Give each failed step (the first :data:`_ERRORS_READ`) its error, from its last try's log, within ``seconds``."""
     import time
 
-    from airflow_ordo_hooks._task_log import error_of
+    from airflow_ordo_hooks._task_log import error_of, rest_try_records
 
     deadline = time.monotonic() + seconds
     for step in [s for s in steps if s.state == "failed" and s.try_number][:_ERRORS_READ]:
         if time.monotonic() >= deadline:
             return
         try:
-            path = f"{run_path}/taskInstances/{quote(step.task_id, safe='')}/logs/{step.try_number}"
-            step.error = error_of(api.get(path, map_index=step.map_index)["content"])
+            ti_path = f"{run_path}/taskInstances/{quote(step.task_id, safe='')}"
+            step.error = error_of(rest_try_records(api, ti_path, step.try_number, step.map_index))
         except Exception as exc:  # the report says "task ended failed" for it
             log.info("airflow-ordo-hooks: could not read the error of %s from its log (%s)", step.step_id, exc)
 

@@ -271,5 +271,9 @@ def rest_try_log(api: Any, ti_path: str, try_number: int, map_index: int, max_ch
     """
     from airflow_ordo_hooks._payloads import keep_tail
 
-    content = api.get(f"{ti_path}/logs/{try_number}", map_index=map_index)["content"]
-    return keep_tail(mask(rest_log_text(content)), max_chars)
+    return keep_tail(mask(rest_log_text(rest_try_records(api, ti_path, try_number, map_index))), max_chars)
+
+
+def rest_try_records(api: Any, ti_path: str, try_number: int, map_index: int) -> list[Any]:
+    """A try's log records through Airflow's REST API v2 (``ti_path``: the task instance's path, without its map index)."""
+    return api.get(f"{ti_path}/logs/{try_number}", map_index=map_index)["content"]

@@ -183,8 +183,10 @@ def recover(
     return len(items)
 
 
-def _time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+def _time(value: datetime | str | None) -> datetime | None:
+    if isinstance(value, datetime) or not value:
+        return value or None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def _try_log(api: Any, base: str, task_id: str, map_index: int, try_number: int, *, max_chars: int) -> str:
@@ -203,7 +205,7 @@ def try_payload(
     cheek's payload of ``event`` for a try that has ended, from what can be read of it afterwards.
 
     :param t: the try as the REST API gives a task instance: ``task_id``, ``state``, ``try_number``,
-        ``max_tries``, ``map_index``, ``start_date`` and ``end_date`` (ISO 8601).
+        ``max_tries``, ``map_index``, ``start_date`` and ``end_date`` (ISO 8601, or datetimes).
     :param log_text: its log, bounded and masked ("" when unknown).
     """
     from airflow.sdk import conf

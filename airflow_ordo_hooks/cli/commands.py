@@ -157,10 +157,6 @@ def _latest_try(dag_id: str, task_id: str, run_id: str | None, map_index: int) -
         return dag_run, ti
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 @suppress_logs_and_warning
 def preview(args: Any) -> None:
     """
@@ -191,12 +187,12 @@ def preview(args: Any) -> None:
         dag_run = SimpleNamespace(dag_id=args.dag_id, run_id=args.run_id or f"manual__{now.isoformat()}", run_type="manual",
                                   conf={}, start_date=now, run_after=now)
         t = {"task_id": args.task_id, "state": state, "try_number": 1, "max_tries": task.retries or 0,
-             "map_index": args.map_index, "start_date": _iso(now), "end_date": _iso(now)}
+             "map_index": args.map_index, "start_date": now, "end_date": now}
         log_text, source = "", "a made-up try (the task has none in the database)"
     else:
         dag_run, ti = found
         t = {"task_id": ti.task_id, "state": state, "try_number": ti.try_number, "max_tries": ti.max_tries,
-             "map_index": ti.map_index, "start_date": _iso(ti.start_date), "end_date": _iso(ti.end_date)}
+             "map_index": ti.map_index, "start_date": ti.start_date, "end_date": ti.end_date}
         log_text = read_try_log(ti, _settings.get("log_max_chars"), catch_up=False)
         source = f"run {dag_run.run_id}, try {ti.try_number} ({ti.state})"
     jobs = [a.target for a in actions if a.action == "trigger_job"]
