@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import and_, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from airflow_ordo_hooks import _settings
 from airflow_ordo_hooks._targets import CONN_PREFIX, mask_text
@@ -450,37 +450,41 @@ def query(
     dag_id: str | None = None,
     run_id: str | None = None,
     task_id: str | None = None,
+    map_index: int | None = None,
     event: str | None = None,
     state: str | None = None,
     dag_ids: Collection[str] | None = None,
     limit: int = 100,
     offset: int = 0,
+    payloads: bool = True,
 ) -> tuple[list[Delivery], int]:
     """
-    Deliveries matching every filter given, newest first, with their attempts.
+    Deliveries matching every filter given, newest first, with their attempts (one more query for the page).
 
     :param dag_ids: only deliveries of these DAGs (those a user may read), if given.
+    :param payloads: read their payloads too; without, a page of deliveries with long logs reads fast.
     :return: ``(up to limit rows from offset, how many match in all)``.
     """
     stmt = select(Delivery)
     for column, value in ((Delivery.dag_id, dag_id), (Delivery.run_id, run_id), (Delivery.task_id, task_id),
-                          (Delivery.event, event), (Delivery.state, state)):
+                          (Delivery.map_index, map_index), (Delivery.event, event), (Delivery.state, state)):
         if value is not None:
             stmt = stmt.where(column == value)
     if dag_ids is not None:
         stmt = stmt.where(Delivery.dag_id.in_(sorted(dag_ids)))
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     page = stmt.order_by(Delivery.created_at.desc(), Delivery.webhook_id.desc()).limit(limit).offset(offset)
+    if not payloads:
+        page = page.options(defer(Delivery.payload), defer(Delivery.target_encrypted))
     return list(session.scalars(page)), total
 
 
-def as_dict(row: Delivery) -> dict[str, Any]:
-    """A delivery as the API shows it: every column but the encrypted target, the payload parsed, its attempts."""
-    try:
-        payload: Any = json.loads(row.payload)
-    except ValueError:  # recorded by a client that did not send JSON: shown as it is
-        payload = row.payload
-    return {
+def as_dict(row: Delivery, *, full: bool = True) -> dict[str, Any]:
+    """
+    A delivery as the API shows it: every column but the encrypted target, and ``latency_ms`` (its
+    last attempt's); when ``full``, also its payload parsed and its attempts.
+    """
+    shown = {
         "webhook_id": row.webhook_id,
         "dag_id": row.dag_id,
         "run_id": row.run_id,
@@ -490,15 +494,25 @@ def as_dict(row: Delivery) -> dict[str, Any]:
         "event": row.event,
         "action": row.action,
         "target_masked": row.target_masked,
-        "payload": payload,
         "source": row.source,
         "state": row.state,
         "attempt_count": row.attempt_count,
+        "latency_ms": row.attempts[-1].elapsed_ms if row.attempts else None,
         "next_attempt_at": _iso(row.next_attempt_at),
         "last_status_code": row.last_status_code,
         "last_error": row.last_error,
         "created_at": _iso(row.created_at),
         "updated_at": _iso(row.updated_at),
+    }
+    if not full:
+        return shown
+    try:
+        payload: Any = json.loads(row.payload)
+    except ValueError:  # recorded by a client that did not send JSON: shown as it is
+        payload = row.payload
+    return {
+        **shown,
+        "payload": payload,
         "attempts": [
             {"number": a.number, "at": _iso(a.at), "status_code": a.status_code, "error": a.error,
              "elapsed_ms": a.elapsed_ms, "by": a.by}

@@ -31,8 +31,24 @@ class _BuiltOnFirstRead:
             return self._apps
 
 
+def _view(destination: str, url_route: str, query: str = "") -> dict[str, Any]:
+    """The Webhooks view as one of the UI's external views: a frame of the ledger app's page; the UI fills in ``{DAG_ID}`` and the like."""
+    return {
+        "name": "Webhooks",
+        "href": f"/ordo-hooks/webhooks{query}",
+        "destination": destination,
+        "url_route": url_route,
+    }
+
+
 class OrdoHooksPlugin(AirflowPlugin):
-    """The delivery ledger's routes, and its redelivery loop, in the API server."""
+    """The delivery ledger's routes, its redelivery loop, and its Webhooks view, in the API server."""
 
     name = "ordo_hooks"
     fastapi_apps = _BuiltOnFirstRead()
+    external_views = [
+        _view("nav", "webhooks"),
+        _view("dag", "webhooks-dag", "?dag_id={DAG_ID}"),
+        _view("dag_run", "webhooks-run", "?dag_id={DAG_ID}&run_id={RUN_ID}"),
+        _view("task_instance", "webhooks-task", "?dag_id={DAG_ID}&run_id={RUN_ID}&task_id={TASK_ID}&map_index={MAP_INDEX}"),
+    ]

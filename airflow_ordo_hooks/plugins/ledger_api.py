@@ -2,21 +2,29 @@
 
 Routes, JSON in and out, under ``/ordo-hooks/api/v1``:
 
+- ``GET /webhooks`` (outside ``/api/v1``): the Webhooks view, a page the UI shows in a frame on the
+  nav bar, a DAG, a DAG run and a task instance (``plugins/ledger.py`` registers it); it reads and
+  redelivers through the routes below, as the logged-in user.
 - ``POST /deliveries`` ``{"deliveries": [item, ...]}`` (at most 500): record what callbacks
   delivered or could not (:func:`~airflow_ordo_hooks.ledger.store.record` and its merge rules);
   answers ``{"deliveries": [{"webhook_id", "state", "created"}, ...]}``, 409 for an id held for
   another event.
 - ``POST /deliveries/existing`` ``{"webhook_ids": [...]}`` (at most 5,000): ``{"existing": [...]}``,
   those the ledger holds, of DAGs the caller may read.
-- ``GET /deliveries?dag_id=&run_id=&task_id=&event=&state=&limit=&offset=``: ``{"deliveries":
-  [...], "total_entries": n}``, newest first; without ``dag_id``, of the DAGs the caller may read
-  (Airflow's DAG-run listing does the same). A delivery shows every column but the encrypted target
-  (the target masked only), its payload parsed, and its ``attempts``.
+- ``GET /deliveries?dag_id=&run_id=&task_id=&map_index=&event=&state=&limit=&offset=&full=``:
+  ``{"deliveries": [...], "total_entries": n}``, newest first; without ``dag_id``, of the DAGs the
+  caller may read (Airflow's DAG-run listing does the same). A delivery shows every column but the
+  encrypted target (the target masked only), its last attempt's ``latency_ms``, and unless
+  ``full=false`` its payload (parsed, masked by Airflow's secrets masker) and its ``attempts``.
 - ``GET /deliveries/{webhook_id}``: one delivery, or 404.
+- ``POST /deliveries/{webhook_id}/redeliver``: make it due now (the redelivery loop sends it again,
+  with the same ``webhook-id``); answers the delivery, 409 while an attempt is under way.
+- ``POST /deliveries/redeliver`` ``{"dag_id", "run_id"}``: the same for every ``failed`` delivery of
+  that run; answers ``{"redelivered": [webhook_id, ...]}``.
 
 Every route needs Airflow's authentication (a JWT from ``/auth/token``, or the UI's cookie: 401
 without one, 403 with a bad one) and the auth manager's permission on the DAG runs of every DAG it
-touches: ``POST`` to record, ``GET`` to read. Recording a ``conn:<conn_id>`` target also needs
+touches: ``POST`` to record, ``GET`` to read, ``PUT`` (edit) to redeliver. Recording a ``conn:<conn_id>`` target also needs
 permission to read that connection, since the API server will send to it with the connection's
 credentials. A URL target is sent to from the API server as from a worker: whoever may trigger a
 DAG's runs may have it POST to a URL of their choosing, as that DAG's tasks may.
@@ -31,6 +39,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from airflow.api_fastapi.auth.managers.models.resource_details import (
@@ -41,6 +50,7 @@ from airflow.api_fastapi.auth.managers.models.resource_details import (
 from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api.security import GetUserDep
 from fastapi import APIRouter, FastAPI, HTTPException, Query, status
+from fastapi.responses import FileResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.exc import IntegrityError
 
@@ -156,7 +166,7 @@ class AttemptOut(BaseModel):
     by: str
 
 
-class DeliveryOut(BaseModel):
+class DeliverySummaryOut(BaseModel):
     webhook_id: str
     dag_id: str
     run_id: str
@@ -166,27 +176,45 @@ class DeliveryOut(BaseModel):
     event: str
     action: str
     target_masked: str
-    payload: Any
     source: str
     state: State
     attempt_count: int
+    latency_ms: int | None
     next_attempt_at: str | None
     last_status_code: int | None
     last_error: str | None
     created_at: str
     updated_at: str
+
+
+class DeliveryOut(DeliverySummaryOut):
+    payload: Any
     attempts: list[AttemptOut]
 
 
 class DeliveryListOut(BaseModel):
-    deliveries: list[DeliveryOut]
+    deliveries: list[DeliveryOut] | list[DeliverySummaryOut]
     total_entries: int
+
+
+class RunIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dag_id: Id
+    run_id: Id
+
+
+class RedeliveredOut(BaseModel):
+    redelivered: list[str]
 
 
 router = APIRouter(prefix="/api/v1")
 
 
-def _authorize_dags(user: Any, method: Literal["GET", "POST"], dag_ids: Iterable[str]) -> None:
+_VERBS = {"GET": "read deliveries of", "POST": "record deliveries of", "PUT": "redeliver deliveries of"}
+
+
+def _authorize_dags(user: Any, method: Literal["GET", "POST", "PUT"], dag_ids: Iterable[str]) -> None:
     """403 unless ``user`` may ``method`` the DAG runs of every one of ``dag_ids``."""
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.models.dag import DagModel
@@ -195,8 +223,7 @@ def _authorize_dags(user: Any, method: Literal["GET", "POST"], dag_ids: Iterable
     for dag_id in sorted(set(dag_ids)):
         details = DagDetails(id=dag_id, team_name=DagModel.get_team_name(dag_id))
         if not auth_manager.is_authorized_dag(method=method, access_entity=DagAccessEntity.RUN, details=details, user=user):
-            verb = "record deliveries of" if method == "POST" else "read deliveries of"
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"Forbidden: you may not {verb} DAG {dag_id!r}")
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"Forbidden: you may not {_VERBS[method]} DAG {dag_id!r}")
 
 
 def _may_read(user: Any, dag_id: str) -> bool:
@@ -257,12 +284,14 @@ def list_deliveries(
     dag_id: Annotated[Id | None, Query()] = None,
     run_id: Annotated[Id | None, Query()] = None,
     task_id: Annotated[Id | None, Query()] = None,
+    map_index: Annotated[int | None, Query(ge=-1)] = None,
     event: Annotated[Event | None, Query()] = None,
     state: Annotated[State | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
+    full: Annotated[bool, Query()] = True,
 ) -> dict[str, Any]:
-    """Deliveries, newest first; without ``dag_id``, those of every DAG the caller may read."""
+    """Deliveries, newest first; without ``dag_id``, those of every DAG the caller may read; ``full=false``: no payloads, no attempts."""
     dag_ids = None
     if dag_id is not None:
         _authorize_dags(user, "GET", [dag_id])
@@ -271,10 +300,10 @@ def list_deliveries(
 
         dag_ids = get_auth_manager().get_authorized_dag_ids(user=user, method="GET")
     rows, total = store.query(
-        session, dag_id=dag_id, run_id=run_id, task_id=task_id, event=event, state=state, dag_ids=dag_ids,
-        limit=limit, offset=offset,
+        session, dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index, event=event, state=state,
+        dag_ids=dag_ids, limit=limit, offset=offset, payloads=full,
     )
-    return {"deliveries": [store.as_dict(r) for r in rows], "total_entries": total}
+    return {"deliveries": [_shown(r, full=full) for r in rows], "total_entries": total}
 
 
 @router.get("/deliveries/{webhook_id}", response_model=DeliveryOut)
@@ -284,7 +313,63 @@ def get_delivery(webhook_id: str, user: GetUserDep, session: SessionDep) -> dict
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no delivery {webhook_id[:100]!r} in the ledger")
     _authorize_dags(user, "GET", [row.dag_id])
-    return store.as_dict(row)
+    return _shown(row)
+
+
+@router.post("/deliveries/redeliver", response_model=RedeliveredOut)
+def redeliver_run(body: RunIn, user: GetUserDep, session: SessionDep) -> dict[str, Any]:
+    """Send every ``failed`` delivery of a DAG run again, from the redelivery loop."""
+    _authorize_dags(user, "PUT", [body.dag_id])
+    rows, _ = store.query(session, dag_id=body.dag_id, run_id=body.run_id, state="failed", limit=MAX_IDS, payloads=False)
+    made_due = store.request_redelivery(session, [r.webhook_id for r in rows], store.utcnow())
+    log.info("airflow-ordo-hooks: %d failed delivery(ies) of run %s of DAG %s made due by a user", len(made_due), body.run_id, body.dag_id)
+    return {"redelivered": made_due}
+
+
+@router.post("/deliveries/{webhook_id}/redeliver", response_model=DeliveryOut)
+def redeliver(webhook_id: str, user: GetUserDep, session: SessionDep) -> dict[str, Any]:
+    """Send one delivery again, whatever its state, from the redelivery loop; 409 while an attempt is under way."""
+    row = store.get(session, webhook_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no delivery {webhook_id[:100]!r} in the ledger")
+    _authorize_dags(user, "PUT", [row.dag_id])
+    if not store.request_redelivery(session, [webhook_id], store.utcnow()):
+        raise HTTPException(status.HTTP_409_CONFLICT, f"delivery {webhook_id!r} is being sent right now; try again when it is done")
+    session.refresh(row)
+    return _shown(row)
+
+
+def _shown(row: Any, *, full: bool = True) -> dict[str, Any]:
+    """A delivery as the API answers it: its payload masked by Airflow's secrets masker (secrets it knows, sensitive keys)."""
+    shown = store.as_dict(row, full=full)
+    if full:
+        from airflow.sdk.log import redact
+
+        shown["payload"] = redact(shown["payload"])
+    return shown
+
+
+_VIEW = Path(__file__).with_name("webhooks_view")
+_VIEW_HEADERS = {
+    # the page shows hostile text (payloads, errors): only its own script runs, and only the UI may frame it
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
+
+view_router = APIRouter()
+
+
+@view_router.get("/webhooks", include_in_schema=False)
+def webhooks_view() -> FileResponse:
+    """The Webhooks view: a static page; what it shows it reads from the API as the logged-in user."""
+    return FileResponse(_VIEW / "index.html", media_type="text/html", headers=_VIEW_HEADERS)
+
+
+@view_router.get("/webhooks/{name}", include_in_schema=False)
+def webhooks_view_file(name: Literal["view.js", "view.css"]) -> FileResponse:
+    media_type = "text/javascript" if name.endswith(".js") else "text/css"
+    return FileResponse(_VIEW / name, media_type=media_type, headers=_VIEW_HEADERS)
 
 
 def _start_redelivery() -> Any:
@@ -325,4 +410,5 @@ def create_app() -> FastAPI:
         redoc_url=None,
     )
     app.include_router(router)
+    app.include_router(view_router)
     return app

@@ -235,3 +235,95 @@ def test_the_api_servers_own_loop_redelivers_what_a_callback_could_not(admin, re
         time.sleep(0.05)
     assert [(a["status_code"], a["by"]) for a in shown["attempts"]] == [(503, "worker"), (500, "api-server"), (200, "api-server")]
     assert [r.header("webhook-id") for r in receiver.requests] == [given["webhook_id"]] * 2
+
+
+def failed_item(receiver_url, **changes):
+    """A delivery the ledger has given up on: as many failed attempts as ``[ordo_hooks] redelivery_schedule`` has entries."""
+    at = datetime.now(timezone.utc)
+    attempts = [{"at": (at + timedelta(milliseconds=n)).isoformat(), "status_code": 502, "error": "HTTP 502", "elapsed_ms": 7 + n,
+                 "by": "worker"} for n in range(3)]
+    return item(target=receiver_url, attempts=attempts, not_before=None, **changes)
+
+
+def test_a_page_without_payloads_and_a_payload_masked(admin, ledger):
+    secret = item(payload=json.dumps({"name": "brew", "params": {"api_token": "tok-123", "password": "hunter2"}}))
+    mapped = item(task_id="mapped", map_index=3)
+    assert admin.post("/deliveries", {"deliveries": [secret, mapped]}).status_code == 200
+
+    page = admin.get("/deliveries", dag_id="ledger_api_dag", full="false").json()
+    assert page["total_entries"] == 2
+    assert all("payload" not in d and "attempts" not in d for d in page["deliveries"])
+    assert {d["webhook_id"]: d["latency_ms"] for d in page["deliveries"]} == {secret["webhook_id"]: 12, mapped["webhook_id"]: 12}
+    only_mapped = admin.get("/deliveries", dag_id="ledger_api_dag", task_id="mapped", map_index=3, full="false").json()
+    assert [d["webhook_id"] for d in only_mapped["deliveries"]] == [mapped["webhook_id"]]
+    assert admin.get("/deliveries", dag_id="ledger_api_dag", map_index=4).json()["total_entries"] == 0
+
+    shown = admin.get(f"/deliveries/{secret['webhook_id']}").json()
+    assert shown["payload"] == {"name": "brew", "params": {"api_token": "***", "password": "***"}}
+
+
+def test_redeliver_one_is_for_those_who_may_edit_the_dags_runs(server, admin, viewer, receiver, ledger):
+    path = f"/redeliver-one/{uuid.uuid4().hex}"
+    given = failed_item(receiver.url(path))
+    assert admin.post("/deliveries", {"deliveries": [given]}).json()["deliveries"][0]["state"] == "failed"
+
+    refused = viewer.post(f"/deliveries/{given['webhook_id']}/redeliver", None)
+    assert refused.status_code == 403 and "may not redeliver deliveries of DAG 'ledger_api_dag'" in refused.json()["detail"]
+    assert admin.post("/deliveries/msg_nosuchdelivery/redeliver", None).status_code == 404
+    assert viewer.get(f"/deliveries/{given['webhook_id']}").json()["state"] == "failed"
+
+    user = Client(server, "user")  # SimpleAuthManager's "user" role may edit DAG runs
+    answer = user.post(f"/deliveries/{given['webhook_id']}/redeliver", None)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["state"] == "pending"
+    deadline = time.monotonic() + 30
+    while (shown := admin.get(f"/deliveries/{given['webhook_id']}").json())["state"] != "delivered":
+        assert time.monotonic() < deadline, shown
+        time.sleep(0.05)
+    assert [(a["status_code"], a["by"]) for a in shown["attempts"]] == [(502, "worker")] * 3 + [(200, "api-server")]
+    assert [r.header("webhook-id") for r in receiver.requests] == [given["webhook_id"]]
+
+
+def test_redeliver_a_run_sends_its_failed_deliveries_only(admin, viewer, receiver, ledger):
+    path = f"/redeliver-run/{uuid.uuid4().hex}"
+    failed = [failed_item(receiver.url(path), task_id=t) for t in ("first", "second")]
+    other_run = failed_item(receiver.url(path), task_id="first", run_id="manual__2")
+    pending = item(task_id="third")  # waiting for its next attempt, an hour away: not this button's
+    assert admin.post("/deliveries", {"deliveries": [*failed, other_run, pending]}).status_code == 200
+
+    run = {"dag_id": "ledger_api_dag", "run_id": "manual__1"}
+    assert viewer.post("/deliveries/redeliver", run).status_code == 403
+    assert admin.post("/deliveries/redeliver", {**run, "state": "failed"}).status_code == 422
+    answer = admin.post("/deliveries/redeliver", run)
+    assert answer.status_code == 200, answer.text
+    assert sorted(answer.json()["redelivered"]) == sorted(d["webhook_id"] for d in failed)
+    receiver.wait_for(2, path=path)
+    deadline = time.monotonic() + 30
+    while {admin.get(f"/deliveries/{d['webhook_id']}").json()["state"] for d in failed} != {"delivered"}:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert sorted(r.header("webhook-id") for r in receiver.requests) == sorted(d["webhook_id"] for d in failed)
+    assert admin.get(f"/deliveries/{other_run['webhook_id']}").json()["state"] == "failed"
+    assert admin.get(f"/deliveries/{pending['webhook_id']}").json()["attempt_count"] == 1
+
+
+def test_the_webhooks_view_is_registered_and_served(server, admin):
+    plugins = admin.http.get(f"{server}/api/v2/plugins", timeout=30).json()["plugins"]
+    (ours,) = [p for p in plugins if p["name"] == "ordo_hooks"]
+    views = {v["destination"]: (v["url_route"], v["href"]) for v in ours["external_views"]}
+    assert views == {
+        "nav": ("webhooks", "/ordo-hooks/webhooks"),
+        "dag": ("webhooks-dag", "/ordo-hooks/webhooks?dag_id={DAG_ID}"),
+        "dag_run": ("webhooks-run", "/ordo-hooks/webhooks?dag_id={DAG_ID}&run_id={RUN_ID}"),
+        "task_instance": ("webhooks-task", "/ordo-hooks/webhooks?dag_id={DAG_ID}&run_id={RUN_ID}&task_id={TASK_ID}&map_index={MAP_INDEX}"),
+    }
+    anonymous = requests.Session()  # the page holds no data: what it shows, it reads as the logged-in user
+    page = anonymous.get(f"{server}/ordo-hooks/webhooks?dag_id=x", timeout=30)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert '<script src="webhooks/view.js"' in page.text
+    script = anonymous.get(f"{server}/ordo-hooks/webhooks/view.js", timeout=30)
+    assert script.status_code == 200 and "api/v1/deliveries" in script.text
+    assert "innerHTML" not in script.text  # what the ledger holds is shown as text
+    assert anonymous.get(f"{server}/ordo-hooks/webhooks/view.css", timeout=30).status_code == 200
+    assert anonymous.get(f"{server}/ordo-hooks/webhooks/..%2Fledger_api.py", timeout=30).status_code in (404, 422)
