@@ -456,12 +456,15 @@ def query(
     dag_ids: Collection[str] | None = None,
     limit: int = 100,
     offset: int = 0,
+    failing: bool = False,
     payloads: bool = True,
 ) -> tuple[list[Delivery], int]:
     """
     Deliveries matching every filter given, newest first, with their attempts (one more query for the page).
 
     :param dag_ids: only deliveries of these DAGs (those a user may read), if given.
+    :param failing: only those not delivered after at least one attempt: given up on, gone, or waiting
+        for their next attempt.
     :param payloads: read their payloads too; without, a page of deliveries with long logs reads fast.
     :return: ``(up to limit rows from offset, how many match in all)``.
     """
@@ -472,6 +475,8 @@ def query(
             stmt = stmt.where(column == value)
     if dag_ids is not None:
         stmt = stmt.where(Delivery.dag_id.in_(sorted(dag_ids)))
+    if failing:
+        stmt = stmt.where(Delivery.state != "delivered", Delivery.attempt_count > 0)
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     page = stmt.order_by(Delivery.created_at.desc(), Delivery.webhook_id.desc()).limit(limit).offset(offset)
     if not payloads:

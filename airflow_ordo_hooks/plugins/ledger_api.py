@@ -11,15 +11,16 @@ Routes, JSON in and out, under ``/ordo-hooks/api/v1``:
   another event.
 - ``POST /deliveries/existing`` ``{"webhook_ids": [...]}`` (at most 5,000): ``{"existing": [...]}``,
   those the ledger holds, of DAGs the caller may read.
-- ``GET /deliveries?dag_id=&run_id=&task_id=&map_index=&event=&state=&limit=&offset=&full=``:
+- ``GET /deliveries?dag_id=&run_id=&task_id=&map_index=&event=&state=&failing=&limit=&offset=&full=``:
   ``{"deliveries": [...], "total_entries": n}``, newest first; without ``dag_id``, of the DAGs the
-  caller may read (Airflow's DAG-run listing does the same). A delivery shows every column but the
+  caller may read (Airflow's DAG-run listing does the same); ``failing=true``, those not delivered
+  after an attempt (given up on, gone, or waiting for their next attempt). A delivery shows every column but the
   encrypted target (the target masked only), its last attempt's ``latency_ms``, and unless
   ``full=false`` its payload (parsed, masked by Airflow's secrets masker) and its ``attempts``.
 - ``GET /deliveries/{webhook_id}``: one delivery, or 404.
 - ``POST /deliveries/{webhook_id}/redeliver``: make it due now (the redelivery loop sends it again,
   with the same ``webhook-id``); answers the delivery, 409 while an attempt is under way.
-- ``POST /deliveries/redeliver`` ``{"dag_id", "run_id"}``: the same for every ``failed`` delivery of
+- ``POST /deliveries/redeliver`` ``{"dag_id", "run_id"}``: the same for every failing delivery of
   that run; answers ``{"redelivered": [webhook_id, ...]}``.
 
 Every route needs Airflow's authentication (a JWT from ``/auth/token``, or the UI's cookie: 401
@@ -289,9 +290,13 @@ def list_deliveries(
     state: Annotated[State | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
+    failing: Annotated[bool, Query()] = False,
     full: Annotated[bool, Query()] = True,
 ) -> dict[str, Any]:
-    """Deliveries, newest first; without ``dag_id``, those of every DAG the caller may read; ``full=false``: no payloads, no attempts."""
+    """
+    Deliveries, newest first; without ``dag_id``, those of every DAG the caller may read.
+    ``failing=true``: those not delivered after an attempt; ``full=false``: no payloads, no attempts.
+    """
     dag_ids = None
     if dag_id is not None:
         _authorize_dags(user, "GET", [dag_id])
@@ -301,7 +306,7 @@ def list_deliveries(
         dag_ids = get_auth_manager().get_authorized_dag_ids(user=user, method="GET")
     rows, total = store.query(
         session, dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index, event=event, state=state,
-        dag_ids=dag_ids, limit=limit, offset=offset, payloads=full,
+        dag_ids=dag_ids, limit=limit, offset=offset, failing=failing, payloads=full,
     )
     return {"deliveries": [_shown(r, full=full) for r in rows], "total_entries": total}
 
@@ -318,11 +323,11 @@ def get_delivery(webhook_id: str, user: GetUserDep, session: SessionDep) -> dict
 
 @router.post("/deliveries/redeliver", response_model=RedeliveredOut)
 def redeliver_run(body: RunIn, user: GetUserDep, session: SessionDep) -> dict[str, Any]:
-    """Send every ``failed`` delivery of a DAG run again, from the redelivery loop."""
+    """Send every failing delivery of a DAG run (not delivered after an attempt) again now, from the redelivery loop."""
     _authorize_dags(user, "PUT", [body.dag_id])
-    rows, _ = store.query(session, dag_id=body.dag_id, run_id=body.run_id, state="failed", limit=MAX_IDS, payloads=False)
+    rows, _ = store.query(session, dag_id=body.dag_id, run_id=body.run_id, failing=True, limit=MAX_IDS, payloads=False)
     made_due = store.request_redelivery(session, [r.webhook_id for r in rows], store.utcnow())
-    log.info("airflow-ordo-hooks: %d failed delivery(ies) of run %s of DAG %s made due by a user", len(made_due), body.run_id, body.dag_id)
+    log.info("airflow-ordo-hooks: %d failing delivery(ies) of run %s of DAG %s made due by a user", len(made_due), body.run_id, body.dag_id)
     return {"redelivered": made_due}
 
 

@@ -284,12 +284,17 @@ def test_redeliver_one_is_for_those_who_may_edit_the_dags_runs(server, admin, vi
     assert [r.header("webhook-id") for r in receiver.requests] == [given["webhook_id"]]
 
 
-def test_redeliver_a_run_sends_its_failed_deliveries_only(admin, viewer, receiver, ledger):
+def test_redeliver_a_run_sends_its_failing_deliveries_only(admin, viewer, receiver, ledger):
     path = f"/redeliver-run/{uuid.uuid4().hex}"
-    failed = [failed_item(receiver.url(path), task_id=t) for t in ("first", "second")]
+    failed = [failed_item(receiver.url(path), task_id="first"),  # given up on
+              item(target=receiver.url(path), task_id="second")]  # its next attempt an hour away
     other_run = failed_item(receiver.url(path), task_id="first", run_id="manual__2")
-    pending = item(task_id="third")  # waiting for its next attempt, an hour away: not this button's
-    assert admin.post("/deliveries", {"deliveries": [*failed, other_run, pending]}).status_code == 200
+    delivered = item(task_id="third", outcome="delivered", attempts=[
+        {"at": datetime.now(timezone.utc).isoformat(), "status_code": 200, "error": None, "elapsed_ms": 3, "by": "worker"}])
+    never_tried = item(task_id="fourth", source="recovery", outcome="pending", attempts=[])  # its first attempt is due an hour away
+    assert admin.post("/deliveries", {"deliveries": [*failed, other_run, delivered, never_tried]}).status_code == 200
+    failing = admin.get("/deliveries", dag_id="ledger_api_dag", run_id="manual__1", failing="true", full="false").json()
+    assert sorted(d["webhook_id"] for d in failing["deliveries"]) == sorted(d["webhook_id"] for d in failed)
 
     run = {"dag_id": "ledger_api_dag", "run_id": "manual__1"}
     assert viewer.post("/deliveries/redeliver", run).status_code == 403
@@ -304,7 +309,8 @@ def test_redeliver_a_run_sends_its_failed_deliveries_only(admin, viewer, receive
         time.sleep(0.05)
     assert sorted(r.header("webhook-id") for r in receiver.requests) == sorted(d["webhook_id"] for d in failed)
     assert admin.get(f"/deliveries/{other_run['webhook_id']}").json()["state"] == "failed"
-    assert admin.get(f"/deliveries/{pending['webhook_id']}").json()["attempt_count"] == 1
+    assert admin.get(f"/deliveries/{delivered['webhook_id']}").json()["attempt_count"] == 1
+    assert admin.get(f"/deliveries/{never_tried['webhook_id']}").json()["attempt_count"] == 0
 
 
 def test_the_webhooks_view_is_registered_and_served(server, admin):

@@ -154,6 +154,7 @@ class Deployment:
         self.receiver_url = receiver_url
         self.down_port = _free_port()  # a receiver that is down: nothing listens there
         self.late_port = _free_port()  # a receiver that is down until a test starts it
+        self.view_port = _free_port()  # the same, for the Webhooks view's test
         self.secret_password = SECRET_PASSWORD
         self.process: subprocess.Popen | None = None
         self.early_runs: dict[str, str] = {}
@@ -191,6 +192,7 @@ class Deployment:
             ORDO_HOOKS_RECEIVER=self.receiver_url,
             ORDO_HOOKS_RECEIVER_DOWN=f"http://127.0.0.1:{self.down_port}",
             ORDO_HOOKS_RECEIVER_LATE=f"http://127.0.0.1:{self.late_port}",
+            ORDO_HOOKS_RECEIVER_VIEW=f"http://127.0.0.1:{self.view_port}",
             # the ledger's redelivery, shortened: attempts 0, 5, 15, 35, 75, 135 s after the first, then every
             # 60 s for half an hour (the late receiver's run starts with the deployment, its test is its last)
             AIRFLOW__ORDO_HOOKS__REDELIVERY_SCHEDULE=", ".join(["0", "5", "10", "20", "40", *["60"] * 30]),

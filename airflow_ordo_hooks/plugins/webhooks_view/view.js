@@ -61,7 +61,7 @@ function filters() {
   const dag = $("filter-dag").value.trim();
   if (!context.dag_id && dag) params.set("dag_id", dag);
   if ($("filter-event").value) params.set("event", $("filter-event").value);
-  if ($("filter-failed").checked) params.set("state", "failed");
+  if ($("filter-failed").checked) params.set("failing", "true");
   return params;
 }
 
@@ -191,7 +191,7 @@ async function redeliverRun() {
     say(error.message, true);
     return;
   }
-  say(answer.redelivered.length ? `Redelivery of ${answer.redelivered.length} failed delivery(ies) asked for.` : "This run has no failed delivery.");
+  say(answer.redelivered.length ? `Redelivery of ${answer.redelivered.length} failing delivery(ies) asked for.` : "This run has no failing delivery.");
   await load();
   watch();
 }
@@ -208,7 +208,7 @@ function start() {
   $("redeliver-run").addEventListener("click", redeliverRun);
   const reload = () => { offset = 0; say(""); load(); };
   $("filters").addEventListener("change", reload);
-  $("filters").addEventListener("submit", (event) => { event.preventDefault(); reload(); });
+  $("filter-dag").addEventListener("keydown", (event) => { if (event.key === "Enter") reload(); });
   $("refresh").addEventListener("click", () => { say(""); load(); });
   $("previous").addEventListener("click", () => { offset = Math.max(0, offset - PAGE); load(); });
   $("next").addEventListener("click", () => { offset += PAGE; load(); });
