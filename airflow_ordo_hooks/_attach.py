@@ -18,6 +18,7 @@ from airflow_ordo_hooks._events import RUN_EVENTS
 from airflow_ordo_hooks._hooks_config import Hooks, parse_hooks
 from airflow_ordo_hooks.callbacks.job_event import JobEventCallback
 from airflow_ordo_hooks.callbacks.recovery import RecoverEarlierTries, RecoverRun
+from airflow_ordo_hooks._task_log import CopyTryOutput
 from airflow_ordo_hooks.exceptions import HooksConfigError, OnExitConfigError
 
 if TYPE_CHECKING:
@@ -68,10 +69,11 @@ def _callbacks_for(hooks: Hooks) -> dict[str, Any]:
     The callbacks a task with no hooks yet gets, by attribute: one instance each, shared by every
     task a DAG-level ``attach_hooks`` reaches (they hold nothing but ``hooks``).
     """
-    callbacks: dict[str, Any] = {name: JobEventCallback(change, hooks) for change, name in _TASK_CALLBACKS.items()}
-    # a try killed before its callbacks ran: its events are recovered when the next try starts,
-    # and when the run settles
-    callbacks["on_execute_callback"] = RecoverEarlierTries(hooks)
+    callbacks: dict[str, Any] = {name: [JobEventCallback(change, hooks)] for change, name in _TASK_CALLBACKS.items()}
+    # first, under dag.test(), copy what the try writes to the console for its payloads' log; then
+    # the events of a try killed before its callbacks ran: recovered when the next try starts (and
+    # when the run settles)
+    callbacks["on_execute_callback"] = [CopyTryOutput(), RecoverEarlierTries(hooks)]
     return callbacks
 
 
@@ -92,8 +94,8 @@ def _attach_to_task(task: Any, hooks: Hooks, callbacks: dict[str, Any] | None = 
             if any(isinstance(cb, _OURS) for cb in cbs):
                 setattr(task, name, [_combined(cb, hooks) if isinstance(cb, _OURS) else cb for cb in cbs])
     else:
-        for name, callback in (callbacks or _callbacks_for(hooks)).items():
-            setattr(task, name, [*lists[name], callback])
+        for name, ours in (callbacks or _callbacks_for(hooks)).items():
+            setattr(task, name, [*lists[name], *ours])
         dag = getattr(task, "dag", None)
         if dag is not None and not any(isinstance(cb, RecoverRun) for cb in _as_list(dag.on_failure_callback)):
             for name in _RUN_CALLBACKS.values():

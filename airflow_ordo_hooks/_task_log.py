@@ -3,8 +3,9 @@
 A worker's supervisor writes each try's log to ``[logging] base_log_folder`` under
 ``[logging] log_filename_template``, as JSON lines, while the task runs; a callback runs in the
 same task process afterwards and reads its tail from there. Where Airflow writes no such file
-(``dag.test()`` runs tasks in its own process and logs to the console), the log is what the
-callback knows itself: on failure, the exception and its traceback.
+(``dag.test()`` runs tasks in its own process and logs to the console), :class:`CopyTryOutput`
+has copied what the try wrote to the console (:mod:`airflow_ordo_hooks._try_output`), and that is
+read instead.
 
 The supervisor writes the file from what the task process sends it over sockets, so it may still
 be behind the task when a callback starts (a try that logs a burst of lines just before it ends):
@@ -232,7 +233,7 @@ def read_try_log(ti: Any, max_chars: int, *, catch_up: bool = True) -> str:
     try:
         path = log_file(ti)
         if path is None:
-            return ""
+            return _copied_output(ti, max_chars)
         try:
             if catch_up:
                 _catch_up(path)
@@ -249,6 +250,44 @@ def read_try_log(ti: Any, max_chars: int, *, catch_up: bool = True) -> str:
     except Exception:  # the log's format or place changed under us: the payload goes without it
         log.warning("airflow-ordo-hooks: could not read this try's log; the payload carries the exception only", exc_info=True)
         return ""
+
+
+def _copied_output(ti: Any, max_chars: int) -> str:
+    """What try ``ti`` wrote to this process's console, if it was copied (``dag.test()``), as :func:`read_try_log` reads a file."""
+    from airflow_ordo_hooks import _try_output
+
+    text = _try_output.stop(ti)
+    if text is None:
+        return ""
+    return mask("\n".join(readable_lines(_try_output.records(text[-max_chars * 2 :]))))
+
+
+class CopyTryOutput:
+    """
+    A hooked task's first execute callback: where Airflow writes no log file for the try (it runs in
+    this process, under ``dag.test()``), copy what it writes to the console for its payload's ``log``
+    (:mod:`airflow_ordo_hooks._try_output`); the try's own callback stops the copy when it reads it.
+    """
+
+    def __call__(self, context: Any) -> None:
+        try:
+            ti = context["ti"]
+            if log_file(ti) is None:
+                from airflow_ordo_hooks import _try_output
+
+                _try_output.start(ti)
+        except Exception:  # the payload then carries the exception only
+            log.warning("airflow-ordo-hooks: could not copy this try's output", exc_info=True)
+
+    def __repr__(self) -> str:
+        return "CopyTryOutput()"
+
+
+def end_copy(ti: Any) -> None:
+    """Stop copying try ``ti``'s output if it still is (its callback had nothing to send)."""
+    from airflow_ordo_hooks import _try_output
+
+    _try_output.stop(ti)
 
 
 def mask(text: str) -> str:

@@ -83,6 +83,16 @@ class JobEventCallback(EventCallback):
     def what(self) -> str:  # type: ignore[override]
         return f"{self.change} hooks"
 
+    def __call__(self, context: Mapping[str, Any]) -> None:
+        super().__call__(context)
+        if not is_run_context(context):
+            try:  # under dag.test(), a try whose events sent nothing has its output still copied: stop
+                from airflow_ordo_hooks import _task_log
+
+                _task_log.end_copy(context["ti"])
+            except Exception:
+                log.exception("airflow-ordo-hooks: could not stop copying this try's output")
+
     def run(self, context: Mapping[str, Any], deadline: float) -> None:
         if is_run_context(context):
             events = _events.run_events(self.change)

@@ -1,0 +1,118 @@
+"""A payload's log under dag.test(): what the try printed and logged, copied from this process's console."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from airflow_ordo_hooks import _try_output
+
+MARK = "7f3a"
+
+
+def _console() -> tuple[int, int]:
+    return os.fstat(1).st_ino, os.fstat(2).st_ino
+
+
+def test_a_failed_python_try_carries_what_it_printed_and_logged_and_its_error_once(run_dag, receiver, capfd):
+    before = _console()
+    run_dag("try_output_python")
+    (request,) = receiver.wait_for(1, path="/try_output_python/job/on_error")
+    log = request.json["log"]
+    lines = log.splitlines()
+    assert f"printed to stdout {MARK}" in lines and f"printed to stderr {MARK}" in lines
+    # (what the task logs through the standard library pytest's log capture takes: see the test of `airflow dags test`)
+    assert log.count(f"RuntimeError: deliberate {MARK}") == 1, log
+    # what dag.test() itself writes around the try, and Airflow's runner frames, are not the task's
+    for noise in ("[DAG TEST]", "::group::", "::endgroup::", "task_runner.py", "Task instance state updated", "Filling up the DagBag"):
+        assert noise not in log, (noise, log)
+    # the console is as it was, and still got everything
+    assert _console() == before and _try_output._current is None
+    out, err = capfd.readouterr()
+    assert f"printed to stdout {MARK}" in out and f"printed to stderr {MARK}" in err
+
+
+_DAGS_TEST = """
+import shutil, sys
+from pathlib import Path
+from airflow_ordo_hooks.testing.embedded import isolate_airflow
+
+home = Path(sys.argv[1])
+(home / "dags").mkdir(parents=True)
+shutil.copy(sys.argv[2], home / "dags")
+isolate_airflow(home, home / "dags", ORDO_HOOKS__LEDGER="false")
+from airflow.utils import db
+
+db.initdb()  # what `airflow db migrate` does, quicker
+from airflow.__main__ import main
+
+sys.argv = ["airflow", "dags", "test", "try_output_python"]
+main()
+"""
+
+
+def test_airflow_dags_test_payloads_carry_the_tries_output_and_the_console_keeps_it(receiver, tmp_path):
+    """The author's command, in a process (and an Airflow) of its own: print, the standard library's logging, and the error."""
+    dag_file = Path(__file__).parent / "dags" / "try_output.py"
+    env = {**os.environ, "ORDO_HOOKS_RECEIVER": receiver.url("").rstrip("/")}
+    done = subprocess.run([sys.executable, "-c", _DAGS_TEST, str(tmp_path / "home"), str(dag_file)],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert f"printed to stdout {MARK}" in done.stdout and f"printed to stderr {MARK}" in done.stderr, done.stderr[-3000:]
+    (request,) = receiver.wait_for(1, path="/try_output_python/job/on_error")
+    lines = request.json["log"].splitlines()
+    assert f"printed to stdout {MARK}" in lines and f"printed to stderr {MARK}" in lines
+    assert any(line.endswith(f"WARNING - a stdlib warning {MARK}") for line in lines), lines
+    assert [line for line in lines if line.startswith("RuntimeError")] == [f"RuntimeError: deliberate {MARK}"]
+    assert not any("[DAG TEST]" in line or "::group::" in line for line in lines)
+
+
+def test_a_bash_tries_output_and_exit_code(run_dag, receiver):
+    run_dag("try_output_bash")
+    (request,) = receiver.wait_for(1, path="/try_output_bash/job/on_error")
+    log = request.json["log"]
+    assert f"INFO - from bash {MARK}" in log and f"INFO - to stderr {MARK}" in log
+    assert "Bash command failed. The command returned a non-zero exit code 3." in log
+    assert log.index(f"from bash {MARK}") < log.index("exit code 3")
+
+
+def test_a_successful_tries_output_and_a_try_that_sends_nothing(run_dag, receiver):
+    before = _console()
+    run_dag("try_output_quiet")  # its on_success has nothing to send for a failure: its copy is stopped all the same
+    assert _try_output._current is None and _console() == before
+    run_dag("try_output_success")
+    (request,) = receiver.wait_for(1, path="/try_output_success/job/on_success")
+    assert [line for line in request.json["log"].splitlines() if MARK in line] == [f"line {i} {MARK}" for i in range(3)]
+    assert "nobody reads this" not in request.json["log"]
+    assert [r.path for r in receiver.requests] == ["/try_output_success/job/on_success"]
+
+
+def test_console_lines_read_back_as_records():
+    text = "\n".join([
+        "\x1b[2m2026-11-23T19:06:15.857820Z\x1b[0m [\x1b[33mwarning  \x1b[0m] a warning                [my.module] loc=x.py:3",
+        "2026-11-23T19:06:15.000000Z [info     ] ::endgroup::                   [task] loc=task_runner.py:2232",
+        "plain text",
+        "2026-11-23T19:06:15.100000Z [info     ] Task started [airflow.api_fastapi.execution_api.routes.task_instances] ti_id=1",
+        "2026-11-23T19:06:15.200000Z [error    ] Task failed with exception     [task] loc=task_runner.py:1676",
+        "Traceback (most recent call last):",
+        '  File "/venv/airflow/sdk/execution_time/task_runner.py", line 1579, in _run_task_and_map_outcome',
+        "    result = _execute_task(context=context, ti=ti, log=log)",
+        "             ^^^^^^^^^^^^",
+        '  File "/dags/mine.py", line 12, in job',
+        '    raise RuntimeError("boom")',
+        "RuntimeError: boom",
+        "2026-11-23T19:06:15.300000Z [info     ] ::group::Post Execute          [task] loc=task_runner.py:1677",
+        "2026-11-23T19:06:15.400000Z [info     ] ::endgroup::                   [task] loc=task_runner.py:2379",
+    ])
+    assert _try_output.records(text) == [
+        {"timestamp": "2026-11-23T19:06:15.857820Z", "level": "warning", "event": "a warning", "logger": "my.module"},
+        "plain text",
+        {"timestamp": "2026-11-23T19:06:15.200000Z", "level": "error", "event": "Task failed with exception", "logger": "task"},
+        "Traceback (most recent call last):",
+        '  File "/dags/mine.py", line 12, in job',
+        '    raise RuntimeError("boom")',
+        "RuntimeError: boom",
+        {"timestamp": "2026-11-23T19:06:15.300000Z", "level": "info", "event": "::group::Post Execute", "logger": "task"},
+        {"timestamp": "2026-11-23T19:06:15.400000Z", "level": "info", "event": "::endgroup::", "logger": "task"},
+    ]
