@@ -19,6 +19,7 @@ import atexit
 import logging
 import os
 import re
+import selectors
 import sys
 import threading
 from typing import Any
@@ -49,58 +50,69 @@ def _key(ti: Any) -> tuple[Any, ...]:
 
 
 class _Copy:
-    """Copies of file descriptors 1 and 2 while a try runs: a pipe each, drained by a thread that passes every byte on."""
+    """Copies of the console's file descriptors while a try runs: a pipe each, drained by one thread that passes every byte on."""
 
     def __init__(self, key: tuple[Any, ...]) -> None:
         self.key = key
         self.data = bytearray()
         self.text: str | None = None
         self._data_lock = threading.Lock()
-        self._saved: dict[int, int] = {}
+        self._saved: dict[int, int] = {}  # fd -> a duplicate of what it was: where its bytes are passed on
         self._pipes: dict[int, int] = {}  # fd -> the pipe's inode, to know it is still ours
-        self._threads: list[threading.Thread] = []
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         for stream in (sys.stdout, sys.stderr):
             _flush(stream)
-        for fd in _console_fds():
-            read_end, write_end = os.pipe()
-            self._saved[fd] = os.dup(fd)
-            os.dup2(write_end, fd)
-            os.close(write_end)
-            self._pipes[fd] = os.fstat(fd).st_ino
-            thread = threading.Thread(target=self._pass_on, args=(read_end, self._saved[fd]), name=f"ordo-hooks-try-output-{fd}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
-
-    def _pass_on(self, read_end: int, to: int) -> None:
+        pairs = []
         try:
-            while chunk := os.read(read_end, 65536):
-                try:
-                    os.write(to, chunk)
-                except OSError:
-                    pass
-                with self._data_lock:
-                    self.data += chunk
-                    if len(self.data) > 2 * MAX_BYTES:
-                        del self.data[: len(self.data) - MAX_BYTES]
+            for fd in _console_fds():
+                read_end, write_end = os.pipe()
+                self._saved[fd] = os.dup(fd)
+                os.dup2(write_end, fd)
+                os.close(write_end)
+                self._pipes[fd] = os.fstat(fd).st_ino
+                pairs.append((read_end, self._saved[fd]))
         finally:
-            os.close(read_end)
+            self._thread = threading.Thread(target=self._pass_on, args=(pairs,), name="ordo-hooks-try-output", daemon=True)
+            self._thread.start()
+
+    def _pass_on(self, pairs: list[tuple[int, int]]) -> None:
+        """Until every pipe is closed at its other end: pass each chunk on to where its fd went before, and keep it."""
+        with selectors.DefaultSelector() as selector:
+            for read_end, to in pairs:
+                selector.register(read_end, selectors.EVENT_READ, to)
+            while selector.get_map():
+                for key, _ in selector.select():
+                    chunk = os.read(key.fd, 65536)
+                    if not chunk:  # stopped: the fd is back to what it was
+                        selector.unregister(key.fd)
+                        os.close(key.fd)
+                        os.close(key.data)
+                        continue
+                    try:
+                        os.write(key.data, chunk)
+                    except OSError:
+                        pass
+                    with self._data_lock:
+                        self.data += chunk
+                        if len(self.data) > 2 * MAX_BYTES:
+                            del self.data[: len(self.data) - MAX_BYTES]
 
     def stop(self) -> str:
-        """Put file descriptors 1 and 2 back (if they are still ours), wait for the copy, and return what it holds."""
+        """Put the file descriptors back (those still ours), wait for the copy to pass on what is left, and return what it holds."""
         if self.text is not None:
             return self.text
         for stream in (sys.stdout, sys.stderr):
             _flush(stream)
         for fd, saved in self._saved.items():
             try:
-                if os.fstat(fd).st_ino == self._pipes[fd]:  # nobody (a test runner's capture) replaced it since
-                    os.dup2(saved, fd)
-            finally:
-                os.close(saved)
-        for thread in self._threads:
-            thread.join(DRAIN_SECONDS)
+                if os.fstat(fd).st_ino == self._pipes.get(fd):  # nobody (a test runner's capture) replaced it since
+                    os.dup2(saved, fd)  # closes our pipe's write end there: its reader sees the end
+            except OSError:  # closed meanwhile: nothing of ours to put back
+                pass
+        if self._thread is not None:
+            self._thread.join(DRAIN_SECONDS)
         with self._data_lock:
             self.text = bytes(self.data[-MAX_BYTES:]).decode("utf-8", errors="replace")
         return self.text

@@ -116,3 +116,44 @@ def test_console_lines_read_back_as_records():
         {"timestamp": "2026-11-23T19:06:15.300000Z", "level": "info", "event": "::group::Post Execute", "logger": "task"},
         {"timestamp": "2026-11-23T19:06:15.400000Z", "level": "info", "event": "::endgroup::", "logger": "task"},
     ]
+
+
+def _ti(try_number: int = 1):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(dag_id="d", run_id="r", task_id="t", map_index=-1, try_number=try_number)
+
+
+def test_a_large_output_passes_through_and_its_tail_is_kept(capfd):
+    opened = len(os.listdir("/proc/self/fd"))
+    _try_output.start(_ti())
+    block = (b"x" * 1023 + b"\n") * 300  # 300 KB: more than a pipe holds, so it must be drained while written
+    os.write(1, block + b"THE END\n")
+    text = _try_output.stop(_ti())
+    assert text.endswith("THE END\n") and len(text) == len(block) + 8
+    assert capfd.readouterr().out.endswith("THE END\n")
+    assert len(os.listdir("/proc/self/fd")) == opened  # every pipe and duplicate closed
+
+
+def test_a_child_still_holding_the_console_does_not_hold_the_callback(capfd):
+    import time
+
+    _try_output.start(_ti())
+    child = subprocess.Popen(["sleep", "5"])  # inherits the copied stdout and keeps it open
+    try:
+        os.write(1, b"before the end\n")
+        started = time.monotonic()
+        text = _try_output.stop(_ti())
+        assert time.monotonic() - started < _try_output.DRAIN_SECONDS + 0.5
+        assert "before the end" in text
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_stopping_another_tries_copy_does_nothing_and_a_new_try_stops_the_last():
+    _try_output.start(_ti(1))
+    assert _try_output.stop(_ti(2)) is None and _try_output._current is not None
+    _try_output.start(_ti(2))  # the copy of try 1 (whose callback never came) is stopped
+    assert _try_output._current.key[-1] == 2
+    assert _try_output.stop(_ti(2)) == "" and _try_output._current is None
