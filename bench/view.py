@@ -10,10 +10,8 @@ end to end from a client, alternating with a baseline of the same size from Airf
 from __future__ import annotations
 
 import json
-import socket
 import statistics
 import tempfile
-import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -61,22 +59,6 @@ def _fill(session) -> str:
     return items[4321]["webhook_id"]
 
 
-def _serve(app) -> tuple[str, object, threading.Thread]:
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_config=None, access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the API server did not start")
-        time.sleep(0.05)
-    return f"http://127.0.0.1:{sock.getsockname()[1]}", server, thread
-
-
 def main() -> None:
     from airflow_ordo_hooks.testing.embedded import isolate_airflow
 
@@ -89,10 +71,10 @@ def main() -> None:
         CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin", CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(passwords),
         API_AUTH__JWT_SECRET=uuid.uuid4().hex * 2, ORDO_HOOKS__LEDGER="false",
     )
-    import requests
-    from airflow import plugins_manager, settings
-    from airflow.api_fastapi.app import create_app
+    from airflow import settings
     from airflow.utils import db
+
+    from airflow_ordo_hooks.testing.embedded import serve_api_app
 
     db.initdb()
     session = settings.NonScopedSession()
@@ -100,10 +82,13 @@ def main() -> None:
     one = _fill(session)
     session.close()
     filled = time.perf_counter() - started
-    settings.LAZY_LOAD_PROVIDERS = False  # the plugin from the provider's metadata, whatever the editable install holds
-    plugins_manager._get_plugins.cache_clear()
-    plugins_manager.get_fastapi_plugins.cache_clear()
-    base, server, thread = _serve(create_app())
+    with serve_api_app() as base:
+        _measure(base, one, filled)
+
+
+def _measure(base: str, one: str, filled: float) -> None:
+    import requests
+
     http = requests.Session()
     token = http.post(f"{base}/auth/token", json={"username": "admin", "password": "bench"}, timeout=30).json()["access_token"]
     http.headers["Authorization"] = f"Bearer {token}"
@@ -132,8 +117,6 @@ def main() -> None:
         for name, path in cases.items():
             baseline.append(timed(baseline_path))
             ours[name].append(timed(path))
-    server.should_exit = True
-    thread.join(30)
 
     base_ms = statistics.median(baseline) * 1000
     print(f"the Webhooks view's API, {DELIVERIES:,} deliveries of {DAGS} DAGs in the ledger (SQLite; filled in {filled:.1f} s); median of {ROUNDS}, alternating")

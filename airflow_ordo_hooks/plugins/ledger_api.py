@@ -314,11 +314,16 @@ def list_deliveries(
 @router.get("/deliveries/{webhook_id}", response_model=DeliveryOut)
 def get_delivery(webhook_id: str, user: GetUserDep, session: SessionDep) -> dict[str, Any]:
     """One delivery with its attempts."""
+    return _shown(_delivery(session, user, "GET", webhook_id))
+
+
+def _delivery(session: Any, user: Any, method: Literal["GET", "PUT"], webhook_id: str) -> Any:
+    """The delivery ``webhook_id``, if the ledger holds it (else 404) and ``user`` may ``method`` its DAG's runs (else 403)."""
     row = store.get(session, webhook_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no delivery {webhook_id[:100]!r} in the ledger")
-    _authorize_dags(user, "GET", [row.dag_id])
-    return _shown(row)
+    _authorize_dags(user, method, [row.dag_id])
+    return row
 
 
 @router.post("/deliveries/redeliver", response_model=RedeliveredOut)
@@ -334,10 +339,7 @@ def redeliver_run(body: RunIn, user: GetUserDep, session: SessionDep) -> dict[st
 @router.post("/deliveries/{webhook_id}/redeliver", response_model=DeliveryOut)
 def redeliver(webhook_id: str, user: GetUserDep, session: SessionDep) -> dict[str, Any]:
     """Send one delivery again, whatever its state, from the redelivery loop; 409 while an attempt is under way."""
-    row = store.get(session, webhook_id)
-    if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no delivery {webhook_id[:100]!r} in the ledger")
-    _authorize_dags(user, "PUT", [row.dag_id])
+    row = _delivery(session, user, "PUT", webhook_id)
     if not store.request_redelivery(session, [webhook_id], store.utcnow()):
         raise HTTPException(status.HTTP_409_CONFLICT, f"delivery {webhook_id!r} is being sent right now; try again when it is done")
     session.refresh(row)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,3 +38,45 @@ def load_dags(dags_folder: Path) -> DagBag:
     if bag.import_errors:
         raise RuntimeError(f"DAG files failed to import: {bag.import_errors}")
     return bag
+
+
+@contextmanager
+def serve_api_app() -> Iterator[str]:
+    """
+    Airflow's API app, as ``airflow api-server`` builds it (``create_app()``), with this package's
+    plugin read from its provider metadata (whatever an editable install's entry points hold),
+    served by uvicorn on a free loopback port with its lifespan; yields its base URL.
+    """
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+    from airflow import plugins_manager, settings
+    from airflow.api_fastapi.app import create_app
+
+    lazy = settings.LAZY_LOAD_PROVIDERS
+    settings.LAZY_LOAD_PROVIDERS = False
+    plugins_manager._get_plugins.cache_clear()
+    plugins_manager.get_fastapi_plugins.cache_clear()
+    sock = socket.socket()
+    try:
+        sock.bind(("127.0.0.1", 0))
+        server = uvicorn.Server(uvicorn.Config(create_app(), lifespan="on", log_config=None, access_log=False))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 60
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the API server did not start")
+            time.sleep(0.05)
+        try:
+            yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        finally:
+            server.should_exit = True
+            thread.join(30)
+    finally:
+        sock.close()
+        settings.LAZY_LOAD_PROVIDERS = lazy
+        plugins_manager._get_plugins.cache_clear()
+        plugins_manager.get_fastapi_plugins.cache_clear()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 import tomllib
@@ -16,6 +15,7 @@ import requests
 
 from airflow_ordo_hooks._event_id import webhook_id
 from airflow_ordo_hooks.get_provider_info import get_provider_info
+from airflow_ordo_hooks.testing.embedded import serve_api_app
 from airflow_ordo_hooks.testing.receiver import Respond
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,10 +26,6 @@ API = "/ordo-hooks/api/v1"
 @pytest.fixture(scope="module")
 def server(airflow_db, tmp_path_factory):
     """Airflow's API app (``create_app()``, as ``airflow api-server`` builds it) with the plugin, on a loopback port."""
-    import uvicorn
-    from airflow import plugins_manager, settings
-    from airflow.api_fastapi.app import create_app
-
     passwords = tmp_path_factory.mktemp("auth") / "passwords.json"
     passwords.write_text(json.dumps({name: f"pw-{name}" for name in USERS}))
     with pytest.MonkeyPatch.context() as patch:
@@ -38,32 +34,12 @@ def server(airflow_db, tmp_path_factory):
         patch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", uuid.uuid4().hex * 2)
         patch.setenv("AIRFLOW__ORDO_HOOKS__REDELIVERY_SCHEDULE", "0, 0.2, 0.2")
         patch.setenv("AIRFLOW__ORDO_HOOKS__REDELIVERY_POLL_SECONDS", "0.05")
-        # An installed package brings the plugin in through its airflow.plugins entry point; this
-        # test environment's editable install may predate it, so Airflow reads it from the
-        # provider's metadata, as it does with [core] lazy_discover_providers false.
-        patch.setattr(settings, "LAZY_LOAD_PROVIDERS", False)
-        plugins_manager._get_plugins.cache_clear()
-        plugins_manager.get_fastapi_plugins.cache_clear()
-        app = create_app()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        uv = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_config=None, access_log=False))
-        thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 60
-        while not uv.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "the API server did not start"
-            time.sleep(0.05)
-        try:
-            yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-        finally:
-            uv.should_exit = True
-            thread.join(30)
-            sock.close()
-            # leaving the app's lifespan stopped this process's redelivery loop
-            assert not any(t.name == "ordo-hooks-redelivery" for t in threading.enumerate())
-            plugins_manager._get_plugins.cache_clear()
-            plugins_manager.get_fastapi_plugins.cache_clear()
+        # the plugin from the provider's metadata, as Airflow reads it with [core] lazy_discover_providers
+        # false (an editable install's entry points may predate it)
+        with serve_api_app() as base:
+            yield base
+        # leaving the app's lifespan stopped this process's redelivery loop
+        assert not any(t.name == "ordo-hooks-redelivery" for t in threading.enumerate())
 
 
 class Client:
