@@ -241,8 +241,11 @@ def test_a_receiver_that_is_down_changes_no_state_and_every_failed_delivery_is_r
         found = {}
         for file in airflow_deployment.task_log_files(dag_id):
             task = file.parent.name.removeprefix("task_id=")
-            lines = [line for line in file.read_text().splitlines() if re.search(r"not delivered after [123] attempt\(s\)", line)]
-            assert all(down in line and "refused" in line.lower() for line in lines), lines
+            # the down receiver's; the deployment-wide hooks' receiver is up, though on a loaded machine a
+            # stalled task process can run out of the budget for it too: not what this test is about
+            lines = [line for line in file.read_text().splitlines()
+                     if re.search(r"not delivered after [123] attempt\(s\)", line) and down in line]
+            assert all("refused" in line.lower() for line in lines), lines
             if task != "call_webhook":
                 found[f"{task}/{file.name}"] = len(lines)
         return found
