@@ -178,10 +178,12 @@ def records(text: str) -> list[Any]:
     """
     Console output as log records (dicts) where a line is Airflow's console log line, else the line
     as it is; colours taken off, and a traceback's frames in Airflow's task runner left out (as a
-    log file's tracebacks are read).
+    log file's tracebacks are read). Airflow's ``::group::`` sections (its work before and after the
+    task) are left out here, with their markers, but for plain lines: those are what the try wrote,
+    whenever a buffered stream passed them on (a deployment's log keeps its printed lines the same way).
     """
     found: list[Any] = []
-    in_runner_frame = seen_group = False
+    in_runner_frame = in_group = False
     for line in _ANSI.sub("", text).splitlines():
         if line.startswith('  File "'):
             in_runner_frame = any(p in line for p in RUNNER_FRAMES)
@@ -194,13 +196,11 @@ def records(text: str) -> list[Any]:
             found.append(line)
             continue
         record = {k: v for k, v in match.groupdict().items() if v is not None}
-        if str(record.get("logger", "")).startswith(_TEST_RUNNER_LOGGERS):
-            continue
-        if not seen_group and record.get("event", "").startswith("::endgroup::"):
-            # the end of the group Airflow opens before the task (the copy starts inside it): what
-            # was written before it (standard error is passed on unbuffered, standard output is not)
-            # is the task's own
-            continue
-        seen_group = seen_group or record.get("event", "").startswith("::group::")
-        found.append(record)
+        event = record.get("event", "")
+        if event.startswith("::group::"):
+            in_group = True
+        elif event.startswith("::endgroup::"):  # also the end of the group open when the copy started
+            in_group = False
+        elif not in_group and not str(record.get("logger", "")).startswith(_TEST_RUNNER_LOGGERS):
+            found.append(record)
     return found
