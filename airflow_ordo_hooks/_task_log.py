@@ -27,7 +27,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from airflow_ordo_hooks._payloads import RUNNER_FRAMES  # left out of tracebacks as failure_text leaves them out
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +105,8 @@ def _catch_up(path: Path, timeout: float = CATCH_UP_TIMEOUT) -> None:
 
 def _traceback(stacks: Any) -> str:
     """structlog's dict traceback (the raised exception first, then its causes) as Python prints it."""
+    from airflow_ordo_hooks._payloads import RUNNER_FRAMES  # left out as failure_text leaves them out
+
     lines: list[str] = []
     cause = None
     for stack in reversed([s for s in stacks if isinstance(s, dict)]):  # the first cause first, as Python does
@@ -281,13 +282,6 @@ class CopyTryOutput:
 
     def __repr__(self) -> str:
         return "CopyTryOutput()"
-
-
-def end_copy(ti: Any) -> None:
-    """Stop copying try ``ti``'s output if it still is (its callback had nothing to send)."""
-    from airflow_ordo_hooks import _try_output
-
-    _try_output.stop(ti)
 
 
 def mask(text: str) -> str:

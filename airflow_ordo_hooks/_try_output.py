@@ -24,8 +24,6 @@ import sys
 import threading
 from typing import Any
 
-from airflow_ordo_hooks._payloads import RUNNER_FRAMES
-
 log = logging.getLogger(__name__)
 
 MAX_BYTES = 4 * 1024 * 1024
@@ -182,6 +180,8 @@ def records(text: str) -> list[Any]:
     task) are left out here, with their markers, but for plain lines: those are what the try wrote,
     whenever a buffered stream passed them on (a deployment's log keeps its printed lines the same way).
     """
+    from airflow_ordo_hooks._payloads import RUNNER_FRAMES
+
     found: list[Any] = []
     in_runner_frame = in_group = False
     for line in _ANSI.sub("", text).splitlines():

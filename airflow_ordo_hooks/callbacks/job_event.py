@@ -87,9 +87,9 @@ class JobEventCallback(EventCallback):
         super().__call__(context)
         if not is_run_context(context):
             try:  # under dag.test(), a try whose events sent nothing has its output still copied: stop
-                from airflow_ordo_hooks import _task_log
+                from airflow_ordo_hooks import _try_output
 
-                _task_log.end_copy(context["ti"])
+                _try_output.stop(context["ti"])
             except Exception:
                 log.exception("airflow-ordo-hooks: could not stop copying this try's output")
 
