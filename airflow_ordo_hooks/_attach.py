@@ -18,7 +18,7 @@ from airflow_ordo_hooks._events import RUN_EVENTS
 from airflow_ordo_hooks._hooks_config import Hooks, parse_hooks
 from airflow_ordo_hooks.callbacks.job_event import JobEventCallback
 from airflow_ordo_hooks.callbacks.recovery import RecoverEarlierTries, RecoverRun
-from airflow_ordo_hooks._task_log import CopyTryOutput
+from airflow_ordo_hooks._task_log import CopyTryOutput, StopTryOutputCopy
 from airflow_ordo_hooks.exceptions import HooksConfigError, OnExitConfigError
 
 if TYPE_CHECKING:
@@ -74,6 +74,8 @@ def _callbacks_for(hooks: Hooks) -> dict[str, Any]:
     # the events of a try killed before its callbacks ran: recovered when the next try starts (and
     # when the run settles)
     callbacks["on_execute_callback"] = [CopyTryOutput(), RecoverEarlierTries(hooks)]
+    # a skipped try runs none of the callbacks above that stop the copy
+    callbacks["on_skipped_callback"] = [StopTryOutputCopy()]
     return callbacks
 
 
@@ -87,7 +89,7 @@ def _combined(callback: Any, hooks: Hooks) -> Any:
 def _attach_to_task(task: Any, hooks: Hooks, callbacks: dict[str, Any] | None = None) -> None:
     if _is_trigger_task(task):  # the hooks' own tasks get no hooks
         return
-    lists = {name: _as_list(getattr(task, name, None)) for name in (*_TASK_CALLBACKS.values(), "on_execute_callback")}
+    lists = {name: _as_list(getattr(task, name, None)) for name in (*_TASK_CALLBACKS.values(), "on_execute_callback", "on_skipped_callback")}
     if any(isinstance(cb, _OURS) for cbs in lists.values() for cb in cbs):
         # hooks attached before (DAG level, task level): combine, never replace
         for name, cbs in lists.items():

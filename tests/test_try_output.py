@@ -88,6 +88,18 @@ def test_a_successful_tries_output_and_a_try_that_sends_nothing(run_dag, receive
     assert [r.path for r in receiver.requests] == ["/try_output_success/job/on_success"]
 
 
+
+def test_a_skipped_try_puts_the_console_back_when_it_ends(run_dag, receiver, capfd):
+    # the only task, so no later hooked try stops its copy: the skipped callback must, or the test
+    # runner's capture file stays replaced by a pipe and every later test fails reading it
+    before = _console()
+    run = run_dag("try_output_skipped")
+    assert run_dag.task_states(run) == {"job": "skipped"}
+    assert _try_output._current is None and _console() == before
+    out, _ = capfd.readouterr()
+    assert f"skipping {MARK}" in out
+    assert receiver.requests == []
+
 def test_console_lines_read_back_as_records():
     text = "\n".join([
         "\x1b[2m2026-11-23T19:06:15.857820Z\x1b[0m [\x1b[33mwarning  \x1b[0m] a warning                [my.module] loc=x.py:3",

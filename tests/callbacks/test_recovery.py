@@ -44,6 +44,8 @@ def test_attach_hooks_adds_one_recovery_per_task_and_one_per_dag_and_combines_ho
     for name in ("on_success_callback", "on_failure_callback", "on_retry_callback", "on_execute_callback"):
         (of_b,) = [cb for cb in getattr(b, name) if hasattr(cb, "hooks")]
         assert {x.target for x in of_b.hooks.actions} == {"https://example.com/dag"}, name
+    # a skipped try's copy of its output is stopped, once, however many times hooks were attached
+    assert [repr(cb) for cb in a.on_skipped_callback] == [repr(cb) for cb in b.on_skipped_callback] == ["StopTryOutputCopy()"]
     for name in ("on_success_callback", "on_failure_callback"):
         assert sum(isinstance(cb, RecoverRun) for cb in getattr(dag, name)) == 1
     assert dag.has_on_success_callback and dag.has_on_failure_callback

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import DAG, task
+from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_ordo_hooks import attach_hooks
 
@@ -62,3 +63,13 @@ with _dag("try_output_success"):
         return 42
 
     attach_hooks(loud_job(), _hooks("try_output_success", "job", "on_success"))
+
+
+with _dag("try_output_skipped"):
+
+    @task(task_id="job")
+    def skipped_job():
+        print(f"skipping {MARK}")
+        raise AirflowSkipException("nothing to do")
+
+    attach_hooks(skipped_job(), _hooks("try_output_skipped", "job", "on_success", "on_error"))
