@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 _TASK_CALLBACKS = {"success": "on_success_callback", "retry": "on_retry_callback", "failure": "on_failure_callback"}
 _RUN_CALLBACKS = {"success": "on_success_callback", "failure": "on_failure_callback"}
+_TASK_CALLBACK_NAMES = (*_TASK_CALLBACKS.values(), "on_execute_callback", "on_skipped_callback")
+"""Every task callback attribute attach_hooks adds to (see :func:`_callbacks_for`)."""
 
 
 def _as_list(callbacks: Any) -> list:
@@ -89,7 +91,7 @@ def _combined(callback: Any, hooks: Hooks) -> Any:
 def _attach_to_task(task: Any, hooks: Hooks, callbacks: dict[str, Any] | None = None) -> None:
     if _is_trigger_task(task):  # the hooks' own tasks get no hooks
         return
-    lists = {name: _as_list(getattr(task, name, None)) for name in (*_TASK_CALLBACKS.values(), "on_execute_callback", "on_skipped_callback")}
+    lists = {name: _as_list(getattr(task, name, None)) for name in _TASK_CALLBACK_NAMES}
     if any(isinstance(cb, _OURS) for cbs in lists.values() for cb in cbs):
         # hooks attached before (DAG level, task level): combine, never replace
         for name, cbs in lists.items():

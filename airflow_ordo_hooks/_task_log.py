@@ -286,9 +286,10 @@ class CopyTryOutput:
 
 class StopTryOutputCopy:
     """
-    A hooked task's skipped callback: a try that ends skipped runs none of the callbacks that read
-    its output, so its copy is stopped here, and the console is put back at once rather than when
-    the next hooked try starts (a test runner checks its capture files between tests).
+    Stops a try's output copy where nothing read it: a hooked task's skipped callback (a skipped try
+    runs none of the callbacks that read its output), and its event callbacks when they sent nothing.
+    The console is then put back at once rather than when the next hooked try starts (a test runner
+    checks its capture files between tests).
     """
 
     def __call__(self, context: Any) -> None:

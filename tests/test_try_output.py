@@ -88,7 +88,6 @@ def test_a_successful_tries_output_and_a_try_that_sends_nothing(run_dag, receive
     assert [r.path for r in receiver.requests] == ["/try_output_success/job/on_success"]
 
 
-
 def test_a_skipped_try_puts_the_console_back_when_it_ends(run_dag, receiver, capfd):
     # the only task, so no later hooked try stops its copy: the skipped callback must, or the test
     # runner's capture file stays replaced by a pipe and every later test fails reading it
@@ -99,6 +98,7 @@ def test_a_skipped_try_puts_the_console_back_when_it_ends(run_dag, receiver, cap
     out, _ = capfd.readouterr()
     assert f"skipping {MARK}" in out
     assert receiver.requests == []
+
 
 def test_console_lines_read_back_as_records():
     text = "\n".join([

@@ -85,13 +85,10 @@ class JobEventCallback(EventCallback):
 
     def __call__(self, context: Mapping[str, Any]) -> None:
         super().__call__(context)
-        if not is_run_context(context):
-            try:  # under dag.test(), a try whose events sent nothing has its output still copied: stop
-                from airflow_ordo_hooks import _try_output
+        if not is_run_context(context):  # under dag.test(), a try whose events sent nothing has its output still copied
+            from airflow_ordo_hooks._task_log import StopTryOutputCopy
 
-                _try_output.stop(context["ti"])
-            except Exception:
-                log.exception("airflow-ordo-hooks: could not stop copying this try's output")
+            StopTryOutputCopy()(context)
 
     def run(self, context: Mapping[str, Any], deadline: float) -> None:
         if is_run_context(context):
