@@ -384,7 +384,12 @@ class Deployment:
                 pytest.fail(f"{self} exited while run {dag_id}/{run_id} was {run['state']}")
             if time.monotonic() > deadline:
                 states = self.task_states(dag_id, run_id)
-                pytest.fail(f"run {dag_id}/{run_id} still {run['state']} after {timeout:.0f} s (tasks: {states})")
+                # the scheduler examines no run of a paused or stale DAG: a DAG goes stale when its
+                # file's processor ends (a timeout included) more than stale_dag_threshold after its
+                # last good parse
+                dag = self.get(f"/api/v2/dags/{dag_id}")
+                why = "".join(f"; the DAG is {flag.removeprefix('is_')}" for flag in ("is_paused", "is_stale") if dag[flag])
+                pytest.fail(f"run {dag_id}/{run_id} still {run['state']} after {timeout:.0f} s (tasks: {states}){why}")
             time.sleep(0.5)
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
