@@ -14,6 +14,7 @@ whole group (SIGTERM, then SIGKILL), and the watchdog ends it should the pytest 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -159,6 +160,8 @@ class Deployment:
         self.process: subprocess.Popen | None = None
         self.early_runs: dict[str, str] = {}
         """Runs the harness triggered as soon as the deployment was up, by DAG id."""
+        self.dag_flags_seen: dict[str, set[str]] = {}
+        """``paused``, ``stale``: what each DAG was at some look of :meth:`wait_for_run`, by DAG id."""
         self._token: str | None = None
         self._http = requests.Session()
 
@@ -374,21 +377,28 @@ class Deployment:
                 time.sleep(2)
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = RUN_TIMEOUT) -> dict:
-        """The run once it is in a final state; fails the test after ``timeout`` seconds."""
+        """
+        The run once it is in a final state; fails the test after ``timeout`` seconds, saying whether
+        its DAG was seen paused or stale while the deployment ran: the scheduler examines no run of
+        such a DAG. A DAG goes stale when its file's processor ends (a timeout included) more than
+        ``stale_dag_threshold`` after the file's last good parse, and is active again at the next one.
+        """
         deadline = time.monotonic() + timeout
-        while True:
+        for look in itertools.count():
             run = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
             if run["state"] in FINAL_RUN_STATES:
                 return run
             if not self.running:
                 pytest.fail(f"{self} exited while run {dag_id}/{run_id} was {run['state']}")
+            if look % 10 == 0 or time.monotonic() > deadline:  # every DAG's flags, every 5 s
+                dags = self.get("/api/v2/dags", params={"exclude_stale": "false", "limit": 1000})["dags"]
+                for dag in dags:
+                    self.dag_flags_seen.setdefault(dag["dag_id"], set()).update(
+                        flag.removeprefix("is_") for flag in ("is_paused", "is_stale") if dag[flag]
+                    )
             if time.monotonic() > deadline:
                 states = self.task_states(dag_id, run_id)
-                # the scheduler examines no run of a paused or stale DAG: a DAG goes stale when its
-                # file's processor ends (a timeout included) more than stale_dag_threshold after its
-                # last good parse
-                dag = self.get(f"/api/v2/dags/{dag_id}")
-                why = "".join(f"; the DAG is {flag.removeprefix('is_')}" for flag in ("is_paused", "is_stale") if dag[flag])
+                why = "".join(f"; the DAG was {flag} meanwhile" for flag in sorted(self.dag_flags_seen.get(dag_id, ())))
                 pytest.fail(f"run {dag_id}/{run_id} still {run['state']} after {timeout:.0f} s (tasks: {states}){why}")
             time.sleep(0.5)
 
