@@ -426,6 +426,19 @@ class Deployment:
         files = sorted((self.home / "logs" / "dag_processor").rglob("*.log"))
         return "\n".join(self.dag_processor_output() + [f"--- {p}\n{p.read_text(errors='replace')}" for p in files])
 
+    def dag_processor_timeouts(self) -> list[str]:
+        """
+        The lines of :meth:`dag_processor_log` that say something timed out there: a file processor
+        killed past ``dag_file_processor_timeout``, a callback, a call. Not the provider's own records
+        of a request it gave up on and handled (a receiver's or the ledger's ``Read timed out``):
+        those say the processor went on.
+        """
+        return [
+            line for line in self.dag_processor_log().splitlines()
+            if re.search(r"timed? ?out|timeout", line, re.IGNORECASE)
+            and not re.search(r'"logger": ?"airflow_ordo_hooks[."]|\[airflow_ordo_hooks[.\]]', line)
+        ]
+
     def dag_callback_times(self, dag_id: str) -> list[str]:
         """When the DAG processor started each DAG-level callback of ``dag_id`` (its file processors' log, ISO 8601)."""
         times = []

@@ -185,8 +185,7 @@ def test_dag_run_events_are_sent_once_from_the_dag_processor(run_of, system_rece
     assert len(started) == 2, f"DAG callbacks of {dag_id} started: {started}"
     started = started[-1]
     airflow_deployment.wait_until_parsed_after(dag_id, started)
-    processor_log = airflow_deployment.dag_processor_log()
-    timeouts = [line for line in processor_log.splitlines() if re.search(r"timed? ?out|timeout", line, re.IGNORECASE)]
+    timeouts = airflow_deployment.dag_processor_timeouts()
     assert timeouts == [], "the DAG processor timed out:\n" + "\n".join(timeouts)
 
 

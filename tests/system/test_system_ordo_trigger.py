@@ -4,7 +4,6 @@ timed-out run reported from the DAG processor (O14), and trigger_job children th
 from __future__ import annotations
 
 import os
-import re
 import signal
 import json
 import time
@@ -182,7 +181,7 @@ def test_a_task_process_killed_with_sigkill_gets_its_on_error_once_and_its_trigg
     assert row["state"] == "delivered" and row["source"] == "recovery" and error.header("webhook-id") == row["webhook_id"]
     assert error.path == "/system_killed/victim/on_error" and error.json["status"] == -9
     assert error.json["triggered"] == ["system_cleanup"] and error.json["retry_attempt"] == 0
-    timeouts = [line for line in airflow_deployment.dag_processor_log().splitlines() if re.search(r"timed? ?out|timeout", line, re.I)]
+    timeouts = airflow_deployment.dag_processor_timeouts()
     assert timeouts == [], "the DAG processor timed out:\n" + "\n".join(timeouts)
 
 
