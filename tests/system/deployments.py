@@ -390,13 +390,14 @@ class Deployment:
                 return run
             if not self.running:
                 pytest.fail(f"{self} exited while run {dag_id}/{run_id} was {run['state']}")
-            if look % 10 == 0 or time.monotonic() > deadline:  # every DAG's flags, every 5 s
+            expired = time.monotonic() > deadline
+            if look % 10 == 0 or expired:  # every DAG's flags, every 5 s
                 dags = self.get("/api/v2/dags", params={"exclude_stale": "false", "limit": 1000})["dags"]
                 for dag in dags:
                     self.dag_flags_seen.setdefault(dag["dag_id"], set()).update(
                         flag.removeprefix("is_") for flag in ("is_paused", "is_stale") if dag[flag]
                     )
-            if time.monotonic() > deadline:
+            if expired:
                 states = self.task_states(dag_id, run_id)
                 why = "".join(f"; the DAG was {flag} meanwhile" for flag in sorted(self.dag_flags_seen.get(dag_id, ())))
                 pytest.fail(f"run {dag_id}/{run_id} still {run['state']} after {timeout:.0f} s (tasks: {states}){why}")
