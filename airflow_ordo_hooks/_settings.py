@@ -8,7 +8,10 @@ expected. The provider's ``config`` metadata (``get_provider_info``) is generate
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from airflow_ordo_hooks.exceptions import SettingsError
@@ -131,15 +134,56 @@ def get(name: str) -> Any:
 
 def values(*names: str) -> dict[str, Any]:
     """
-    ``{name: get(name)}`` for each of ``names``, in one pass over the section.
+    ``{name: get(name)}`` for each of ``names``, in one pass over the section; within
+    :func:`one_reading`, each key is read once and kept.
 
     One ``conf.getsection`` (about 30 µs) tells which keys are set to something other than their
-    default; only those are read exactly with ``conf.get`` (about 50 µs each). An event reads
-    eight keys, and this is most of what a callback costs besides its HTTP request.
+    default; only those are read exactly with ``conf.get`` (about 50 µs each).
     """
+    kept = _READING.get()
+    if kept is None:
+        return _read(names, _section())
+    missing = [n for n in names if n not in kept]
+    if missing:
+        if _SECTION_KEY not in kept:
+            kept[_SECTION_KEY] = _section()
+        kept.update(_read(missing, kept[_SECTION_KEY]))
+    return {n: kept[n] for n in names}
+
+
+_READING: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("ordo_hooks_reading", default=None)
+"""What :func:`one_reading` has read so far in this context: keys of ``[ordo_hooks]``, the section, ``[core]`` values."""
+_SECTION_KEY = "[ordo_hooks]"
+_OVERTIME_KEY = "[core] task_success_overtime"
+
+
+@contextlib.contextmanager
+def one_reading() -> Iterator[None]:
+    """
+    Within: every key is read from Airflow's configuration the first time it is asked for, and
+    then kept, so that one event sees one configuration (an event asks for about ten keys, and
+    reading them is most of what it costs besides its HTTP request). Threads started within
+    read afresh; within another reading, this is that one.
+    """
+    if _READING.get() is not None:
+        yield
+        return
+    token = _READING.set({})
+    try:
+        yield
+    finally:
+        _READING.reset(token)
+
+
+def _section() -> Any:
     from airflow.sdk import conf
 
-    section = conf.getsection(SECTION)
+    return conf.getsection(SECTION)
+
+
+def _read(names: Any, section: Any) -> dict[str, Any]:
+    from airflow.sdk import conf
+
     result = {}
     for name in names:
         setting = BY_NAME[name]
@@ -190,9 +234,15 @@ def task_callback_seconds() -> float:
 
 def task_success_overtime() -> float:
     """``[core] task_success_overtime``: how long after a try reported its state its process (and callbacks) may live."""
+    kept = _READING.get()
+    if kept is not None and _OVERTIME_KEY in kept:
+        return kept[_OVERTIME_KEY]
     from airflow.sdk import conf
 
-    return conf.getfloat("core", "task_success_overtime", fallback=20.0)
+    value = conf.getfloat("core", "task_success_overtime", fallback=20.0)
+    if kept is not None:
+        kept[_OVERTIME_KEY] = value
+    return value
 
 
 def context_key() -> bytes | None:

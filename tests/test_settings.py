@@ -100,6 +100,35 @@ def test_task_callback_time_follows_task_success_overtime(monkeypatch):
     assert _settings.task_callback_seconds() == 1.0
 
 
+def test_one_reading_keeps_each_value_it_read_until_it_ends(monkeypatch):
+    import threading
+
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__MAX_ATTEMPTS", "7")
+    monkeypatch.setenv("AIRFLOW__CORE__TASK_SUCCESS_OVERTIME", "30")
+    with _settings.one_reading():
+        assert (_settings.get("max_attempts"), _settings.task_success_overtime()) == (7, 30.0)
+        monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__MAX_ATTEMPTS", "9")
+        monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__BUDGET", "2.5")
+        monkeypatch.setenv("AIRFLOW__CORE__TASK_SUCCESS_OVERTIME", "40")
+        assert (_settings.get("max_attempts"), _settings.task_success_overtime()) == (7, 30.0), "read once, kept"
+        assert _settings.get("budget") == 2.5, "a key not read yet is read when first asked for"
+        with _settings.one_reading():
+            assert _settings.get("max_attempts") == 7, "a reading within another is that one"
+        in_thread = []
+        thread = threading.Thread(target=lambda: in_thread.append(_settings.get("max_attempts")))
+        thread.start(), thread.join()
+        assert in_thread == [9], "a thread started within reads afresh"
+    assert (_settings.get("max_attempts"), _settings.task_success_overtime()) == (9, 40.0), "after it, read afresh"
+
+
+def test_a_value_refused_in_a_reading_is_refused_again_not_kept(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__MAX_ATTEMPTS", "0")
+    with _settings.one_reading():
+        for _ in range(2):
+            with pytest.raises(SettingsError, match="max_attempts"):
+                _settings.get("max_attempts")
+
+
 def test_the_readmes_settings_table_says_what_the_settings_module_does():
     import re
     from pathlib import Path

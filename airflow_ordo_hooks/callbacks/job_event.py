@@ -43,10 +43,11 @@ class EventCallback:
         from airflow_ordo_hooks import _settings
 
         try:
-            if not self.applies(context):
-                return
-            deadline = time.monotonic() + _settings.task_callback_seconds()
-            self.run(context, deadline)
+            with _settings.one_reading():  # one event, one configuration
+                if not self.applies(context):
+                    return
+                deadline = time.monotonic() + _settings.task_callback_seconds()
+                self.run(context, deadline)
         except Exception:
             log.exception("airflow-ordo-hooks: the %s could not be handled", self.what)
 
@@ -169,6 +170,13 @@ def fire(
     events = [e for e in events if hooks.for_event(e)]
     if not events:
         return
+    from airflow_ordo_hooks import _settings
+
+    with _settings.one_reading():  # one event, one configuration (a callback's own reading, if it has one)
+        _fire(events, hooks, context, per_attempt, deadline)
+
+
+def _fire(events: list[str], hooks: Hooks, context: Mapping[str, Any], per_attempt: bool, deadline: float | None) -> None:
     from airflow_ordo_hooks import _ledger, _payloads, _settings
     from airflow_ordo_hooks._trigger import cycle
     from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy

@@ -168,3 +168,31 @@ def test_the_deliveries_of_one_callback_fit_in_the_time_the_supervisor_gives_it(
     # two callbacks of 2 s each (the 3 s delivery budget alone would give 3 + 3 + 3)
     assert elapsed < 6.5
     assert [r.path.rsplit("/", 1)[1] for r in receiver.requests][-1] == "on_retries_exhausted", "still sent, with what time was left"
+
+
+def test_one_event_reads_the_providers_configuration_once(run_dag, receiver, monkeypatch):
+    from airflow.sdk import conf
+
+    from airflow_ordo_hooks.callbacks.job_event import JobEventCallback
+
+    sections, in_callback = [], []
+    getsection, call = conf.getsection, JobEventCallback.__call__
+
+    def counting_getsection(section, *args, **kwargs):
+        if in_callback:
+            sections.append(section)
+        return getsection(section, *args, **kwargs)
+
+    def counted_call(self, context):
+        in_callback.append(self)
+        try:
+            call(self, context)
+        finally:
+            in_callback.pop()
+
+    monkeypatch.setattr(conf, "getsection", counting_getsection)
+    monkeypatch.setattr(JobEventCallback, "__call__", counted_call)
+    run_dag("cheek_succeeds_r0")
+
+    assert [e[1] for e in _events(receiver, "cheek_succeeds_r0")] == ["on_success"]
+    assert sections.count("ordo_hooks") == 1, "the callback's policy, ledger, log size and time come from one reading"
