@@ -231,7 +231,11 @@ def read_try_log(ti: Any, max_chars: int, *, catch_up: bool = True) -> str:
         file; where the callback runs elsewhere (the DAG processor, for a killed try) it never
         does, and the file is read as it is after :data:`CATCH_UP_TIMEOUT`.
     """
+    from airflow_ordo_hooks import _try_output
+
     try:
+        if _try_output.copying(ti):  # the copy was started because the try has no log file
+            return _copied_output(ti, max_chars)
         path = log_file(ti)
         if path is None:
             return _copied_output(ti, max_chars)

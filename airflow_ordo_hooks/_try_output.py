@@ -152,6 +152,12 @@ def start(ti: Any) -> None:
             _current = None
 
 
+def copying(ti: Any) -> bool:
+    """Whether the output of try ``ti`` is being copied (it then has no log file: a copy starts only where there is none)."""
+    current = _current
+    return current is not None and current.key == _key(ti)
+
+
 def stop(ti: Any) -> str | None:
     """Stop copying the output of try ``ti`` and return it; ``None`` if it was not being copied."""
     global _current

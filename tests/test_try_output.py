@@ -88,6 +88,19 @@ def test_a_successful_tries_output_and_a_try_that_sends_nothing(run_dag, receive
     assert [r.path for r in receiver.requests] == ["/try_output_success/job/on_success"]
 
 
+def test_a_copied_try_looks_for_its_log_file_once(run_dag, receiver, monkeypatch):
+    from airflow_ordo_hooks import _task_log
+
+    looked = []
+    log_file = _task_log.log_file
+    monkeypatch.setattr(_task_log, "log_file", lambda ti: looked.append(ti.task_id) or log_file(ti))
+    run_dag("try_output_success")
+
+    (request,) = receiver.wait_for(1, path="/try_output_success/job/on_success")
+    assert f"line 0 {MARK}" in request.json["log"]
+    assert looked == ["job"], "when its copy starts; its callback then knows the copy is the log"
+
+
 def test_a_skipped_try_puts_the_console_back_when_it_ends(run_dag, receiver, capfd):
     # the only task, so no later hooked try stops its copy: the skipped callback must, or the test
     # runner's capture file stays replaced by a pipe and every later test fails reading it
