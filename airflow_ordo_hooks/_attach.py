@@ -88,7 +88,8 @@ def _combined(callback: Any, hooks: Hooks) -> Any:
     return combined
 
 
-def _attach_to_task(task: Any, hooks: Hooks, callbacks: dict[str, Any] | None = None) -> None:
+def _attach_to_task(task: Any, hooks: Hooks, callbacks: dict[str, Any]) -> None:
+    """Add ``callbacks`` (:func:`_callbacks_for` ``hooks``) to ``task``'s, or ``hooks`` to those of ours it has."""
     if _is_trigger_task(task):  # the hooks' own tasks get no hooks
         return
     lists = {name: _as_list(getattr(task, name, None)) for name in _TASK_CALLBACK_NAMES}
@@ -98,14 +99,15 @@ def _attach_to_task(task: Any, hooks: Hooks, callbacks: dict[str, Any] | None = 
             if any(isinstance(cb, _OURS) for cb in cbs):
                 setattr(task, name, [_combined(cb, hooks) if isinstance(cb, _OURS) else cb for cb in cbs])
     else:
-        for name, ours in (callbacks or _callbacks_for(hooks)).items():
+        for name, ours in callbacks.items():
             setattr(task, name, [*lists[name], *ours])
-        dag = getattr(task, "dag", None)
-        if dag is not None and not any(isinstance(cb, RecoverRun) for cb in _as_list(dag.on_failure_callback)):
-            for name in _RUN_CALLBACKS.values():
-                _airflow.add_dag_callback(dag, name, RecoverRun())
-    if any(a.action == "trigger_job" for a in hooks.actions):
-        _add_trigger_tasks(task, hooks)
+
+
+def _recover_runs(dag: Any) -> None:
+    """Give ``dag`` (once) the callbacks that recover the events of tries killed before theirs ran, when its run settles."""
+    if dag is not None and not any(isinstance(cb, RecoverRun) for cb in _as_list(dag.on_failure_callback)):
+        for name in _RUN_CALLBACKS.values():
+            _airflow.add_dag_callback(dag, name, RecoverRun())
 
 
 def attach_hooks(target: Any, config: Mapping[str, Any] | str | Hooks) -> Any:
@@ -127,14 +129,21 @@ def attach_hooks(target: Any, config: Mapping[str, Any] | str | Hooks) -> Any:
     task = getattr(target, "operator", target)  # a @task call gives its XComArg
     if isinstance(target, DAG):
         hooks = parse_hooks(config, where=f"hooks of DAG {target.dag_id!r}")
-        callbacks = _callbacks_for(hooks)
-        for task in list(target.tasks):
-            _attach_to_task(task, hooks, callbacks)
+        tasks = list(target.tasks)
     elif hasattr(task, "task_id") and hasattr(task, "on_failure_callback"):
         hooks = parse_hooks(config, where=f"hooks of task {task.task_id!r}")
-        _attach_to_task(task, hooks)
+        tasks = [task]
     else:
         raise TypeError(f"attach_hooks: expected a task or a DAG, got {target!r}")
+    callbacks = _callbacks_for(hooks)  # shared by the tasks: they hold nothing but hooks
+    for task in tasks:
+        _attach_to_task(task, hooks, callbacks)
+    if tasks:
+        _recover_runs(target if isinstance(target, DAG) else getattr(tasks[0], "dag", None))
+    if any(a.action == "trigger_job" for a in hooks.actions):
+        for task in tasks:
+            if not _is_trigger_task(task):
+                _add_trigger_tasks(task, hooks)
     return target
 
 
