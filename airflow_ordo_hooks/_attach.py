@@ -90,8 +90,6 @@ def _combined(callback: Any, hooks: Hooks) -> Any:
 
 def _attach_to_task(task: Any, hooks: Hooks, callbacks: dict[str, Any]) -> None:
     """Add ``callbacks`` (:func:`_callbacks_for` ``hooks``) to ``task``'s, or ``hooks`` to those of ours it has."""
-    if _is_trigger_task(task):  # the hooks' own tasks get no hooks
-        return
     lists = {name: _as_list(getattr(task, name, None)) for name in _TASK_CALLBACK_NAMES}
     if any(isinstance(cb, _OURS) for cbs in lists.values() for cb in cbs):
         # hooks attached before (DAG level, task level): combine, never replace
@@ -129,12 +127,13 @@ def attach_hooks(target: Any, config: Mapping[str, Any] | str | Hooks) -> Any:
     task = getattr(target, "operator", target)  # a @task call gives its XComArg
     if isinstance(target, DAG):
         hooks = parse_hooks(config, where=f"hooks of DAG {target.dag_id!r}")
-        tasks = list(target.tasks)
+        tasks = target.tasks
     elif hasattr(task, "task_id") and hasattr(task, "on_failure_callback"):
         hooks = parse_hooks(config, where=f"hooks of task {task.task_id!r}")
         tasks = [task]
     else:
         raise TypeError(f"attach_hooks: expected a task or a DAG, got {target!r}")
+    tasks = [t for t in tasks if not _is_trigger_task(t)]  # the hooks' own tasks get no hooks
     callbacks = _callbacks_for(hooks)  # shared by the tasks: they hold nothing but hooks
     for task in tasks:
         _attach_to_task(task, hooks, callbacks)
@@ -142,8 +141,7 @@ def attach_hooks(target: Any, config: Mapping[str, Any] | str | Hooks) -> Any:
         _recover_runs(target if isinstance(target, DAG) else getattr(tasks[0], "dag", None))
     if any(a.action == "trigger_job" for a in hooks.actions):
         for task in tasks:
-            if not _is_trigger_task(task):
-                _add_trigger_tasks(task, hooks)
+            _add_trigger_tasks(task, hooks)
     return target
 
 

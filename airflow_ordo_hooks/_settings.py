@@ -145,9 +145,7 @@ def values(*names: str) -> dict[str, Any]:
         return _read(names, _section())
     missing = [n for n in names if n not in kept]
     if missing:
-        if _SECTION_KEY not in kept:
-            kept[_SECTION_KEY] = _section()
-        kept.update(_read(missing, kept[_SECTION_KEY]))
+        kept.update(_read(missing, _once(_SECTION_KEY, _section)))
     return {n: kept[n] for n in names}
 
 
@@ -173,6 +171,16 @@ def one_reading() -> Iterator[None]:
         yield
     finally:
         _READING.reset(token)
+
+
+def _once(key: str, read: Any) -> Any:
+    """``read()``; within :func:`one_reading`, only the first time ``key`` is asked for."""
+    kept = _READING.get()
+    if kept is None:
+        return read()
+    if key not in kept:
+        kept[key] = read()
+    return kept[key]
 
 
 def _section() -> Any:
@@ -234,15 +242,9 @@ def task_callback_seconds() -> float:
 
 def task_success_overtime() -> float:
     """``[core] task_success_overtime``: how long after a try reported its state its process (and callbacks) may live."""
-    kept = _READING.get()
-    if kept is not None and _OVERTIME_KEY in kept:
-        return kept[_OVERTIME_KEY]
     from airflow.sdk import conf
 
-    value = conf.getfloat("core", "task_success_overtime", fallback=20.0)
-    if kept is not None:
-        kept[_OVERTIME_KEY] = value
-    return value
+    return _once(_OVERTIME_KEY, lambda: conf.getfloat("core", "task_success_overtime", fallback=20.0))
 
 
 def context_key() -> bytes | None:

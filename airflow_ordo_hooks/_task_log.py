@@ -234,9 +234,8 @@ def read_try_log(ti: Any, max_chars: int, *, catch_up: bool = True) -> str:
     from airflow_ordo_hooks import _try_output
 
     try:
-        if _try_output.copying(ti):  # the copy was started because the try has no log file
-            return _copied_output(ti, max_chars)
-        path = log_file(ti)
+        # a copy is started only where the try has no log file: then there is no path to render
+        path = None if _try_output.copying(ti) else log_file(ti)
         if path is None:
             return _copied_output(ti, max_chars)
         try:
