@@ -2,9 +2,13 @@
 
 - one event: building its payload and delivering it to a loopback receiver, vs the transport
   alone (``requests.post`` of the same body), alternating in one process;
-- a 200-task DAG under ``dag.test()`` with an on_success webhook on every task vs the same DAG
-  without hooks, in pairs in one process, each pair in the other order than the last (the median
-  of the pairs' wall-time ratios);
+- a 200-task DAG under ``dag.test()`` three ways, in rounds in one process, each round starting
+  with another of them: without callbacks (the baseline), with an on_success webhook on every task,
+  and with an on_success callback wired by hand (``requests.post`` of a like payload: the least a
+  webhook layer on ``requests`` adds). For each, the median of the rounds' wall-time ratios, and
+  the time spent in its callbacks per task against the baseline's time per task: its own share of
+  a run, which the noise of Airflow's own work (0.8 to 1.2 between runs, with or without hooks)
+  does not blur;
 - ``attach_hooks`` on a 1,000-task DAG vs building that DAG, in one process.
 """
 
@@ -18,7 +22,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 ROUNDS = 200
-DAG_ROUNDS = 6
+DAG_ROUNDS = 9
 
 
 def _median_ms(samples: list[float]) -> float:
@@ -56,6 +60,54 @@ def one_event(receiver) -> None:
     print(f"  fire(on_error) with one notify_webhook   {_median_ms(ours):7.3f} ms  ({_median_ms(ours) / base:.2f} x baseline)")
 
 
+class _CallbackClock:
+    """Sums the wall time spent in the callbacks of some classes: each class's ``__call__``, the outermost call only."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.calls = 0
+        self._depth = 0
+
+    def watch(self, dag, module_prefix: str) -> None:
+        """Clock the callbacks of ``dag`` and its tasks whose class's module name starts with ``module_prefix``."""
+        classes = {type(cb) for cb in _callbacks(dag) if type(cb).__module__.startswith(module_prefix)}
+        assert classes, f"{dag.dag_id} has no callbacks from {module_prefix}"
+        for cls in classes:
+            for owner in cls.__mro__:  # a subclass's __call__ calling its base's is counted once
+                if "__call__" in vars(owner) and owner.__module__.startswith(module_prefix) and not hasattr(owner.__call__, "_clocked"):
+                    owner.__call__ = self._clocked(owner.__call__)
+
+    def reset(self) -> None:
+        self.seconds, self.calls = 0.0, 0
+
+    def _clocked(self, call):
+        def clocked(callback, context):
+            self._depth += 1
+            start = time.perf_counter()
+            try:
+                return call(callback, context)
+            finally:
+                self._depth -= 1
+                if not self._depth:
+                    self.seconds += time.perf_counter() - start
+                    self.calls += 1
+
+        clocked._clocked = True
+        return clocked
+
+
+def _callbacks(dag) -> list:
+    found = []
+    for holder, names in [(dag, ("on_success_callback", "on_failure_callback"))] + [
+        (t, ("on_execute_callback", "on_success_callback", "on_failure_callback", "on_retry_callback", "on_skipped_callback"))
+        for t in dag.tasks
+    ]:
+        for name in names:
+            value = getattr(holder, name, None) or []
+            found += list(value) if isinstance(value, (list, tuple)) else [value]
+    return found
+
+
 def wide_dag(bag) -> None:
     def run(dag_id: str) -> float:
         start = time.perf_counter()
@@ -63,24 +115,34 @@ def wide_dag(bag) -> None:
         assert str(dag_run.state) == "success", (dag_id, dag_run.state)
         return time.perf_counter() - start
 
-    plain_id, hooked_id = "bench_wide_plain", "bench_wide_hooked"
-    run(plain_id), run(hooked_id)  # untimed: the first run of each pays one-time costs (imports, caches)
-    plain, hooked, ratios = [], [], []
+    plain_id, hooked_id, by_hand_id = "bench_wide_plain", "bench_wide_hooked", "bench_wide_by_hand"
+    clocks = {hooked_id: _CallbackClock(), by_hand_id: _CallbackClock()}
+    clocks[hooked_id].watch(bag.get_dag(hooked_id), "airflow_ordo_hooks.")
+    clocks[by_hand_id].watch(bag.get_dag(by_hand_id), type(_callbacks(bag.get_dag(by_hand_id))[0]).__module__)
+    order = [plain_id, hooked_id, by_hand_id]
+    for dag_id in order:  # untimed: the first run of each pays one-time costs (imports, caches)
+        run(dag_id)
+    for clock in clocks.values():
+        clock.reset()
+    times: dict[str, list[float]] = {dag_id: [] for dag_id in order}
     for round_ in range(DAG_ROUNDS):
-        # ABBA: every run adds 200 task instances to the database, so later runs are a little slower;
-        # taking each pair in turn either way round cancels that drift out of the ratio
-        if round_ % 2:
-            h, p = run(hooked_id), run(plain_id)
-        else:
-            p, h = run(plain_id), run(hooked_id)
-        plain.append(p), hooked.append(h), ratios.append(h / p)
-    print(f"200-task DAG under dag.test() (median of {DAG_ROUNDS} pairs, alternating which runs first)")
-    print(f"  without hooks (baseline)                 {statistics.median(plain):7.2f} s")
-    print(
-        f"  on_success webhook on every task         {statistics.median(hooked):7.2f} s  "
-        f"({statistics.median(ratios):.3f} x baseline, median of the pairs' ratios; "
-        f"{min(ratios):.3f} to {max(ratios):.3f})"
-    )
+        # every run adds 200 task instances to the database, so later runs are a little slower:
+        # each round starts with another of the three DAGs, which spreads that drift over all of them
+        for dag_id in order[round_ % 3 :] + order[: round_ % 3]:
+            times[dag_id].append(run(dag_id))
+    tasks = len(bag.get_dag(plain_id).tasks) * DAG_ROUNDS
+    per_task = sum(times[plain_id]) / tasks * 1000
+    print(f"200-task DAG under dag.test() (median of {DAG_ROUNDS} rounds, each starting with another DAG)")
+    print(f"  without hooks (baseline)                 {statistics.median(times[plain_id]):7.2f} s  ({per_task:.1f} ms a task)")
+    for dag_id, what in ((hooked_id, "on_success webhook on every task"), (by_hand_id, "requests.post callback, by hand")):
+        ratios = [t / p for t, p in zip(times[dag_id], times[plain_id])]
+        print(
+            f"  {what:39s}  {statistics.median(times[dag_id]):7.2f} s  "
+            f"({statistics.median(ratios):.3f} x baseline, median of the rounds' ratios; {min(ratios):.3f} to {max(ratios):.3f})"
+        )
+        spent = clocks[dag_id].seconds / tasks * 1000
+        print(f"    of which in its callbacks              {spent:7.3f} ms a task ({clocks[dag_id].calls / tasks:.0f} calls): "
+              f"{1 + spent / per_task:.3f} x baseline")
 
 
 def attach_cost() -> None:
@@ -123,5 +185,5 @@ def main() -> None:
         one_event(receiver)
         attach_cost()
         wide_dag(load_dags(Path(__file__).parent / "dags"))
-    expected = 2 * ROUNDS + 200 * (DAG_ROUNDS + 1)
+    expected = 2 * ROUNDS + 2 * 200 * (DAG_ROUNDS + 1)  # the hooked and the by-hand DAG
     assert receiver.received == expected, f"the receiver got {receiver.received} requests, not {expected}"
