@@ -7,7 +7,7 @@
   and with an on_success callback wired by hand (``requests.post`` of a like payload: the least a
   webhook layer on ``requests`` adds). For each, the median of the rounds' wall-time ratios, and
   the time spent in its callbacks per task against the baseline's time per task: its own share of
-  a run, which the noise of Airflow's own work (0.8 to 1.2 between runs, with or without hooks)
+  a run, which the noise of Airflow's own work (0.7 to 1.6 between rounds, with or without hooks)
   does not blur;
 - ``attach_hooks`` on a 1,000-task DAG vs building that DAG, in one process.
 """
