@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from airflow_ordo_hooks.exceptions import SettingsError
@@ -173,7 +173,7 @@ def one_reading() -> Iterator[None]:
         _READING.reset(token)
 
 
-def _once(key: str, read: Any) -> Any:
+def _once(key: str, read: Callable[[], Any]) -> Any:
     """``read()``; within :func:`one_reading`, only the first time ``key`` is asked for."""
     kept = _READING.get()
     if kept is None:

@@ -97,15 +97,11 @@ class _CallbackClock:
 
 
 def _callbacks(dag) -> list:
-    found = []
-    for holder, names in [(dag, ("on_success_callback", "on_failure_callback"))] + [
-        (t, ("on_execute_callback", "on_success_callback", "on_failure_callback", "on_retry_callback", "on_skipped_callback"))
-        for t in dag.tasks
-    ]:
-        for name in names:
-            value = getattr(holder, name, None) or []
-            found += list(value) if isinstance(value, (list, tuple)) else [value]
-    return found
+    """Every callback of ``dag`` and of its tasks, in the attributes attach_hooks and attach_run_hooks add to."""
+    from airflow_ordo_hooks import _attach
+
+    holders = [(dag, _attach._RUN_CALLBACKS.values())] + [(t, _attach._TASK_CALLBACK_NAMES) for t in dag.tasks]
+    return [cb for holder, names in holders for name in names for cb in _attach._as_list(getattr(holder, name, None))]
 
 
 def wide_dag(bag) -> None:
