@@ -51,8 +51,13 @@ RUN_TIMEOUT = 150.0  # seconds a DAG run may take to reach a final state
 STOP_TIMEOUT = 30.0  # seconds between SIGTERM and SIGKILL of the deployment's process group
 FINAL_RUN_STATES = frozenset({"success", "failed"})
 
-ADMIN_PASSWORD = "system-admin-" + os.urandom(6).hex()
-"""The admin's password, seeded before start so that the connection airflow_api can use it."""
+USERS = {"admin": "admin", "dag_author": "user"}
+"""The simple auth manager's users, by name, and their roles: ``dag_author`` has Airflow's ``user``
+role, what a DAG author has (it may trigger and record runs of every DAG, not administer)."""
+PASSWORDS = {name: f"system-{name}-" + os.urandom(6).hex() for name in USERS}
+"""Every user's password, seeded before start (the simple auth manager keeps what it finds)."""
+ADMIN_PASSWORD = PASSWORDS["admin"]
+"""The admin's password: the connection airflow_api logs in with it."""
 
 SECRET_CONN_ID = "system_secret"
 SECRET_PASSWORD = "Zq7-hunter2-Marmalade-4481"
@@ -162,7 +167,7 @@ class Deployment:
         """Runs the harness triggered as soon as the deployment was up, by DAG id."""
         self.dag_flags_seen: dict[str, set[str]] = {}
         """``paused``, ``stale``: what each DAG was at some look of :meth:`wait_for_run`, by DAG id."""
-        self._token: str | None = None
+        self._tokens: dict[str, str] = {}
         self._http = requests.Session()
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -202,8 +207,10 @@ class Deployment:
             AIRFLOW__ORDO_HOOKS__BUDGET="3",
             AIRFLOW__ORDO_HOOKS__MAX_ATTEMPTS="3",
             AIRFLOW__ORDO_HOOKS__BACKOFF_INITIAL="0.05",
-            # on_exit reports go to URLs from a run's conf, refused on loopback unless allowed: the receiver is there
-            AIRFLOW__ORDO_HOOKS__ALLOWED_CONF_HOSTS="127.0.0.1",
+            # what is not public (on_exit URLs from a run's conf, the API server's redeliveries) is refused unless
+            # allowed, as an operator allows an internal receiver: the system receiver's address only (127.0.0.2 stays refused)
+            AIRFLOW__ORDO_HOOKS__ALLOWED_HOSTS="127.0.0.1",
+            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=",".join(f"{name}:{role}" for name, role in USERS.items()),
             **{f"AIRFLOW_CONN_{SECRET_CONN_ID.upper()}": json.dumps(
                 {"conn_type": "postgres", "host": "db", "password": SECRET_PASSWORD}
             )},
@@ -228,7 +235,7 @@ class Deployment:
             f"on_success:\n  notify_webhook: [{self.receiver_url}/deployment/on_success]\n"
         )
         # the simple auth manager keeps passwords it finds in this file and generates the others
-        (self.home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({"admin": ADMIN_PASSWORD}))
+        (self.home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps(PASSWORDS))
         for path in [*dag_files(), *EXAMPLE_DAGS.glob("*.yaml")]:  # DAG files and the schedules they load
             shutil.copy(path, self.dags_folder / path.name)
         script = self.home / "start.sh"
@@ -320,28 +327,31 @@ class Deployment:
         return all(path.name in parsed for path in dag_files())
 
     # -- REST API v2, as a user would use it -----------------------------------------------------
-    def token(self) -> str:
-        if self._token is None:
+    def token(self, user: str = "admin") -> str:
+        """A JWT of ``user`` (one of :data:`USERS`), from ``/auth/token`` with the password the auth manager keeps."""
+        if user not in self._tokens:
             password_file = self.home / "simple_auth_manager_passwords.json.generated"
-            password = json.loads(password_file.read_text())["admin"]
-            answer = self._http.post(f"{self.base_url}/auth/token", json={"username": "admin", "password": password}, timeout=10)
+            password = json.loads(password_file.read_text())[user]
+            answer = self._http.post(f"{self.base_url}/auth/token", json={"username": user, "password": password}, timeout=10)
             answer.raise_for_status()
-            self._token = answer.json()["access_token"]
-        return self._token
+            self._tokens[user] = answer.json()["access_token"]
+        return self._tokens[user]
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """
-        One call of the REST API. A GET or PATCH (idempotent) that times out or gets a 5xx is asked
-        again, three times in all: on SQLite a busy API server stalls or answers 500 "Database error"
-        now and then (see :meth:`trigger`), as a user would see and retry.
-        """
-        import requests
+    def call(self, method: str, path: str, *, user: str = "admin", **kwargs: Any) -> requests.Response:
+        """One request as ``user``, whatever its answer: for a test that expects a refusal."""
+        headers = {"Authorization": f"Bearer {self.token(user)}"}
+        return self._http.request(method, f"{self.base_url}{path}", headers=headers, timeout=15, **kwargs)
 
-        headers = {"Authorization": f"Bearer {self.token()}"}
+    def request(self, method: str, path: str, *, user: str = "admin", **kwargs: Any) -> Any:
+        """
+        One call of the REST API as ``user``; its JSON. A GET or PATCH (idempotent) that times out or
+        gets a 5xx is asked again, three times in all: on SQLite a busy API server stalls or answers
+        500 "Database error" now and then (see :meth:`trigger`), as a user would see and retry.
+        """
         attempts = 3 if method in ("GET", "PATCH") else 1
         for attempt in range(1, attempts + 1):
             try:
-                answer = self._http.request(method, f"{self.base_url}{path}", headers=headers, timeout=15, **kwargs)
+                answer = self.call(method, path, user=user, **kwargs)
             except (requests.Timeout, requests.ConnectionError):
                 if attempt == attempts:
                     raise
@@ -356,9 +366,9 @@ class Deployment:
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs)
 
-    def trigger(self, dag_id: str, conf: dict | None = None) -> str:
+    def trigger(self, dag_id: str, conf: dict | None = None, run_id: str | None = None) -> str:
         """
-        Unpause the DAG and start a run of it now; return the run id.
+        Unpause the DAG and start a run of it now (with ``run_id`` if given, else one Airflow makes); return the run id.
 
         On SQLite, Airflow 3.3's API server now and then answers the POST with 500 "Database error"
         while its tasks are busy: the audit-log write waits on SQLite's lock inside the event loop,
@@ -367,7 +377,7 @@ class Deployment:
         so does this, twice.
         """
         self.request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
-        body = {"logical_date": None, "conf": conf or {}}
+        body = {"logical_date": None, "conf": conf or {}} | ({"dag_run_id": run_id} if run_id else {})
         for attempt in (1, 2, 3):
             try:
                 return self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
