@@ -2,9 +2,9 @@
 
 ``ordo_hooks_delivery`` holds one row per delivery (one event of one try, to one target: its
 ``webhook_id``), ``ordo_hooks_delivery_attempt`` one row per request made for it. The real
-target is kept only encrypted with Airflow's Fernet key (a URL may hold secrets), as Airflow keeps
-connection passwords; every other text names it masked. Changing a table needs a migration in
-``migrations/versions/``.
+target is kept encrypted with Airflow's Fernet key (a URL may hold secrets), as Airflow keeps
+connection passwords, and in plain text only where Airflow has no key (:mod:`.crypto`); every other
+text names it masked. Changing a table needs a migration in ``migrations/versions/``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow.utils.sqlalchemy import UtcDateTime
-from sqlalchemy import ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 STATES = ("pending", "delivering", "delivered", "gone", "failed")
@@ -48,7 +48,9 @@ class Delivery(Base):
     event: Mapped[str] = mapped_column(String(50), nullable=False)
     action: Mapped[str] = mapped_column(String(50), nullable=False)
     target_masked: Mapped[str] = mapped_column(String(300), nullable=False)
-    target_encrypted: Mapped[str] = mapped_column(Text, nullable=False)
+    target_encrypted: Mapped[str] = mapped_column(Text, nullable=False)  # plain text where target_is_encrypted is false
+    # as Connection.is_encrypted; null: written by an API server from before this column (see crypto.decrypt)
+    target_is_encrypted: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     payload: Mapped[str] = mapped_column(Text, nullable=False)  # the exact JSON body sent
     source: Mapped[str] = mapped_column(String(20), nullable=False)
     state: Mapped[str] = mapped_column(String(20), nullable=False)
