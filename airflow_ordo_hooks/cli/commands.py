@@ -1,12 +1,12 @@
-"""What ``airflow ordo-hooks deliveries``, ``redeliver``, ``preview`` and ``test-fire`` do.
+"""What ``airflow ordo-hooks deliveries``, ``redeliver``, ``preview``, ``test-fire`` and ``rotate-fernet-key`` do.
 
-``deliveries`` and ``redeliver`` read and write the delivery ledger in Airflow's metadata database,
-as Airflow's own commands do (run them where ``airflow db`` commands work). ``redeliver`` makes
-deliveries due; the API server's redelivery loop sends them, with their ``webhook-id``, within
-``[ordo_hooks] redelivery_poll_seconds``. ``test-fire`` sends from where it runs, through the same
-delivery path as a callback. ``preview`` parses the DAG file and reads the task's latest try from
-the metadata database and its log file, and sends nothing. Errors end the command with exit code 1
-and a message, as Airflow's do.
+``deliveries``, ``redeliver`` and ``rotate-fernet-key`` read and write the delivery ledger in
+Airflow's metadata database, as Airflow's own commands do (run them where ``airflow db`` commands
+work). ``redeliver`` makes deliveries due; the API server's redelivery loop sends them, with their
+``webhook-id``, within ``[ordo_hooks] redelivery_poll_seconds``. ``test-fire`` sends from where it
+runs, through the same delivery path as a callback. ``preview`` parses the DAG file and reads the
+task's latest try from the metadata database and its log file, and sends nothing. Errors end the
+command with exit code 1 and a message, as Airflow's do.
 """
 
 from __future__ import annotations
@@ -133,6 +133,31 @@ def redeliver(args: Any) -> None:
     undelivered = [d["webhook_id"] for d in found if d["state"] != "delivered"]
     if args.wait > 0 and undelivered:
         raise SystemExit(f"redeliver: not delivered (failed, or not settled within {args.wait:g} s): {', '.join(undelivered[:20])}")
+
+
+@suppress_logs_and_warning
+def rotate_fernet_key(args: Any) -> None:
+    """
+    ``airflow ordo-hooks rotate-fernet-key``: re-encrypt every delivery's target with the first key of
+    ``[core] fernet_key``, as ``airflow rotate-fernet-key`` does connections and variables; targets
+    stored in plain text (while there was no key) are encrypted. Exit code 1 if some target no key decrypts.
+    """
+    from airflow.utils.session import create_session
+
+    from airflow_ordo_hooks.ledger import crypto
+
+    left = None
+    try:
+        with create_session(scoped=False) as session:  # committed on leaving, also with targets left
+            try:
+                changed = crypto.reencrypt(session)
+            except crypto.UndecryptableTargets as error:
+                changed, left = error.changed, error
+    except crypto.FernetKeyError as error:
+        raise SystemExit(f"rotate-fernet-key: {error}") from None
+    print(f"Re-encrypted the targets of {changed} deliveries with the first key of [core] fernet_key")
+    if left is not None:
+        raise SystemExit(f"rotate-fernet-key: {left}")
 
 
 def _latest_try(dag_id: str, task_id: str, run_id: str | None, map_index: int) -> tuple[Any, Any] | None:

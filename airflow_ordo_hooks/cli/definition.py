@@ -69,6 +69,13 @@ ORDO_HOOKS_COMMANDS = (
         func=lazy_load_command(f"{_COMMANDS}.test_fire"),
         args=(ARG_TARGET, ARG_ACTION, ARG_SIGNING_SECRET, ARG_OUTPUT, ARG_VERBOSE),
     ),
+    ActionCommand(
+        name="rotate-fernet-key",
+        help="Re-encrypt the ledger's targets with the first key of [core] fernet_key; run it after "
+        "`airflow rotate-fernet-key`, with the same fernet_key (new,old)",
+        func=lazy_load_command(f"{_COMMANDS}.rotate_fernet_key"),
+        args=(ARG_VERBOSE,),
+    ),
 )
 
 
@@ -77,7 +84,7 @@ def get_cli_commands() -> list[GroupCommand]:
     return [
         GroupCommand(
             name="ordo-hooks",
-            help="Webhook deliveries of airflow-ordo-hooks: list, redeliver, preview, test-fire",
+            help="Webhook deliveries of airflow-ordo-hooks: list, redeliver, preview, test-fire, rotate-fernet-key",
             subcommands=ORDO_HOOKS_COMMANDS,
         )
     ]

@@ -135,6 +135,62 @@ def test_redeliver_refuses_what_it_cannot_do_naming_it(ledger):
     assert code == 1 and "has no time zone" in out
 
 
+@pytest.fixture
+def fernet_key(monkeypatch):
+    """Set ``[core] fernet_key`` as a deployment would (Airflow keeps the Fernet it reads: read it afresh)."""
+    from airflow.models.crypto import get_fernet
+
+    def use(key: str) -> None:
+        monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", key)
+        get_fernet.cache_clear()
+
+    yield use
+    monkeypatch.undo()
+    get_fernet.cache_clear()
+
+
+def test_rotate_fernet_key_reencrypts_the_ledger_so_that_the_new_key_alone_reads_it(ledger, fernet_key):
+    from cryptography.fernet import Fernet
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    fernet_key(old)
+    given = [item("https://hooks.example.com/services/T000/B000/s3cr3t-path"), item("conn:slack/services/x", task_id="grind")]
+    store.record(ledger, given, by="worker")
+    ledger.commit()
+
+    fernet_key("")
+    assert cli("rotate-fernet-key") == (1, "rotate-fernet-key: [core] fernet_key is empty: there is no key to encrypt targets with\n")
+    fernet_key(f"{new},{old}")  # `airflow rotate-fernet-key` is run with it too
+    assert cli("rotate-fernet-key") == (0, "Re-encrypted the targets of 2 deliveries with the first key of [core] fernet_key\n")
+    assert cli("rotate-fernet-key")[1].startswith("Re-encrypted the targets of 0 deliveries")
+
+    fernet_key(new)  # the old key dropped: the redelivery loop reads targets as target_of does
+    ledger.expire_all()
+    assert [store.target_of(ledger.get(Delivery, g["webhook_id"])) for g in given] == [g["target"] for g in given]
+
+
+def test_rotate_fernet_key_names_what_no_key_decrypts_and_keeps_the_rest_reencrypted(ledger, fernet_key):
+    from cryptography.fernet import Fernet
+
+    lost, old, new = (Fernet.generate_key().decode() for _ in range(3))
+    fernet_key(lost)
+    gone = item("https://lost.example/hook", task_id="lost")
+    store.record(ledger, [gone], by="worker")
+    fernet_key(old)
+    kept = item("https://kept.example/hook", task_id="kept")
+    store.record(ledger, [kept], by="worker")
+    ledger.commit()
+
+    fernet_key(f"{new},{old}")
+    code, out = cli("rotate-fernet-key")
+    assert code == 1
+    assert out.startswith("Re-encrypted the targets of 1 deliveries with the first key of [core] fernet_key\n")
+    assert "no key of [core] fernet_key decrypts the target of 1 deliveries" in out and gone["webhook_id"] in out
+    fernet_key(new)
+    ledger.expire_all()
+    assert store.target_of(ledger.get(Delivery, kept["webhook_id"])) == "https://kept.example/hook"
+
+
 def test_test_fire_sends_a_signed_sample_event_that_standard_webhooks_verifies(receiver):
     code, out = cli("test-fire", receiver.url("/check"), "--signing-secret", SECRET, "-o", "json")
     assert code == 0, out
@@ -171,5 +227,5 @@ def test_the_airflow_command_lists_the_providers_commands():
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "airflow"), "ordo-hooks", "--help"],
                          capture_output=True, text=True, env=env, timeout=120, check=True).stdout
-    for command in ("deliveries", "redeliver", "test-fire"):
+    for command in ("deliveries", "redeliver", "test-fire", "rotate-fernet-key"):
         assert command in out
