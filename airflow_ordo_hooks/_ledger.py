@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 MAX_ITEMS = 500
 """Deliveries per request to the ledger (the endpoint's own bound)."""
+MAX_REQUEST_CHARS = 48 * 1024 * 1024
+"""About how long a request to the ledger may grow before the rest go in another (the endpoint takes 64 MiB)."""
 
 
 def item(
@@ -51,8 +53,6 @@ def item(
     :param record: what a delivery made of it; ``None`` for one not attempted yet (recovery).
     :param not_before: ISO 8601 time before which the API server must not send it.
     """
-    from airflow_ordo_hooks._targets import mask_url
-
     if record is None:
         attempts: list[dict[str, Any]] = []
         outcome = "pending"
@@ -68,8 +68,7 @@ def item(
         "try_number": try_number,
         "event": event,
         "action": action,
-        "target": target,
-        "target_masked": mask_url(target) if "://" in target else target.split("/", 1)[0] + ("/…" if "/" in target else ""),
+        "target": target,  # the ledger derives the masked name every reader sees from it
         "payload": body.decode("utf-8"),
         "source": source,
         "attempts": attempts,
@@ -134,8 +133,8 @@ def record(items: Sequence[Mapping[str, Any]], *, deadline: float | None = None,
         return True
     try:
         api = api or _api(deadline)
-        for start in range(0, len(items), MAX_ITEMS):
-            api.record_deliveries([dict(i) for i in items[start : start + MAX_ITEMS]])
+        for batch in _batches(items):
+            api.record_deliveries(batch)
     except Exception as exc:
         log.warning(
             "airflow-ordo-hooks: the delivery ledger did not take %d delivery(ies) (%s); they are not recorded",
@@ -145,11 +144,27 @@ def record(items: Sequence[Mapping[str, Any]], *, deadline: float | None = None,
     return True
 
 
-def existing(webhook_ids: Iterable[str], *, deadline: float | None = None, api: AirflowApiHook | None = None) -> set[str]:
-    """The ids among ``webhook_ids`` that the ledger holds. Raises what the API raises."""
+def _batches(items: Sequence[Mapping[str, Any]]) -> list[list[dict[str, Any]]]:
+    """``items`` in requests of at most :data:`MAX_ITEMS`, each of about :data:`MAX_REQUEST_CHARS` at the most."""
+    batches: list[list[dict[str, Any]]] = [[]]
+    size = 0
+    for given in items:
+        length = len(given.get("payload") or "") + 2_000
+        if batches[-1] and (len(batches[-1]) >= MAX_ITEMS or size + length > MAX_REQUEST_CHARS):
+            batches.append([])
+            size = 0
+        batches[-1].append(dict(given))
+        size += length
+    return batches
+
+
+def existing(
+    webhook_ids: Iterable[str], *, dag_id: str, deadline: float | None = None, api: AirflowApiHook | None = None
+) -> set[str]:
+    """The ids among ``webhook_ids`` that the ledger holds as deliveries of ``dag_id``. Raises what the API raises."""
     ids = list(dict.fromkeys(webhook_ids))
     api = api or _api(deadline)
     found: set[str] = set()
     for start in range(0, len(ids), 5000):
-        found |= api.existing_deliveries(ids[start : start + 5000])
+        found |= api.existing_deliveries(ids[start : start + 5000], dag_id=dag_id)
     return found

@@ -247,7 +247,7 @@ def _deliver(
         # disagrees, and a run's sweep may have recovered the event already. What the ledger holds
         # was sent, or will be, by that other path. (A task's on_success runs once, in its process.)
         try:
-            held = _ledger.existing(ids, deadline=deadline)
+            held = _ledger.existing(ids, dag_id=facts["dag_id"], deadline=deadline)
         except Exception as exc:  # cannot ask: send, at least once
             log.info("airflow-ordo-hooks: could not ask the ledger what %s already holds (%s)", event, exc)
             held = set()

@@ -151,7 +151,7 @@ def recover(
                         wanted[wid] = (t, event, action, final)
     if not wanted:
         return 0
-    missing = [wid for wid in wanted if wid not in _ledger.existing(wanted, api=api)]
+    missing = [wid for wid in wanted if wid not in _ledger.existing(wanted, dag_id=dag_id, api=api)]
     if not missing:
         return 0
     overtime = _settings.task_success_overtime()

@@ -174,9 +174,9 @@ class AirflowApiHook(HttpHook):
         body = {"deliveries": items}
         return self._call(self.session, "POST", LEDGER_PATH, json=body).json()["deliveries"]
 
-    def existing_deliveries(self, webhook_ids: list[str]) -> set[str]:
-        """Which of ``webhook_ids`` the delivery ledger already holds."""
-        body = {"webhook_ids": webhook_ids}
+    def existing_deliveries(self, webhook_ids: list[str], *, dag_id: str) -> set[str]:
+        """Which of ``webhook_ids`` the delivery ledger already holds as deliveries of ``dag_id``."""
+        body = {"dag_id": dag_id, "webhook_ids": webhook_ids}
         return set(self._call(self.session, "POST", f"{LEDGER_PATH}/existing", json=body).json()["existing"])
 
     def trigger_dag_run(self, dag_id: str, conf: Mapping[str, Any], *, run_id: str | None = None) -> dict[str, Any]:

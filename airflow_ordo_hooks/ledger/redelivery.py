@@ -13,6 +13,19 @@ leaves it when the server stops. No other component serves that app, so no other
 importing the plugin (every component does) starts nothing. Starlette alone would not run a mounted
 app's lifespan, and middleware is built lazily on the first request, which is why neither is used.
 
+**Where it may send.** Whoever may record deliveries of a DAG (a DAG author, anyone with Airflow's
+``user`` role) names the target, and the API server usually reaches networks that workers do not;
+so every URL target, whatever its event, is sent as one that is not trusted: to public addresses
+only, unless ``[ordo_hooks] allowed_hosts`` allows more, checked on the address connected to at
+every hop (:func:`~airflow_ordo_hooks.hooks.webhook.deliver`'s ``untrusted``). A ``conn:`` target is
+the operator's own connection, and recording one needs permission to read it. A send the policy
+refuses is recorded as an attempt whose error says so, and the delivery is failed at once: an
+operator who then allows the address can Redeliver it.
+
+**Fair.** Due deliveries are claimed a DAG at a time, in turn (:func:`~airflow_ordo_hooks.ledger.store.due_ids`),
+so that no DAG's backlog, or a caller's flood of rows pointing at a receiver that never answers,
+keeps another DAG's from being sent.
+
 **Several at once.** Every process of every API server runs a loop on the same database: each
 delivery is claimed by a conditional ``UPDATE`` (:func:`~airflow_ordo_hooks.ledger.store.claim_due`),
 so exactly one sends each attempt. A claim is a lease of the delivery's longest attempt (connect
@@ -30,11 +43,14 @@ from datetime import datetime
 from typing import NamedTuple
 
 from airflow_ordo_hooks import _settings
+from airflow_ordo_hooks._targets import CONN_PREFIX
 from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy, deliver
 from airflow_ordo_hooks.ledger import store
 
 log = logging.getLogger(__name__)
 
+EGRESS_REFUSED = "refused by egress policy"
+"""How the error of a send that the egress policy refused begins."""
 LEASE_MARGIN = 5.0
 """Seconds a claim outlasts its attempt's longest possible time."""
 
@@ -162,16 +178,17 @@ class Redeliverer:
             if job.target is None:
                 status_code, error, elapsed_ms = None, "the target cannot be decrypted: was [core] fernet_key changed?", 0
             else:
-                # a URL from a run's conf (Ordo's on_exit report) is checked as the on_exit step checks it
+                # whoever recorded it chose the URL: the egress policy decides (a conn: target is the operator's)
                 record = deliver(job.target, job.payload, policy=self.policy, webhook_id=job.webhook_id,
-                                 untrusted=job.event == "on_exit")
+                                 untrusted=not job.target.startswith(CONN_PREFIX))
                 status_code, error, elapsed_ms = record.status_code, record.error, record.elapsed_ms
+            refused = bool(error) and error.startswith(EGRESS_REFUSED)
             from airflow.utils.session import create_session
 
             with create_session(scoped=False) as session:
                 store.finish_attempt(
                     session, job.webhook_id, status_code=status_code, error=store.clean_error(error, job.target),
-                    elapsed_ms=elapsed_ms, at=started, by="api-server", schedule=self.schedule,
+                    elapsed_ms=elapsed_ms, at=started, by=store.SERVER, schedule=self.schedule, refused=refused,
                 )
         except Exception:  # its lease passes and it is claimed again
             log.exception("airflow-ordo-hooks: redelivery of %s (webhook-id %s) could not be recorded", job.shown, job.webhook_id)

@@ -6,10 +6,19 @@ commit when the request ends; the redelivery loop commits right after :func:`cla
 every other API server sees the claim before anything is sent.
 
 A delivery's schedule is ``[ordo_hooks] redelivery_schedule`` (:func:`_settings.redelivery_schedule`):
-``schedule[n]`` is the wait after attempt ``n`` ends before attempt ``n + 1`` (the first, 0, is the
-callback's own); a delivery still failing after ``len(schedule)`` attempts is marked ``failed``,
-with one ERROR line. The real target is stored only encrypted with Airflow's Fernet key, as
-connection passwords are; every text names it masked.
+its steps are the callback's inline attempts (step 0, however many requests they made) and then
+each attempt of an API server; ``schedule[n]`` is the wait after step ``n`` ends before step
+``n + 1``, and a delivery still failing after ``len(schedule)`` steps is marked ``failed``, with one
+ERROR line. The real target is stored only encrypted with Airflow's Fernet key, as connection
+passwords are; every text names it masked.
+
+**What the server holds is the server's.** A caller (a callback, the recovery of a killed try, the
+on_exit step) creates a delivery and reports the attempts it made; it cannot rewrite what a row
+holds: its target and masked name (derived here), its outcome (``delivered`` only by a 2xx attempt
+it reports, whatever the item's ``outcome`` says), its schedule (``not_before`` counts only when the
+row is created; reported attempts never use up the API server's steps). The one change a report
+makes to a row besides its attempts: a recovery's placeholder, not yet attempted, takes the payload
+the callback of the same event built (the same ``webhook_id``, so the same target).
 """
 
 from __future__ import annotations
@@ -32,6 +41,10 @@ log = logging.getLogger(__name__)
 
 MAX_ERROR = 2000
 """The longest error text kept per attempt (the delivery path writes at most 300)."""
+MAX_REPORTED = 100
+"""Attempts reported by callers that a delivery keeps at the most; the API server's own are all kept."""
+SERVER = "api-server"
+"""Who makes the attempts of the redelivery loop (``Attempt.by``)."""
 _CHUNK = 500  # ids per IN (...): well under every database's limit on bound parameters
 
 
@@ -59,18 +72,19 @@ def record(
     """
     Record deliveries as the API's ``POST /deliveries`` receives them: insert new ones, merge the others.
 
-    A new ``webhook_id`` becomes a row with the item's attempts: ``delivered`` if its outcome is,
-    ``gone`` if its last attempt got HTTP 410, else ``pending`` until ``not_before`` or the
-    schedule's next wait after its last attempt (``failed`` when the schedule is used up).
-    A known one gets the item's attempts appended after its own (an attempt it already holds, as
-    a client sending the same item again gives it, is not added twice); a ``delivered`` outcome
-    makes it ``delivered``; a ``delivered`` or ``gone`` row is never made pending again; a
-    ``pending`` row without attempts recorded by a ``recovery`` takes the callback's payload; an
-    item from a ``recovery`` changes nothing.
+    A new ``webhook_id`` becomes a row with the item's attempts: ``delivered`` if one of them got a
+    2xx, ``gone`` if its last got HTTP 410, else ``pending`` until ``not_before`` or the schedule's
+    next wait after its last attempt. A known one gets the item's attempts appended after its own
+    (an attempt it already holds, as a client sending the same item again gives it, is not added
+    twice; at most :data:`MAX_REPORTED` reported attempts a row), and a 2xx among them makes it
+    ``delivered``; a ``delivered`` or ``gone`` row is never made pending again; ``not_before`` and
+    ``outcome`` change nothing; a ``pending`` row without attempts recorded by a ``recovery`` takes
+    the callback's payload; an item from a ``recovery`` changes nothing.
 
     :param items: mappings with the keys of the API's item (``webhook_id``, ``dag_id``, ``run_id``,
         ``task_id``, ``map_index``, ``try_number``, ``event``, ``action``, ``target``,
-        ``target_masked``, ``payload``, ``source``, ``attempts``, ``outcome``, ``not_before``);
+        ``payload``, ``source``, ``attempts``, ``outcome``, ``not_before``; a ``target_masked`` is ignored:
+        what readers see of the target is derived from it here);
         times are aware ``datetime`` objects or ISO-8601 text.
     :param by: who made an attempt that does not say (``worker``, ``dag-processor``).
     :param schedule: the redelivery schedule; ``[ordo_hooks] redelivery_schedule`` if not given.
@@ -145,7 +159,7 @@ def _insert(session: Session, item: Mapping[str, Any], by: str, schedule: Sequen
         try_number=item.get("try_number", 0),
         event=item["event"],
         action=item["action"],
-        target_masked=shown_target(target, item.get("target_masked")),
+        target_masked=shown_target(target),
         target_encrypted=encrypt_target(target),
         payload=item["payload"],
         source=item["source"],
@@ -166,28 +180,29 @@ def _merge(row: Delivery, item: Mapping[str, Any], by: str, schedule: Sequence[f
     if row.state == "pending" and row.attempt_count == 0 and row.source == "recovery":
         row.payload, row.source = item["payload"], item["source"]  # the callback built the event's real payload
     new = _append(row, item, by)
-    if not new and item["outcome"] != "delivered":
+    if not new:
         return
     row.updated_at = now
     if row.state in ("delivered", "gone"):
         return
-    if row.state == "delivering" and item["outcome"] != "delivered" and not _gone(new):
+    if row.state == "delivering" and not any(_ok(a.status_code) for a in new) and not _gone(new):
         return  # an API server is sending it: its outcome decides, counting these attempts
-    _settle(row, new, item, schedule, now)
+    _settle(row, new, {**item, "not_before": None}, schedule, now)  # a row's schedule is the server's
 
 
 def _append(row: Delivery, item: Mapping[str, Any], by: str) -> list[Attempt]:
     """Append the item's attempts not already held; return them."""
     target = item["target"]
     held = {(a.at, a.by, a.status_code) for a in row.attempts}
+    room = MAX_REPORTED - sum(a.by != SERVER for a in row.attempts)
     new = []
-    for given in item.get("attempts") or ():
+    for given in list(item.get("attempts") or ())[: max(room, 0)]:
         attempt = Attempt(
             at=_when(given["at"]),
             status_code=given.get("status_code"),
             error=clean_error(given.get("error"), target),
             elapsed_ms=int(given.get("elapsed_ms") or 0),
-            by=given.get("by") or by,
+            by=given.get("by") if given.get("by") in ("worker", "dag-processor") else by,
         )
         if (attempt.at, attempt.by, attempt.status_code) in held:
             continue
@@ -208,13 +223,13 @@ def _gone(attempts: Sequence[Attempt]) -> bool:
 def _settle(row: Delivery, new: Sequence[Attempt], item: Mapping[str, Any], schedule: Sequence[float], now: datetime) -> None:
     """The state of a row that is not being sent, after ``new`` attempts reported with ``item``."""
     last = new[-1] if new else None
-    if item["outcome"] == "delivered" or (last is not None and _ok(last.status_code)):
+    if any(_ok(a.status_code) for a in new):
         row.state, row.next_attempt_at = "delivered", None
     elif _gone(new):
         row.state, row.next_attempt_at = "gone", None
     elif row.state == "failed":
         pass
-    elif row.attempt_count >= len(schedule):
+    elif _step(row) >= len(schedule):
         _give_up(row)
     elif new or row.next_attempt_at is None or item.get("not_before"):
         not_before = item.get("not_before")
@@ -222,8 +237,18 @@ def _settle(row: Delivery, new: Sequence[Attempt], item: Mapping[str, Any], sche
             row.next_attempt_at = _when(not_before)
         else:
             after = _ended(last) if last is not None else now
-            row.next_attempt_at = after + timedelta(seconds=schedule[row.attempt_count])
+            row.next_attempt_at = after + timedelta(seconds=schedule[_step(row)])
         row.state = "pending"
+
+
+def _step(row: Delivery) -> int:
+    """
+    The steps of the schedule a delivery has used: its reported attempts, however many, are the
+    first (an inline burst of retries within seconds is one step, not several), then one per
+    attempt of an API server.
+    """
+    server = sum(a.by == SERVER for a in row.attempts)
+    return server + (row.attempt_count > server)
 
 
 def _ok(status_code: int | None) -> bool:
@@ -277,13 +302,13 @@ def target_of(row: Delivery) -> str:
     return get_fernet().decrypt(row.target_encrypted.encode("utf-8")).decode("utf-8")
 
 
-def shown_target(target: str, given: str | None = None) -> str:
+def shown_target(target: str) -> str:
     """
-    What any text may show of ``target``: ``given`` (the client's masked name of it, say the URL its
-    connection resolved to) or the target, with every URL masked and a ``conn:`` target's endpoint
-    (a Slack path is a secret) left out; at most 300 characters.
+    What any text may show of ``target``: every URL masked, and a ``conn:`` target's endpoint (a
+    Slack path is a secret) left out; at most 300 characters. Derived here, never taken from a
+    caller: a reader sees where the API server sends.
     """
-    text = mask_text(given or target, [target])
+    text = mask_text(target, [target])
     if target.startswith(CONN_PREFIX):
         endpoint = target[len(CONN_PREFIX) :].partition("/")[2]
         if len(endpoint) >= 4:
@@ -310,9 +335,29 @@ def _due(now: datetime):
 
 
 def due_ids(session: Session, now: datetime, limit: int) -> list[str]:
-    """The ids of up to ``limit`` deliveries due at ``now``, the longest waiting first."""
-    stmt = select(Delivery.webhook_id).where(_due(now)).order_by(Delivery.next_attempt_at).limit(limit)
-    return list(session.scalars(stmt))
+    """
+    The ids of up to ``limit`` deliveries due at ``now``, fairly between DAGs: the DAGs whose
+    longest-waiting delivery has waited longest come first, and each gives its longest-waiting one
+    in turn, so that the deliveries of one DAG (a receiver that is down, or a caller's flood of
+    rows pointing at a tarpit) never keep another DAG's from being sent.
+    """
+    oldest = func.min(Delivery.next_attempt_at)
+    dags = session.execute(
+        select(Delivery.dag_id, oldest).where(_due(now)).group_by(Delivery.dag_id).order_by(oldest, Delivery.dag_id).limit(limit)
+    ).all()
+    queues = [
+        list(session.scalars(
+            select(Delivery.webhook_id).where(_due(now), Delivery.dag_id == dag_id)
+            .order_by(Delivery.next_attempt_at, Delivery.webhook_id).limit(limit)
+        ))
+        for dag_id, _ in dags
+    ]
+    picked: list[str] = []
+    while len(picked) < limit and any(queues):
+        for queue in queues:
+            if queue and len(picked) < limit:
+                picked.append(queue.pop(0))
+    return picked
 
 
 def take(session: Session, webhook_id: str, now: datetime, *, lease_seconds: float) -> bool:
@@ -353,13 +398,18 @@ def finish_attempt(
     at: datetime,
     by: str,
     schedule: Sequence[float],
+    refused: bool = False,
 ) -> str:
     """
     Record one attempt and what it makes of the delivery: a 2xx ``delivered``; a 410 ``gone`` (the
     receiver asks not to be sent to again); otherwise ``pending`` until ``schedule[n]`` after it
-    ended, or ``failed`` after the schedule's last, logged as one ERROR line naming the masked
-    target, the event, the DAG, run and task, and the attempts. A delivery another path has
-    meanwhile settled as ``delivered`` or ``gone`` stays so.
+    ended (``n`` the steps used, see :func:`_step`), or ``failed`` after the schedule's last, logged
+    as one ERROR line naming the masked target, the event, the DAG, run and task, and the attempts.
+    A delivery another path has meanwhile settled as ``delivered`` or ``gone`` stays so.
+
+    :param refused: nothing was sent, by the API server's own decision (its egress policy): the
+        delivery is ``failed`` at once, with the ERROR line; a person's Redeliver tries again
+        (after an operator allowed the address, say).
 
     :return: the delivery's new state.
     :raises LookupError: there is no such delivery (the ledger was reset meanwhile).
@@ -381,10 +431,10 @@ def finish_attempt(
         row.state, row.next_attempt_at = "delivered", None
     elif status_code == 410:
         row.state, row.next_attempt_at = "gone", None
-    elif row.attempt_count >= len(schedule):
+    elif refused or _step(row) >= len(schedule):
         _give_up(row)
     else:
-        row.state, row.next_attempt_at = "pending", _ended(attempt) + timedelta(seconds=schedule[row.attempt_count])
+        row.state, row.next_attempt_at = "pending", _ended(attempt) + timedelta(seconds=schedule[_step(row)])
     session.flush()
     return row.state
 
@@ -425,9 +475,15 @@ def failed_since(session: Session, since: datetime, *, dag_id: str | None = None
 
 
 # -- reads -----------------------------------------------------------------------------------------
-def existing(session: Session, webhook_ids: Iterable[str]) -> set[str]:
-    """Which of ``webhook_ids`` the ledger holds."""
-    return set(dag_ids_of(session, webhook_ids))
+def existing(session: Session, webhook_ids: Iterable[str], *, dag_id: str | None = None) -> set[str]:
+    """Which of ``webhook_ids`` the ledger holds (as deliveries of ``dag_id``, if given)."""
+    held = dag_ids_of(session, webhook_ids)
+    return {w for w, d in held.items() if dag_id is None or d == dag_id}
+
+
+def dag_ids(session: Session) -> list[str]:
+    """The DAGs the ledger holds deliveries of."""
+    return sorted(session.scalars(select(Delivery.dag_id).distinct()))
 
 
 def dag_ids_of(session: Session, webhook_ids: Iterable[str]) -> dict[str, str]:
@@ -484,10 +540,11 @@ def query(
     return list(session.scalars(page)), total
 
 
-def as_dict(row: Delivery, *, full: bool = True) -> dict[str, Any]:
+def as_dict(row: Delivery, *, full: bool = True, payload: bool = True) -> dict[str, Any]:
     """
-    A delivery as the API shows it: every column but the encrypted target, and ``latency_ms`` (its
-    last attempt's); when ``full``, also its payload parsed and its attempts.
+    A delivery as every reader shows it (the API, the view, the CLI): every column but the encrypted
+    target, and ``latency_ms`` (its last attempt's); when ``full``, also its attempts and its payload
+    (:func:`shown_payload`), or ``None`` for it unless ``payload``.
     """
     shown = {
         "webhook_id": row.webhook_id,
@@ -511,19 +568,34 @@ def as_dict(row: Delivery, *, full: bool = True) -> dict[str, Any]:
     }
     if not full:
         return shown
+    return {**shown, "payload": shown_payload(row.payload) if payload else None, "attempts": attempts_of(row)}
+
+
+def attempts_of(row: Delivery) -> list[dict[str, Any]]:
+    return [
+        {"number": a.number, "at": _iso(a.at), "status_code": a.status_code, "error": a.error,
+         "elapsed_ms": a.elapsed_ms, "by": a.by}
+        for a in row.attempts
+    ]
+
+
+def shown_payload(text: str) -> Any:
+    """
+    A stored payload as every reader shows it: parsed, and masked by Airflow's secrets masker
+    (secrets it knows, values of keys such as ``password`` or ``token``).
+    """
+    from airflow.sdk.log import redact
+
     try:
-        payload: Any = json.loads(row.payload)
+        payload: Any = json.loads(text)
     except ValueError:  # recorded by a client that did not send JSON: shown as it is
-        payload = row.payload
-    return {
-        **shown,
-        "payload": payload,
-        "attempts": [
-            {"number": a.number, "at": _iso(a.at), "status_code": a.status_code, "error": a.error,
-             "elapsed_ms": a.elapsed_ms, "by": a.by}
-            for a in row.attempts
-        ],
-    }
+        payload = text
+    return redact(payload)
+
+
+def payload_of(session: Session, webhook_id: str) -> str | None:
+    """One delivery's stored payload alone: a reader of many reads them one at a time, never all at once."""
+    return session.scalar(select(Delivery.payload).where(Delivery.webhook_id == webhook_id))
 
 
 def _iso(when: datetime | None) -> str | None:

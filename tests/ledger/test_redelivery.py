@@ -133,17 +133,48 @@ def test_a_conn_target_is_resolved_in_the_api_server(ledger, receiver, monkeypat
     assert ledger.get(Delivery, given["webhook_id"]).target_masked == "conn:ledger_receiver/…"
 
 
-def test_an_on_exit_url_is_checked_as_untrusted(ledger, receiver, monkeypatch):
-    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__ALLOWED_CONF_HOSTS", "")  # loopback is then refused
-    given = item(receiver.url("/report"), event="on_exit", task_id=None)
-    given["action"] = "call_webhook"
+@pytest.mark.parametrize("event", ["on_error", "on_success", "on_retries_exhausted", "on_exit"])
+def test_every_url_the_api_server_sends_to_passes_its_egress_policy(ledger, receiver, monkeypatch, caplog, event):
+    # whoever may record deliveries of a DAG names their targets: a receiver on an address the
+    # operator has not allowed (loopback here) gets nothing, whatever the event, and the refusal is
+    # a recorded attempt, the delivery failed at once, with one ERROR line
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__ALLOWED_HOSTS", "")
+    given = item(receiver.url(f"/internal/{event}"), event=event, task_id=None if event == "on_exit" else "brew")
+    if event == "on_exit":
+        given["action"] = "call_webhook"
     store.record(ledger, [given], by="worker")
     ledger.commit()
-    with Redeliverer():
+    with caplog.at_level(logging.ERROR, logger="airflow_ordo_hooks.ledger.store"), Redeliverer():
         wait_until(lambda: state_of(ledger, given["webhook_id"]) == "failed", what="failed state")
     assert receiver.requests == []
     ledger.expire_all()
-    assert "loopback" in ledger.get(Delivery, given["webhook_id"]).last_error
+    row = ledger.get(Delivery, given["webhook_id"])
+    (attempt,) = row.attempts
+    assert (attempt.by, attempt.status_code) == ("api-server", None)
+    assert attempt.error.startswith("refused by egress policy: ") and "loopback" in attempt.error
+    assert [r.getMessage() for r in caplog.records if "gave up" in r.getMessage()] != []
+
+    # the operator allows the address, and a person's Redeliver sends it
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__ALLOWED_HOSTS", "127.0.0.1")
+    store.request_redelivery(ledger, [given["webhook_id"]], store.utcnow())
+    ledger.commit()
+    with Redeliverer():
+        wait_until(lambda: state_of(ledger, given["webhook_id"]) == "delivered", what="delivered state")
+    assert [r.path for r in receiver.requests] == [f"/internal/{event}"]
+
+
+def test_one_dags_backlog_does_not_keep_another_dags_delivery_waiting(ledger):
+    # 50 deliveries of one DAG waiting since 1970 (had a caller been able to write such a time)
+    # and one of another DAG due now: each poll takes the DAGs in turn
+    flood = [item(f"https://tarpit.example/{n}", task_id=f"t{n}") for n in range(50)]
+    other = {**item("https://hooks.example/real", task_id="real"), "dag_id": "another_dag"}
+    other["webhook_id"] = webhook_id("another_dag", "manual__1", "real", -1, 1, "on_error", other["target"])
+    store.record(ledger, [*flood, other], by="worker")
+    ledger.execute(text("UPDATE ordo_hooks_delivery SET next_attempt_at = '1970-01-01 00:00:00' WHERE dag_id = 'coffee_shop'"))
+    ledger.commit()
+    due = store.due_ids(ledger, store.utcnow(), 2)
+    assert other["webhook_id"] in due and len(due) == 2
+    assert store.due_ids(ledger, store.utcnow(), 4).count(other["webhook_id"]) == 1
 
 
 def test_the_loop_survives_an_undecryptable_target_and_stops_cleanly(ledger, receiver):

@@ -66,12 +66,18 @@ def test_outcomes_of_a_new_row(ledger):
     later = T0 + timedelta(minutes=10)
     waiting = item(task_id="c", outcome="pending", attempts=[], not_before=later.isoformat())
     recovery = item(task_id="d", source="recovery", outcome="pending", attempts=[])
-    exhausted = item(task_id="e", attempts=[attempt(500, T0 + timedelta(seconds=i), by="dag-processor") for i in range(3)])
+    # an inline burst of retries is the schedule's first step, however many requests it made: the
+    # API server's own steps (5 s, 5 min) are still to come, not spent within a second
+    burst = item(task_id="e", attempts=[attempt(500, T0 + timedelta(seconds=i), by="dag-processor") for i in range(3)])
     now = T0 + timedelta(seconds=1)
-    recorded = store.record(ledger, [delivered, gone, waiting, recovery, exhausted], by="worker", schedule=SCHEDULE, now=now)
+    recorded = store.record(ledger, [delivered, gone, waiting, recovery, burst], by="worker", schedule=SCHEDULE, now=now)
     states = [r["state"] for r in recorded]
-    assert states == ["delivered", "gone", "pending", "pending", "failed"]
+    assert states == ["delivered", "gone", "pending", "pending", "pending"]
+    assert row(ledger, burst["webhook_id"]).next_attempt_at == T0 + timedelta(seconds=2, milliseconds=40) + timedelta(seconds=5)
     assert row(ledger, waiting["webhook_id"]).next_attempt_at == later
+    # with a schedule of one step, the reported attempts were all of it
+    only_inline = item(task_id="f", attempts=[attempt(500)])
+    assert store.record(ledger, [only_inline], by="worker", schedule=(0,), now=now)[0]["state"] == "failed"
     assert row(ledger, recovery["webhook_id"]).next_attempt_at == now  # schedule[0]: at once (or when not_before says)
     assert row(ledger, delivered["webhook_id"]).next_attempt_at is None
 

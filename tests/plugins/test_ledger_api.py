@@ -15,6 +15,7 @@ import requests
 
 from airflow_ordo_hooks._event_id import webhook_id
 from airflow_ordo_hooks.get_provider_info import get_provider_info
+from airflow_ordo_hooks.ledger import store
 from airflow_ordo_hooks.testing.embedded import serve_api_app
 from airflow_ordo_hooks.testing.receiver import Respond
 
@@ -115,12 +116,14 @@ def test_post_then_get_round_trip(admin, ledger):
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"deliveries": [{"webhook_id": given["webhook_id"], "state": "pending", "created": True}]}
 
-    listed = admin.get("/deliveries", dag_id="ledger_api_dag", run_id="manual__1").json()
+    listed = admin.get("/deliveries", dag_id="ledger_api_dag", run_id="manual__1", full="true").json()
     assert listed["total_entries"] == 1
     (shown,) = listed["deliveries"]
     assert shown == admin.get(f"/deliveries/{given['webhook_id']}").json()
     assert "target_encrypted" not in shown and "target" not in shown
-    assert shown["target_masked"] == "https://hooks.example.com/…#123456"
+    # the server names the target itself, whatever the caller said (the item claims '…#123456')
+    assert shown["target_masked"] == store.shown_target(given["target"]) != given["target_masked"]
+    assert shown["payload_hidden"] is False
     assert "secret-part" not in json.dumps(shown)
     assert shown["payload"] == {"name": "brew", "status": 1}
     assert (shown["state"], shown["attempt_count"], shown["source"]) == ("pending", 1, "callback")
@@ -142,13 +145,14 @@ def test_merge_rules_through_the_api(admin, ledger):
     shown = admin.get(f"/deliveries/{recovery['webhook_id']}").json()
     assert shown["payload"] == {"name": "brew", "status": 1}  # the callback's, not the recovery's
     assert [a["status_code"] for a in shown["attempts"]] == [200, 503]
-    assert admin.post("/deliveries/existing", {"webhook_ids": [recovery["webhook_id"], "msg_unknown"]}).json() == {
-        "existing": [recovery["webhook_id"]]
-    }
+    existing = {"dag_id": "ledger_api_dag", "webhook_ids": [recovery["webhook_id"], "msg_unknown"]}
+    assert admin.post("/deliveries/existing", existing).json() == {"existing": [recovery["webhook_id"]]}
+    # held for its own DAG only: asked as another DAG's, it is not there
+    assert admin.post("/deliveries/existing", {**existing, "dag_id": "another_dag"}).json() == {"existing": []}
     # the same id for another event is refused, without telling which
     other = item(webhook_id=recovery["webhook_id"], dag_id="another_dag")
     answer = admin.post("/deliveries", {"deliveries": [other]})
-    assert answer.status_code == 409 and "another_dag" not in answer.text and "ledger_api_dag" not in answer.text
+    assert answer.status_code == 422 and "ledger_api_dag" not in answer.text
 
 
 def test_a_bad_item_is_a_422_naming_the_field(admin, ledger):
@@ -186,18 +190,49 @@ def test_each_dag_and_connection_touched_is_authorized(server, admin, viewer, le
     assert admin.post("/deliveries", {"deliveries": [item(target="conn:slack_alerts/services/T0/B0/X")]}).status_code == 200
 
 
-def test_without_dag_id_only_dags_the_caller_may_read_are_listed(viewer, admin, ledger):
-    from airflow.models.dag import DagModel
-    from airflow.models.dagbundle import DagBundleModel
+@pytest.fixture
+def denied(monkeypatch):
+    """
+    The auth manager, as an operator's would with DAG-level grants: ``viewer`` may not read the runs
+    of ``ledger_hidden_dag``, nor the task logs of ``ledger_no_logs_dag``; everything else as its role says.
+    """
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
 
-    ledger.merge(DagBundleModel(name="ledger-tests"))
-    ledger.flush()
-    ledger.merge(DagModel(dag_id="ledger_known_dag", bundle_name="ledger-tests", fileloc="/dags/known.py"))
-    ledger.commit()
-    for dag_id in ("ledger_known_dag", "ledger_unknown_dag"):
-        assert admin.post("/deliveries", {"deliveries": [item(dag_id=dag_id)]}).status_code == 200
-    listed = viewer.get("/deliveries").json()
-    assert [d["dag_id"] for d in listed["deliveries"]] == ["ledger_known_dag"] and listed["total_entries"] == 1
+    manager = type(get_auth_manager())
+    allowed = manager.is_authorized_dag
+
+    def is_authorized_dag(self, *, method, user, access_entity=None, details=None):
+        if user.get_name() == "viewer" and details is not None:
+            if details.id == "ledger_hidden_dag":
+                return False
+            if details.id == "ledger_no_logs_dag" and access_entity == DagAccessEntity.TASK_LOGS:
+                return False
+        return allowed(self, method=method, user=user, access_entity=access_entity, details=details)
+
+    monkeypatch.setattr(manager, "is_authorized_dag", is_authorized_dag)
+
+
+def test_one_rule_for_reading_deliveries_whichever_route(viewer, admin, ledger, denied):
+    hidden, no_logs, shown = item(dag_id="ledger_hidden_dag"), item(dag_id="ledger_no_logs_dag"), item()
+    assert admin.post("/deliveries", {"deliveries": [hidden, no_logs, shown]}).status_code == 200
+    # the DAG runs' read permission, on every route that reads; a refusal names only what the caller named
+    listed = viewer.get("/deliveries", full="true").json()
+    assert sorted(d["dag_id"] for d in listed["deliveries"]) == ["ledger_api_dag", "ledger_no_logs_dag"]
+    assert listed["total_entries"] == 2
+    assert viewer.get("/deliveries", dag_id="ledger_hidden_dag").status_code == 403
+    one = viewer.get(f"/deliveries/{hidden['webhook_id']}")
+    assert one.status_code == 404 and "ledger_hidden_dag" not in one.text  # as for an id the ledger does not hold
+    refused = viewer.post(f"/deliveries/{hidden['webhook_id']}/redeliver", {})
+    assert refused.status_code == 404 and "ledger_hidden_dag" not in refused.text
+    assert viewer.post("/deliveries/existing", {"dag_id": "ledger_hidden_dag", "webhook_ids": [hidden["webhook_id"]]}).status_code == 403
+    # a payload holds the task's log: the task logs' read permission, on every route that shows one
+    by_dag = {d["dag_id"]: d for d in listed["deliveries"]}
+    assert by_dag["ledger_no_logs_dag"]["payload"] is None and by_dag["ledger_no_logs_dag"]["payload_hidden"] is True
+    assert by_dag["ledger_api_dag"]["payload"] == {"name": "brew", "status": 1}
+    single = viewer.get(f"/deliveries/{no_logs['webhook_id']}").json()
+    assert single["payload"] is None and single["payload_hidden"] is True and len(single["attempts"]) == 1
+    assert admin.get(f"/deliveries/{no_logs['webhook_id']}").json()["payload"] == {"name": "brew", "status": 1}
 
 
 def test_the_api_servers_own_loop_redelivers_what_a_callback_could_not(admin, receiver, ledger):
@@ -214,11 +249,22 @@ def test_the_api_servers_own_loop_redelivers_what_a_callback_could_not(admin, re
 
 
 def failed_item(receiver_url, **changes):
-    """A delivery the ledger has given up on: as many failed attempts as ``[ordo_hooks] redelivery_schedule`` has entries."""
+    """A delivery a callback failed to make three times (its inline retries), its next attempt an hour away."""
     at = datetime.now(timezone.utc)
     attempts = [{"at": (at + timedelta(milliseconds=n)).isoformat(), "status_code": 502, "error": "HTTP 502", "elapsed_ms": 7 + n,
                  "by": "worker"} for n in range(3)]
-    return item(target=receiver_url, attempts=attempts, not_before=None, **changes)
+    return item(target=receiver_url, attempts=attempts, **changes)
+
+
+def give_up(ledger, *items):
+    """Mark deliveries failed, as the redelivery loop does after the schedule's last step (no caller can)."""
+    from sqlalchemy import update
+
+    from airflow_ordo_hooks.ledger.models import Delivery
+
+    ids = [i["webhook_id"] for i in items]
+    ledger.execute(update(Delivery).where(Delivery.webhook_id.in_(ids)).values(state="failed", next_attempt_at=None))
+    ledger.commit()
 
 
 def test_a_page_without_payloads_and_a_payload_masked(admin, ledger):
@@ -241,15 +287,16 @@ def test_a_page_without_payloads_and_a_payload_masked(admin, ledger):
 def test_redeliver_one_is_for_those_who_may_edit_the_dags_runs(server, admin, viewer, receiver, ledger):
     path = f"/redeliver-one/{uuid.uuid4().hex}"
     given = failed_item(receiver.url(path))
-    assert admin.post("/deliveries", {"deliveries": [given]}).json()["deliveries"][0]["state"] == "failed"
+    assert admin.post("/deliveries", {"deliveries": [given]}).json()["deliveries"][0]["state"] == "pending"
+    give_up(ledger, given)
 
-    refused = viewer.post(f"/deliveries/{given['webhook_id']}/redeliver", None)
+    refused = viewer.post(f"/deliveries/{given['webhook_id']}/redeliver", {})
     assert refused.status_code == 403 and "may not redeliver deliveries of DAG 'ledger_api_dag'" in refused.json()["detail"]
-    assert admin.post("/deliveries/msg_nosuchdelivery/redeliver", None).status_code == 404
+    assert admin.post("/deliveries/msg_nosuchdelivery/redeliver", {}).status_code == 404
     assert viewer.get(f"/deliveries/{given['webhook_id']}").json()["state"] == "failed"
 
     user = Client(server, "user")  # SimpleAuthManager's "user" role may edit DAG runs
-    answer = user.post(f"/deliveries/{given['webhook_id']}/redeliver", None)
+    answer = user.post(f"/deliveries/{given['webhook_id']}/redeliver", {})
     assert answer.status_code == 200, answer.text
     assert answer.json()["state"] == "pending"
     deadline = time.monotonic() + 30
@@ -269,6 +316,7 @@ def test_redeliver_a_run_sends_its_failing_deliveries_only(admin, viewer, receiv
         {"at": datetime.now(timezone.utc).isoformat(), "status_code": 200, "error": None, "elapsed_ms": 3, "by": "worker"}])
     never_tried = item(task_id="fourth", source="recovery", outcome="pending", attempts=[])  # its first attempt is due an hour away
     assert admin.post("/deliveries", {"deliveries": [*failed, other_run, delivered, never_tried]}).status_code == 200
+    give_up(ledger, failed[0], other_run)
     failing = admin.get("/deliveries", dag_id="ledger_api_dag", run_id="manual__1", failing="true", full="false").json()
     assert sorted(d["webhook_id"] for d in failing["deliveries"]) == sorted(d["webhook_id"] for d in failed)
 
@@ -309,3 +357,119 @@ def test_the_webhooks_view_is_registered_and_served(server, admin):
     assert "innerHTML" not in script.text  # what the ledger holds is shown as text
     assert anonymous.get(f"{server}/ordo-hooks/webhooks/view.css", timeout=30).status_code == 200
     assert anonymous.get(f"{server}/ordo-hooks/webhooks/..%2Fledger_api.py", timeout=30).status_code in (404, 422)
+
+
+# -- the trust boundary: what a caller may not make the API server do or say ------------------------------
+def test_a_user_cannot_have_the_api_server_post_to_an_address_the_operator_did_not_allow(server, admin, ledger):
+    from airflow_ordo_hooks.testing.receiver import WebhookReceiver
+
+    user = Client(server, "user")  # a DAG author: may record deliveries of the DAGs it may trigger
+    with WebhookReceiver(host="127.0.0.2") as internal:  # loopback, but not the 127.0.0.1 the tests allow
+        given = item(target=internal.url("/admin/reset"), not_before=None, target_masked="https://hooks.slack.com/…#abcdef")
+        answer = user.post("/deliveries", {"deliveries": [given]})
+        assert answer.status_code == 200, answer.text
+        deadline = time.monotonic() + 30
+        while (shown := admin.get(f"/deliveries/{given['webhook_id']}").json())["state"] != "failed":
+            assert time.monotonic() < deadline, shown
+            time.sleep(0.05)
+        assert internal.requests == []
+    # the view names where the server would have sent, not where the caller said
+    assert shown["target_masked"].startswith("http://127.0.0.2:") and "slack" not in shown["target_masked"]
+    assert shown["attempts"][-1]["by"] == "api-server"
+    assert shown["last_error"].startswith("refused by egress policy: ")
+    assert "HTTP" not in shown["last_error"]  # nothing of an internal service's answer comes back
+
+
+def test_a_webhook_id_that_is_not_its_events_is_refused(server, ledger):
+    user = Client(server, "user")
+    # the on_error id of another DAG's next run, recorded under a DAG the caller may record for
+    other_dags = webhook_id("payments_dag", "scheduled__2026-12-08", "load", -1, 1, "on_error", "https://hooks.example.com/x")
+    forged = item(webhook_id=other_dags, outcome="delivered", attempts=[
+        {"at": datetime.now(timezone.utc).isoformat(), "status_code": 200, "error": None, "elapsed_ms": 3, "by": "worker"}])
+    answer = user.post("/deliveries", {"deliveries": [forged]})
+    assert answer.status_code == 422 and "not the id of this event" in answer.text
+    assert "payments_dag" not in answer.text
+    admin = Client(server, "admin")
+    held = admin.post("/deliveries/existing", {"dag_id": "payments_dag", "webhook_ids": [other_dags]}).json()
+    assert held == {"existing": []}  # payments_dag's callback will send its on_error
+
+
+def test_a_caller_reports_attempts_but_cannot_rewrite_what_the_server_holds(admin, ledger):
+    now = datetime.now(timezone.utc)
+    given = item()  # failed inline once, next attempt an hour away
+    assert admin.post("/deliveries", {"deliveries": [given]}).status_code == 200
+    before = admin.get(f"/deliveries/{given['webhook_id']}").json()
+    # "delivered" without a 2xx, a schedule moved to 9999 or to 1970, another payload: none of it takes
+    rewrite = item(outcome="delivered", not_before=(now + timedelta(hours=20)).isoformat(), payload=json.dumps({"forged": 1}),
+                   attempts=[{"at": now.isoformat(), "status_code": 500, "error": "HTTP 500", "elapsed_ms": 1, "by": "worker"}])
+    assert admin.post("/deliveries", {"deliveries": [rewrite]}).json()["deliveries"][0]["state"] == "pending"
+    after = admin.get(f"/deliveries/{given['webhook_id']}").json()
+    assert after["payload"] == before["payload"] and after["next_attempt_at"] != datetime.fromisoformat(rewrite["not_before"]).isoformat()
+    assert [a["status_code"] for a in after["attempts"]] == [503, 500]  # its attempts are added, nothing else
+    # made-up attempts cannot use up the API server's schedule: still pending, not failed
+    many = item(attempts=[{"at": (now + timedelta(milliseconds=n)).isoformat(), "status_code": 500, "error": None,
+                           "elapsed_ms": 1, "by": "worker"} for n in range(100)])
+    assert admin.post("/deliveries", {"deliveries": [many]}).json()["deliveries"][0]["state"] == "pending"
+    # times are bounded: not_before a day ahead at most; an attempt not from the far future or past
+    for bad in (item(task_id="late", not_before=(now + timedelta(days=400)).isoformat()),
+                item(task_id="future", attempts=[{"at": "9999-01-01T00:00:00+00:00", "status_code": 500, "error": None,
+                                                  "elapsed_ms": 1, "by": "worker"}]),
+                item(task_id="ancient", attempts=[{"at": "1970-01-01T00:00:00+00:00", "status_code": 500, "error": None,
+                                                   "elapsed_ms": 1, "by": "worker"}])):
+        answer = admin.post("/deliveries", {"deliveries": [bad]})
+        assert answer.status_code == 422, bad["task_id"]
+    early = item(task_id="early", source="recovery", outcome="pending", attempts=[], not_before="1970-01-01T00:00:00+00:00")
+    assert admin.post("/deliveries", {"deliveries": [early]}).status_code == 200
+    queued = datetime.fromisoformat(admin.get(f"/deliveries/{early['webhook_id']}").json()["next_attempt_at"])
+    assert queued >= now  # it does not jump the queue
+
+
+def test_state_changing_routes_take_only_json_from_this_origin(server, admin, ledger):
+    given = item()
+    assert admin.post("/deliveries", {"deliveries": [given]}).status_code == 200
+    url = f"{server}{API}/deliveries/{given['webhook_id']}/redeliver"
+    # what a page of another site can make a browser send without a preflight: a form, text/plain, no body
+    for headers, data in (({"Content-Type": "application/x-www-form-urlencoded"}, "a=1"),
+                          ({"Content-Type": "text/plain"}, "{}"), ({}, None)):
+        answer = admin.http.post(url, headers=headers, data=data, timeout=30)
+        assert answer.status_code == 415, (headers, answer.text)
+    cross = admin.http.post(url, json={}, headers={"Origin": "https://evil.example"}, timeout=30)
+    assert cross.status_code == 403
+    same = admin.http.post(url, json={}, headers={"Origin": server}, timeout=30)
+    assert same.status_code == 200, same.text
+    assert admin.get(f"/deliveries/{given['webhook_id']}").json()["state"] in ("pending", "delivering", "failed", "delivered")
+
+
+def test_ingest_and_listing_are_bounded_in_bytes(server, admin, ledger):
+    from airflow_ordo_hooks.plugins import ledger_api
+
+    assert ledger_api.MAX_BODY_BYTES == 64 * 1024 * 1024
+    too_long = b'{"deliveries": [' + b" " * (70 * 1024 * 1024) + b"]}"
+    answer = admin.http.post(f"{server}{API}/deliveries", data=too_long, headers={"Content-Type": "application/json"}, timeout=60)
+    assert answer.status_code == 413
+
+    def chunks():
+        yield b'{"deliveries": ['
+        for _ in range(70):
+            yield b" " * (1024 * 1024)
+        yield b"]}"
+
+    chunked = admin.http.post(f"{server}{API}/deliveries", data=chunks(), headers={"Content-Type": "application/json"}, timeout=60)
+    assert chunked.status_code == 413  # a body that does not say its length is counted as it comes
+    assert admin.get("/deliveries", full="true", limit=101).status_code == 422
+    assert admin.get("/deliveries", full="true", limit=100).status_code == 200
+
+
+def test_a_busy_ledger_answers_503_with_retry_after(server, admin, ledger, monkeypatch):
+    from airflow_ordo_hooks.plugins import ledger_api
+
+    monkeypatch.setattr(ledger_api, "INGEST_WAIT", 0.1)
+    for _ in range(ledger_api.MAX_INGEST):
+        ledger_api._ingest.acquire()
+    try:
+        answer = admin.post("/deliveries", {"deliveries": [item()]})
+    finally:
+        for _ in range(ledger_api.MAX_INGEST):
+            ledger_api._ingest.release()
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"
+    assert admin.post("/deliveries", {"deliveries": [item()]}).status_code == 200

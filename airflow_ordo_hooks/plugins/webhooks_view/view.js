@@ -152,7 +152,9 @@ async function show(webhookId, quietly) {
     );
     return tr;
   }));
-  $("detail-payload").textContent = JSON.stringify(delivery.payload, null, 2);
+  $("detail-payload").textContent = delivery.payload_hidden
+    ? "(hidden: the payload holds the task's log, and you may not read this DAG's task logs)"
+    : JSON.stringify(delivery.payload, null, 2);
 }
 
 // After a redelivery is asked for, look again every second until none of the page is on its way (at most a minute).
@@ -168,7 +170,11 @@ function watch() {
 
 async function redeliver(webhookId) {
   try {
-    await call(`${API}/${encodeURIComponent(webhookId)}/redeliver`, { method: "POST" });
+    await call(`${API}/${encodeURIComponent(webhookId)}/redeliver`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" }, // the API takes JSON only: no cross-site form can post it
+      body: "{}",
+    });
   } catch (error) {
     say(error.message, true);
     return;
