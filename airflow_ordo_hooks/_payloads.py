@@ -94,7 +94,7 @@ def _iso(value: datetime | None) -> str | None:
 def triggered_by(dag_run: Any) -> str:
     """cheek's ``triggered_by`` for a run: ``job[<parent>]`` / ``retries_exhausted[<parent>]`` when a
     trigger_job started it, else what started the run (``cron``, ``manual``, ``asset``, ``backfill``)."""
-    parent = parent_context(getattr(dag_run, "conf", None))
+    parent = parent_context(getattr(dag_run, "conf", None), dag_run.dag_id, dag_run.run_id)
     if isinstance(parent.get("triggered_by"), str):
         return parent["triggered_by"]
     run_type = getattr(getattr(dag_run, "run_type", None), "value", getattr(dag_run, "run_type", None))
@@ -258,7 +258,7 @@ def _payload(dag_run: Any, *, triggered: Sequence[str], airflow: dict[str, Any],
         "retries_exhausted": fields["retries_exhausted"],
         "duration": fields["duration"],
     }
-    parent = parent_context(dag_run.conf).get("triggered_by_job_run")
+    parent = parent_context(dag_run.conf, dag_run.dag_id, dag_run.run_id).get("triggered_by_job_run")
     if isinstance(parent, Mapping):
         payload["triggered_by_job_run"] = dict(parent)
     payload["airflow"] = airflow

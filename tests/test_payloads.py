@@ -79,7 +79,7 @@ def _context(run_type="manual", conf=None, state="up_for_retry", try_number=2, e
         dag_id="d", task_id="t", run_id="r", map_index=-1, try_number=try_number, max_tries=3,
         state=state, start_date=START + timedelta(seconds=5), log_url="http://airflow/log",
     )
-    dag_run = SimpleNamespace(run_type=run_type, conf=conf or {}, start_date=START, run_after=START)
+    dag_run = SimpleNamespace(dag_id="d", run_id="r", run_type=run_type, conf=conf or {}, start_date=START, run_after=START)
     return {"ti": ti, "dag_run": dag_run, "exception": exception}
 
 
@@ -110,14 +110,27 @@ def test_the_generic_payload_field_by_field():
     [("scheduled", "cron"), ("manual", "manual"), ("backfill", "backfill"), ("asset_triggered", "asset")],
 )
 def test_triggered_by_follows_the_run_type(run_type, expected):
-    assert triggered_by(SimpleNamespace(run_type=run_type, conf={})) == expected
+    assert triggered_by(SimpleNamespace(dag_id="d", run_id="r", run_type=run_type, conf={})) == expected
 
 
 def test_a_run_started_by_trigger_job_carries_its_parent():
     parent = {"status": 1, "log": "x", "name": "coffee", "triggered_at": "t", "triggered_by": "cron"}
-    conf = {**child_conf("on_retries_exhausted", "coffee", None, parent), "user": 1}  # as a parent writes it
+    # as a parent (run p of coffee) writes it for run r of d
+    conf = {**child_conf("on_retries_exhausted", None, "coffee", "p", parent, target="d", target_run_id="r"), "user": 1}
     payload = job_event_payload(_context(run_type="manual", conf=conf, state="success"), log="", retries_exhausted=False, now=START)
 
     assert payload["triggered_by"] == "retries_exhausted[coffee]"
     assert payload["triggered_by_job_run"] == parent
     assert payload["status"] == 0
+
+
+@pytest.mark.parametrize("dag_id, run_id", [("e", "r"), ("d", "r2")], ids=["another DAG", "another run of the DAG"])
+def test_a_parent_context_copied_into_another_runs_conf_names_no_parent(dag_id, run_id):
+    parent = {"status": 1, "log": "x", "name": "coffee", "triggered_at": "t", "triggered_by": "cron"}
+    conf = child_conf("on_retries_exhausted", None, "coffee", "p", parent, target="d", target_run_id="r")
+    context = _context(run_type="manual", conf=conf, state="success")
+    context["dag_run"].dag_id, context["dag_run"].run_id = dag_id, run_id
+    payload = job_event_payload(context, log="", retries_exhausted=False, now=START)
+
+    assert payload["triggered_by"] == "manual"
+    assert "triggered_by_job_run" not in payload

@@ -195,7 +195,7 @@ def _fire(events: list[str], hooks: Hooks, context: Mapping[str, Any], per_attem
             payload = event_payload(context, event, log_text=log_text)
         else:
             dag_run = context["dag_run"]
-            triggered = [j for j in jobs if not cycle(j, dag_run.dag_id, dag_run.conf)]
+            triggered = [j for j in jobs if not cycle(j, dag_run.conf, dag_run.dag_id, dag_run.run_id)]
             payload = event_payload(context, event, log_text=log_text, triggered=triggered)
             if run_level or per_attempt:  # an outcome's trigger_job is a task of the graph
                 started = start_runs(
@@ -314,7 +314,7 @@ def start_runs(
     started: list[str] = []
     todo = []
     for target in targets:
-        closed = cycle(target, dag_id, parent_conf)
+        closed = cycle(target, parent_conf, dag_id, parent[0])
         if closed:
             log.error("trigger_job: not starting %s again, it would close the cycle %s", target, " -> ".join(closed))
         else:
@@ -333,11 +333,13 @@ def start_runs(
             ", ".join(todo), event, conn_id, exc, conn_id,
         )
         return started
-    conf = child_conf(event, dag_id, parent_conf, payload)
     for target in todo:
         try:
-            # an id of its own per event: the request can be retried, and never starts a second run
-            api.trigger_dag_run(target, conf, run_id=child_run_id(event, dag_id, *parent, target))
+            # an id of its own per event: the request can be retried, and never starts a second run;
+            # the context is signed for that run alone
+            run_id = child_run_id(event, dag_id, *parent, target)
+            conf = child_conf(event, parent_conf, dag_id, parent[0], payload, target=target, target_run_id=run_id)
+            api.trigger_dag_run(target, conf, run_id=run_id)
             started.append(target)
             log.info("trigger_job: started a run of %s (%s of %s)", target, event, dag_id)
         except Exception as exc:

@@ -22,7 +22,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow_ordo_hooks import _airflow, _settings
 from airflow_ordo_hooks._payloads import log_url, watched_task_payload
 from airflow_ordo_hooks._task_log import log_file, read_try_log, rest_try_log
-from airflow_ordo_hooks._trigger import child_conf, cycle, task_id_for
+from airflow_ordo_hooks._trigger import child_conf, child_run_id, cycle, task_id_for
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,9 @@ class TriggerJobOperator(TriggerDagRunOperator):
     ``trigger_job`` actions; it skips itself when the event did not fire, and when the target is
     already in the chain of parents. It never waits: the payload is built from Airflow's REST API
     (connection ``[ordo_hooks] api_conn_id``) when it can be read, else from the task's state, and
-    its log then says which fields are null or derived.
+    its log then says which fields are null or derived. The child's run id, unless
+    ``trigger_run_id`` is given, is ``trigger_job__<event>__<hash>`` of this try: its context is
+    signed for that run alone.
 
     :param source_task_id: the task whose event this trigger follows.
     :param event: ``on_success``, ``on_error`` (the final failure) or ``on_retries_exhausted``.
@@ -59,11 +61,17 @@ class TriggerJobOperator(TriggerDagRunOperator):
         wanted = "success" if self.event == "on_success" else "failed"
         if state != wanted:
             raise AirflowSkipException(f"{self.source_task_id} ended {state}: its {self.event} did not fire")
-        closed = cycle(self.trigger_dag_id, ti.dag_id, dag_run.conf)
+        closed = cycle(self.trigger_dag_id, dag_run.conf, ti.dag_id, ti.run_id)
         if closed:
             log.error("trigger_job: not starting %s again, it would close the cycle %s", self.trigger_dag_id, " -> ".join(closed))
             raise AirflowSkipException(f"cycle {' -> '.join(closed)}")
-        self.conf = child_conf(self.event, ti.dag_id, dag_run.conf, self._parent_payload(context, state))
+        # the child's run id is chosen here, not by Airflow, so that its context is signed for that run
+        if not self.trigger_run_id:
+            self.trigger_run_id = child_run_id(self.event, ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number, self.trigger_dag_id)
+        self.conf = child_conf(
+            self.event, dag_run.conf, ti.dag_id, ti.run_id, self._parent_payload(context, state),
+            target=self.trigger_dag_id, target_run_id=str(self.trigger_run_id),
+        )
         log.info("trigger_job: starting %s (%s of %s)", self.trigger_dag_id, self.event, self.source_task_id)
         return super().execute(context)
 
