@@ -149,7 +149,10 @@ def _check_same_event(webhook_id: str, held: tuple[Any, ...], item: Mapping[str,
 
 
 def _insert(session: Session, item: Mapping[str, Any], by: str, schedule: Sequence[float], now: datetime) -> Delivery:
+    from airflow_ordo_hooks.ledger import crypto
+
     target = item["target"]
+    stored, encrypted = crypto.encrypt(target)
     row = Delivery(
         webhook_id=item["webhook_id"],
         dag_id=item["dag_id"],
@@ -160,7 +163,8 @@ def _insert(session: Session, item: Mapping[str, Any], by: str, schedule: Sequen
         event=item["event"],
         action=item["action"],
         target_masked=shown_target(target),
-        target_encrypted=encrypt_target(target),
+        target_encrypted=stored,
+        target_is_encrypted=encrypted,
         payload=item["payload"],
         source=item["source"],
         state="pending",
@@ -284,22 +288,15 @@ def describe(row: Delivery) -> str:
 
 
 # -- the target: encrypted at rest, masked in every text -------------------------------------------
-def encrypt_target(target: str) -> str:
-    """``target`` encrypted with Airflow's Fernet key (``[core] fernet_key``), as Airflow stores connection passwords."""
-    from airflow.models.crypto import get_fernet
-
-    return get_fernet().encrypt(target.encode("utf-8")).decode("utf-8")
-
-
 def target_of(row: Delivery) -> str:
     """
-    The real target of a delivery, decrypted.
+    The real target of a delivery, decrypted (:func:`~airflow_ordo_hooks.ledger.crypto.decrypt`).
 
     :raises cryptography.fernet.InvalidToken: ``[core] fernet_key`` no longer holds the key it was encrypted with.
     """
-    from airflow.models.crypto import get_fernet
+    from airflow_ordo_hooks.ledger import crypto
 
-    return get_fernet().decrypt(row.target_encrypted.encode("utf-8")).decode("utf-8")
+    return crypto.decrypt(row.target_encrypted, row.target_is_encrypted)
 
 
 def shown_target(target: str) -> str:

@@ -568,6 +568,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Redelivery runs while the API server does: entered by Airflow's app when the server starts."""
     from starlette.concurrency import run_in_threadpool
 
+    from airflow_ordo_hooks.ledger import crypto
+
+    crypto.warn_if_no_key()  # as Airflow warns for connections: targets would be stored in plain text
     redeliverer = _start_redelivery()
     try:
         yield

@@ -67,9 +67,10 @@ def state_of(session, wid):
 
 def test_deliveries_lists_and_filters_the_ledger_with_targets_masked(ledger):
     secret_url = "https://hooks.example.com/services/T000/B000/s3cr3t-path"
-    failed = item(secret_url, state_attempts=(503, 503))  # the schedule has 2 entries: given up
+    failed = item(secret_url, state_attempts=(503, 503))
     pending = item("https://other.example/hook", task_id="grind")
-    store.record(ledger, [failed, pending], by="worker")
+    store.record(ledger, [failed], by="worker", schedule=(0,))  # a schedule of the inline step only: given up
+    store.record(ledger, [pending], by="worker")
     ledger.commit()
 
     code, out = cli("deliveries", "--state", "failed", "-o", "json")
@@ -90,7 +91,7 @@ def test_deliveries_lists_and_filters_the_ledger_with_targets_masked(ledger):
 def test_redeliver_sends_a_given_up_delivery_again_with_its_webhook_id(ledger, receiver):
     path = f"/hooks/{uuid.uuid4().hex}"
     given = item(receiver.url(path), state_attempts=(503, 503))
-    store.record(ledger, [given], by="worker")
+    store.record(ledger, [given], by="worker", schedule=(0,))  # a schedule of the inline step only: given up
     ledger.commit()
     assert state_of(ledger, given["webhook_id"]) == "failed"
 
@@ -109,7 +110,8 @@ def test_redeliver_failed_since_takes_only_those_given_up_and_says_when_one_fail
     down = item(receiver.url("/still-down"), state_attempts=(503, 503))
     other_dag = item(receiver.url("/other"), state_attempts=(503, 503), dag_id="tea_house")
     waiting = item(receiver.url("/waiting"), task_id="grind")  # pending: not given up
-    store.record(ledger, [down, other_dag, waiting], by="worker")
+    store.record(ledger, [down, other_dag], by="worker", schedule=(0,))  # a schedule of the inline step only: given up
+    store.record(ledger, [waiting], by="worker")
     ledger.commit()
 
     with Redeliverer():
