@@ -34,7 +34,8 @@ def ledger(deployment, dag_id: str, run_id: str) -> list[dict]:
     The ledger's deliveries of a run, as the provider's endpoint on the API server gives them,
     but those of the deployment-wide hook (an on_success of every task, from ``[ordo_hooks] hooks_file``).
     """
-    rows = deployment.get("/ordo-hooks/api/v1/deliveries", params={"dag_id": dag_id, "run_id": run_id, "limit": 500})["deliveries"]
+    params = {"dag_id": dag_id, "run_id": run_id, "limit": 100, "full": "true"}  # with their attempts
+    rows = deployment.get("/ordo-hooks/api/v1/deliveries", params=params)["deliveries"]
     deployment_wide = mask_url(f"{deployment.receiver_url}/deployment/on_success")
     return [row for row in rows if row["target_masked"] != deployment_wide]
 
