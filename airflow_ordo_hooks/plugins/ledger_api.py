@@ -401,7 +401,7 @@ def list_deliveries(
     ``failing=true``: those not delivered after an attempt; ``full=true``: with payloads and attempts.
     """
     if full and limit > MAX_FULL_PAGE:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"limit: at most {MAX_FULL_PAGE} with full=true, got {limit}")
+        raise HTTPException(422, f"limit: at most {MAX_FULL_PAGE} with full=true, got {limit}")
     dag_ids = None
     if dag_id is not None:
         _authorize_dags(user, "GET", [dag_id])
