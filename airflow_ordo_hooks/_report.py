@@ -2,8 +2,9 @@
 
 A :class:`RunSnapshot` is what was read of the run (from Airflow's REST API, or from what the
 Task SDK gives a task); :func:`build_report` turns it into Ordo's shapes and vocabularies, with
-Airflow's raw states kept beside them (``airflow_state``). The JSON Schema of the report ships
-in ``airflow_ordo_hooks/schemas/on_exit_report.schema.json``.
+Airflow's raw states kept beside them (``airflow_state``), and the run's params masked as Airflow
+masks them (:func:`masked_params`). The JSON Schema of the report ships in
+``airflow_ordo_hooks/schemas/on_exit_report.schema.json``.
 """
 
 from __future__ import annotations
@@ -117,6 +118,33 @@ def ordo_time(value: datetime | None) -> str | None:
     return f"{value:%Y-%m-%dT%H:%M:%S}.{value.microsecond // 1000:03d}Z"
 
 
+def masked_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """
+    The run's params as a report carries them: the value of every sensitive key (``password``,
+    ``token``, ``api_key``…: Airflow's defaults and ``[core] sensitive_var_conn_names``, at any depth)
+    and every secret Airflow's masker holds replaced by ``***``, as Airflow masks them in logs and
+    the UI. A URL already shown masked (``https://host/…#3f9a1c``) is kept: it names no secret.
+    """
+    from airflow.sdk.log import redact
+
+    params = dict(params)
+    return _keep_masked_urls(redact(params), params)
+
+
+def _keep_masked_urls(shown: Any, given: Any) -> Any:
+    import re
+
+    from airflow_ordo_hooks._targets import _MASKED
+
+    if isinstance(shown, dict) and isinstance(given, dict):
+        return {key: _keep_masked_urls(value, given.get(key)) for key, value in shown.items()}
+    if isinstance(shown, list) and isinstance(given, list) and len(shown) == len(given):
+        return [_keep_masked_urls(value, was) for value, was in zip(shown, given)]
+    if isinstance(given, str) and shown != given and re.fullmatch(_MASKED, given):
+        return given
+    return shown
+
+
 def _ms(start: datetime | None, end: datetime | None) -> int | None:
     return round((end - start).total_seconds() * 1000) if start and end else None
 
@@ -177,7 +205,7 @@ def build_report(snapshot: RunSnapshot, *, finished_at: datetime, on_exit: Mappi
             "started_at": ordo_time(snapshot.started_at),
             "finished_at": ordo_time(finished_at),
             "error": f"{len(failed)} step(s) failed: {', '.join(failed[:20])}{' …' if len(failed) > 20 else ''}" if failed else None,
-            "params": dict(snapshot.params),
+            "params": masked_params(snapshot.params),
         },
         "progress": {
             "percentage": succeeded / total if total else 1,

@@ -1,10 +1,12 @@
-"""SPEC §6 (O7-O12): the report builder, without Airflow or HTTP, checked against the shipped JSON Schema."""
+"""SPEC §6 (O7-O12): the report builder, without Airflow or HTTP, checked against the shipped JSON Schema; its params masked, also in a real run."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
 import pytest
+
+from airflow_ordo_hooks._targets import mask_url
 
 from airflow_ordo_hooks._report import ArtifactRecord, OutputRecord, RunSnapshot, StepRecord, build_report, ordo_time, settled_status
 
@@ -43,7 +45,7 @@ def test_the_report_in_ordos_shapes(valid_report):
         run_id="manual__1",
         status="failed",
         source="rest_api",
-        params={"call_webhook": {"webhook_url": "https://x"}},
+        params={"call_webhook": {"webhook_url": "https://x/…#abcdef"}},  # as send_report masks it
         created_at=_at(-1),
         started_at=T0,
         steps=[
@@ -62,7 +64,7 @@ def test_the_report_in_ordos_shapes(valid_report):
         "id": "manual__1", "recipe_id": "pipeline", "status": "failed", "airflow_state": "failed",
         "created_at": "2026-02-24T18:09:30.276Z", "started_at": "2026-02-24T18:09:31.276Z",
         "finished_at": "2026-02-24T18:09:41.276Z", "error": "1 step(s) failed: convert",
-        "params": {"call_webhook": {"webhook_url": "https://x"}},
+        "params": {"call_webhook": {"webhook_url": "https://x/…#abcdef"}},
     }
     assert report["progress"] == {"percentage": 2 / 5, "completed_steps": 3, "total_steps": 5}
     assert report["duration_ms"] == 10_000
@@ -119,3 +121,41 @@ def test_a_step_that_never_ran_has_no_start_and_no_attempt_and_a_failure_says_wh
     assert [(t["step"], t["duration_ms"]) for t in report["timeline"]] == [
         ("convert", 1500), ("audit", None), ("publish", None), ("archive", None)
     ]
+
+
+def test_the_params_a_report_carries_are_masked_as_airflow_masks_them_its_url_shown_masked(valid_report):
+    url = mask_url("https://hooks.example.com/services/T000/B000/s3cr3t-path")
+    params = {
+        "call_webhook": {"webhook_url": url},
+        "password": "hunter2",
+        "warehouse": {"user": "loader", "db_password": "hunter2", "api_key": "k3y-hunter2", "tables": ["orders", "items"]},
+        "steps": [{"name": "load", "token": "tok-hunter2"}],
+        "slack_webhook_url": "https://hooks.slack.com/services/T000/B000/s3cr3t-path",
+        "rows": 3,
+    }
+    report = valid_report(build_report(RunSnapshot("d", "r", "success", "task_sdk", params=params), finished_at=T0, on_exit=ON_EXIT))
+
+    assert report["job"]["params"] == {
+        "call_webhook": {"webhook_url": url},
+        "password": "***",
+        "warehouse": {"user": "loader", "db_password": "***", "api_key": "***", "tables": ["orders", "items"]},
+        "steps": [{"name": "load", "token": "***"}],
+        "slack_webhook_url": "***",
+        "rows": 3,
+    }
+    assert params["password"] == "hunter2", "the run's params themselves are not changed"
+
+
+@pytest.mark.airflow
+def test_a_runs_report_sent_and_kept_carries_no_password_of_its_conf(dagbag, receiver, valid_report):
+    import copy
+
+    conf = {"call_webhook": {"webhook_url": receiver.url("/masked")}, "warehouse": {"user": "loader", "password": "hunter2"}}
+    # a copy: dag.test() leaves a run's conf in the params of the DAG it runs, where other tests run it without
+    run = copy.deepcopy(dagbag.get_dag("ordo_url_required")).test(run_conf=conf)
+
+    (request,) = receiver.requests
+    assert b"hunter2" not in request.body
+    params = valid_report(request.json)["job"]["params"]
+    assert params == {"call_webhook": {"webhook_url": mask_url(receiver.url("/masked"))}, "warehouse": {"user": "loader", "password": "***"}}
+    assert str(run.state) == "success"
