@@ -73,6 +73,26 @@ def test_with_a_key_the_process_does_not_warn(fernet_key, monkeypatch, caplog):
     assert not [r for r in caplog.records if r.name == "airflow_ordo_hooks.ledger.crypto"]
 
 
+@pytest.mark.parametrize("key", [NEW, ""])
+def test_a_recorded_delivery_says_whether_its_target_is_encrypted(ledger, fernet_key, key):
+    from airflow_ordo_hooks._event_id import webhook_id
+    from airflow_ordo_hooks.ledger import store
+
+    fernet_key(key)
+    wid = webhook_id("coffee_shop", "manual__1", "brew", -1, 1, "on_error", SECRET_URL)
+    store.record(ledger, [{
+        "webhook_id": wid, "dag_id": "coffee_shop", "run_id": "manual__1", "task_id": "brew", "map_index": -1, "try_number": 1,
+        "event": "on_error", "action": "notify_slack_webhook", "target": SECRET_URL, "payload": "{}", "source": "callback",
+        "outcome": "failed", "not_before": None, "attempts": [],
+    }], by="worker")
+    ledger.commit()
+    ledger.expire_all()
+    row = ledger.get(Delivery, wid)
+    assert row.target_is_encrypted is bool(key)
+    assert (row.target_encrypted != SECRET_URL and "s3cr3t" not in row.target_encrypted) if key else row.target_encrypted == SECRET_URL
+    assert store.target_of(row) == SECRET_URL
+
+
 def test_an_encrypted_target_is_not_read_without_the_key_nor_with_another(fernet_key):
     from cryptography.fernet import InvalidToken
 
