@@ -80,9 +80,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("backoff_jitter", float, 0.5, "Up to this many seconds added at random to each wait.", 0, 3600),
     Setting("max_redirects", int, 5, "307/308 redirects followed at the most.", 0, 30),
     Setting(
+        "allowed_hosts", str, "",
+        "Host names, addresses and CIDR blocks (comma-separated) that a URL chosen by someone other than the operator "
+        "may reach although they are not public (loopback, link-local, private): a URL from a run's conf, and every URL "
+        "the API server sends to (redelivery, Redeliver). By default only public addresses are; an address that embeds "
+        "an IPv4 address (IPv4-mapped, NAT64, 6to4, Teredo) counts as that IPv4 address.",
+    ),
+    Setting(
         "allowed_conf_hosts", str, "",
-        "Host names, addresses and CIDR blocks (comma-separated) that a URL taken from a run's conf may reach although "
-        "they are not public (loopback, link-local, private); by default only public addresses are.",
+        "Deprecated: the former name of allowed_hosts, read only when allowed_hosts is not set.",
+    ),
+    Setting(
+        "egress_proxy", bool, False,
+        "Whether a URL that allowed_hosts governs may be sent through the environment's proxy (HTTP_PROXY, "
+        "HTTPS_PROXY, ALL_PROXY). The proxy then resolves the host and chooses the address, which this package can no "
+        "longer check; by default such requests go direct, whatever the proxy variables say.",
     ),
     Setting(
         "api_conn_id", str, "airflow_api",
@@ -229,6 +241,30 @@ def redelivery_schedule() -> tuple[float, ...]:
     if not 1 <= len(delays) <= 50 or any(not 0 <= d <= 30 * 86400 for d in delays):
         raise SettingsError(f"{where}: expected 1 to 50 numbers of seconds from 0 to 2592000, got {raw[:100]!r}")
     return delays
+
+
+_ALIAS_WARNED = False
+
+
+def allowed_hosts() -> str:
+    """
+    ``[ordo_hooks] allowed_hosts``; when it is not set, its former name ``allowed_conf_hosts``,
+    with one deprecation warning per process.
+    """
+    global _ALIAS_WARNED
+
+    read = values("allowed_hosts", "allowed_conf_hosts")
+    if read["allowed_hosts"].strip() or not read["allowed_conf_hosts"].strip():
+        return read["allowed_hosts"]
+    if not _ALIAS_WARNED:
+        _ALIAS_WARNED = True
+        import logging
+
+        logging.getLogger("airflow_ordo_hooks").warning(
+            "[%s] allowed_conf_hosts is deprecated: rename it allowed_hosts, which now also governs every URL the "
+            "API server sends to", SECTION,
+        )
+    return read["allowed_conf_hosts"]
 
 
 def task_callback_seconds() -> float:

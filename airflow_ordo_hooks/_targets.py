@@ -10,13 +10,10 @@ import re
 import reprlib
 import unicodedata
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from airflow_ordo_hooks.exceptions import TargetError
-
-if TYPE_CHECKING:
-    import ipaddress
 
 CONN_PREFIX = "conn:"
 """A target written ``conn:<conn_id>`` or ``conn:<conn_id>/<endpoint>`` uses an Airflow HTTP connection."""
@@ -33,7 +30,7 @@ def _shown(target: object) -> str:
     ``target`` for a message: a URL masked as every text of this package names one (its path,
     query and credentials may be secrets), anything else as ``repr``, cut to 200 characters.
     """
-    if isinstance(target, str) and "://" in target and _has_secret_parts(target):
+    if isinstance(target, str) and ("://" in target or re.match(r"(?i)https?:", target)) and _has_secret_parts(target):
         target = mask_url(target[:MAX_TARGET])
     if isinstance(target, str):
         return repr(target) if len(target) <= 200 else f"{repr(target[:201])[:200]}... ({len(target)} characters)"
@@ -42,11 +39,14 @@ def _shown(target: object) -> str:
 
 def _has_secret_parts(url: str) -> bool:
     """Whether ``url`` has what :func:`mask_url` hides: credentials, a path, a query or a fragment."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return True
-    return bool(parts.username or parts.password or parts.path.strip("/") or parts.query or parts.fragment)
+    parts = _parse(url)
+    if parts is None:  # then as the standard library reads it: a text that neither can read is masked
+        try:
+            plain = urlsplit(url)
+        except ValueError:
+            return True
+        return bool(plain.username or plain.password or plain.path.strip("/") or plain.query or plain.fragment)
+    return bool(parts.auth or (parts.path or "").strip("/") or parts.query or parts.fragment)
 
 
 def _control(text: str) -> str | None:
@@ -64,17 +64,60 @@ def mask_url(url: str) -> str:
     import hashlib
 
     fingerprint = hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:6]
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
+    parts = _parse(url)
+    if parts is None:
         return f"<malformed URL>#{fingerprint}"
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    if port is not None:
-        host = f"{host}:{port}"
+    host = f"[{parts.host}]" if ":" in parts.host else parts.host
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
     return f"{parts.scheme}://{host}/…#{fingerprint}"
+
+
+class Url(NamedTuple):
+    """A URL as urllib3 reads it to connect: the host lower-case, without brackets, IDNA-encoded."""
+
+    scheme: str
+    host: str
+    port: int | None
+    auth: str | None
+    path: str | None
+    query: str | None
+    fragment: str | None
+
+    @property
+    def origin(self) -> tuple[str, str, int | None]:
+        """``(scheme, host, port)``, the port written or the scheme's."""
+        return self.scheme, self.host, self.port or {"http": 80, "https": 443}.get(self.scheme)
+
+
+def read_url(url: str) -> Url:
+    """
+    ``url`` as the connection reads it: by urllib3's ``parse_url``, which requests uses. Every host
+    this package checks, connects to or names in a text comes from here, so that what is checked
+    and logged is what is connected to.
+
+    :raises TargetError: urllib3 cannot read it, or finds no scheme or host.
+    """
+    parts = _parse(url)
+    if parts is None:
+        raise TargetError(f"{_shown(url)} is not a valid URL")
+    if not parts.scheme or not parts.host:
+        raise TargetError(f"{_shown(url)}: the URL has no host")
+    return parts
+
+
+def _parse(url: str) -> Url | None:
+    """``url`` as urllib3 reads it, host and scheme lower-case and empty when absent; ``None`` when it cannot."""
+    from urllib3.exceptions import LocationParseError
+    from urllib3.util import parse_url
+
+    try:
+        parts = parse_url(url)
+    except (LocationParseError, ValueError, UnicodeError):
+        return None
+    host = (parts.host or "").lower()
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    return Url((parts.scheme or "").lower(), host, parts.port, parts.auth, parts.path, parts.query, parts.fragment)
 
 
 def check_target(target: object, *, templates: bool = True) -> str:
@@ -116,18 +159,103 @@ def check_target(target: object, *, templates: bool = True) -> str:
                 "or an environment variable as ${NAME} in a cheek schedule"
             )
         return target
-    try:
-        parts = urlsplit(target)
-        parts.port  # noqa: B018 - raises on a malformed port
-    except ValueError as exc:
-        raise TargetError(f"{_shown(target)} is not a valid URL: {exc}") from None
-    if parts.scheme not in ("http", "https"):
+    scheme, sep, _ = target.partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        if any(c.isspace() for c in target):
+            raise TargetError(f"{_shown(target)}: a URL cannot contain white space")
         raise TargetError(f"{_shown(target)}: expected an http:// or https:// URL, or 'conn:<conn_id>'")
-    if not parts.hostname:
-        raise TargetError(f"{_shown(target)}: the URL has no host")
-    if any(c.isspace() for c in target):
-        raise TargetError(f"{_shown(target)}: a URL cannot contain white space")
+    _check_unambiguous(target)
     return target
+
+
+_RFC3986 = r"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]+|%[0-9A-Fa-f]{2})*"
+"""A URL's characters (RFC 3986): unreserved, reserved and ``%XX``; anything else parsers read differently."""
+_USERINFO = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:]|%[0-9A-Fa-f]{2})*"
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_HOST_NAME = rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?"
+"""A DNS name: letters, digits, ``-`` and ``_`` in labels of at most 63; nothing that a resolver or a parser decodes."""
+_NUMERIC_LABEL = r"(?:0[xX][0-9A-Fa-f]*|[0-9]+)\.?"
+
+
+def _check_unambiguous(url: str) -> None:
+    """
+    Raise :class:`TargetError` unless every URL parser reads ``url`` alike: RFC 3986 characters
+    only, one ``@`` at the most, a host that is a DNS name, a dotted-decimal IPv4 address or a
+    bracketed IPv6 address, a port of digits from 1 to 65535. What urlsplit (the standard library)
+    and urllib3 (which connects) disagree on is refused here, before either is asked.
+    """
+    import ipaddress
+
+    bad = re.match(_RFC3986, url)
+    if bad.end() < len(url):
+        char = url[bad.end()]
+        authority_end = re.search(r"[/?#]", url[url.index("://") + 3 :])
+        in_authority = authority_end is None or bad.end() < url.index("://") + 3 + authority_end.start()
+        if char == "\\":
+            why = "a backslash, which URL parsers read differently (urllib3 as '/', urlsplit as part of the host)"
+        elif char.isspace():
+            why = "white space: a URL cannot contain white space"
+        elif ord(char) > 127 and in_authority:
+            why = f"the non-ASCII character {char!r} in its host: write the host in punycode (xn--...)"
+        elif ord(char) > 127:
+            why = f"the non-ASCII character {char!r}: percent-encode it"
+        elif char == "%":
+            why = "a '%' not followed by two hex digits"
+        else:
+            why = f"the character {char!r}, which RFC 3986 does not allow in a URL: percent-encode it"
+        raise TargetError(f"{_shown(url)}: contains {why}")
+    authority = re.split(r"[/?#]", url.split("://", 1)[1], maxsplit=1)[0]
+    userinfo, at, hostport = authority.rpartition("@")
+    if userinfo.count("@") or (at and not re.fullmatch(_USERINFO, userinfo)):
+        raise TargetError(f"{_shown(url)}: its user information is not one RFC 3986 allows (one '@' at the most), "
+                          "which URL parsers read differently")
+    if hostport.startswith("["):
+        host, _, port = hostport[1:].partition("]")
+        if port and not port.startswith(":"):
+            raise TargetError(f"{_shown(url)}: expected ':<port>' after the IPv6 address")
+        try:
+            if "%" in host:  # a zone: urllib3 decodes its %25, urlsplit does not
+                raise ValueError(host)
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise TargetError(f"{_shown(url)}: {host!r} is not an IPv6 address (without a zone)") from None
+        port = port[1:]
+    else:
+        host, _, port = hostport.partition(":")
+        if not host:
+            raise TargetError(f"{_shown(url)}: the URL has no host")
+        if not re.fullmatch(_HOST_NAME, host):
+            raise TargetError(f"{_shown(url)}: the host {host!r} is not a DNS name or an IP address "
+                              "(letters, digits, '-', '_' and '.'; IPv6 in brackets)")
+        if re.fullmatch(_NUMERIC_LABEL, host.rsplit(".", 2 if host.endswith(".") else 1)[-1 - host.endswith(".")]):
+            try:
+                ipaddress.IPv4Address(host)
+            except ValueError:
+                raise TargetError(f"{_shown(url)}: the host {host!r} is read as an IPv4 address by some parsers and resolvers, "
+                                  "and as a name by others: write an address as four decimal numbers (127.0.0.1)") from None
+    if ":" in hostport[hostport.find("]") + 1 :] and not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise TargetError(f"{_shown(url)} is not a valid URL: expected a port from 1 to 65535 after ':', got {port[:20]!r}")
+
+
+def read_checked(url: str) -> Url:
+    """
+    ``url`` as :func:`read_url` reads it, once :func:`check_target` has found it unambiguous and
+    the standard library's ``urlsplit`` reads the same scheme, host, port and user information
+    (check_target's own rules, which a DAG file pays for without importing urllib3, admit only
+    such URLs; this proves it where the URL is sent).
+
+    :raises TargetError: ``url`` is not a URL check_target accepts, or the parsers disagree.
+    """
+    check_target(url, templates=False)
+    if url.startswith(CONN_PREFIX):
+        raise TargetError(f"{_shown(url)}: expected an http:// or https:// URL")
+    read = read_url(url)
+    plain = urlsplit(url)
+    if (plain.scheme, (plain.hostname or "").rstrip("."), plain.port, plain.netloc.rpartition("@")[0] or None) != (
+        read.scheme, read.host.rstrip("."), read.port, read.auth
+    ):
+        raise TargetError(f"{_shown(url)}: URL parsers read its host, port or user information differently")
+    return read
 
 
 _URL_IN_TEXT = r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+"

@@ -18,6 +18,14 @@ class TargetError(OrdoHooksError):
     """A webhook target that is neither an http(s) URL nor ``conn:<conn_id>``."""
 
 
+class EgressRefused(TargetError):
+    """
+    A request that the egress policy (``[ordo_hooks] allowed_hosts``) does not let through: a URL
+    someone other than the operator chose (a run's conf, a delivery the API server sends) whose
+    host, redirect or connected address is not public and not allowed.
+    """
+
+
 class ConfigError(OrdoHooksError):
     """A config a DAG author wrote (cheek's hooks or schedule, Ordo's on_exit step) that cannot be used."""
 

@@ -34,7 +34,7 @@ isolate_airflow(
     ORDO_HOOKS__BACKOFF_MAX="0.2",
     ORDO_HOOKS__BACKOFF_JITTER="0.01",
     # on_exit reports go to URLs from a run's conf, refused on loopback unless allowed: the receiver is there
-    ORDO_HOOKS__ALLOWED_CONF_HOSTS="127.0.0.1",
+    ORDO_HOOKS__ALLOWED_HOSTS="127.0.0.1",
 )
 
 

@@ -5,6 +5,11 @@ that holds whatever the receiver does (see :class:`_DeadlineSocket`); it follows
 so that each hop can be checked and credentials stay with their origin. :func:`_with_retries`
 retries connection errors, timeouts, 429 and 5xx with backoff and jitter, honouring
 ``Retry-After``, never past the deadline.
+
+A request to a URL the operator did not choose carries an egress policy (:mod:`airflow_ordo_hooks._egress`):
+it goes through connection pools of its own, whose connections check the address they reached
+before sending a byte (TLS included), on every hop and every reuse, and go direct unless
+``[ordo_hooks] egress_proxy`` lets them through the environment's proxy.
 """
 
 from __future__ import annotations
@@ -21,8 +26,10 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from airflow_ordo_hooks import _settings
-from airflow_ordo_hooks._targets import mask_text, mask_url
+from airflow_ordo_hooks._egress import REFUSED_PREFIX, EgressPolicy
+from airflow_ordo_hooks._targets import mask_text, mask_url, read_url
 from airflow_ordo_hooks._version import __version__
+from airflow_ordo_hooks.exceptions import EgressRefused, TargetError
 
 if TYPE_CHECKING:
     import requests
@@ -97,6 +104,10 @@ class _Outcome:
 
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("ordo_hooks_deadline", default=None)
 """The ``time.monotonic()`` deadline of the request this thread is sending, set by :func:`_send`."""
+_EGRESS: contextvars.ContextVar[EgressPolicy | None] = contextvars.ContextVar("ordo_hooks_egress", default=None)
+"""The egress policy of the request this thread is sending, set by :func:`_send`; ``None`` for the operator's own targets."""
+_STRICT = EgressPolicy()
+"""The policy of a checked connection used outside :func:`_send`: public addresses only, no proxy."""
 
 
 class _DeadlineSocket:
@@ -159,17 +170,58 @@ class _DeadlineSocket:
         pass  # closing the answer's file leaves the connection's socket to the connection
 
 
+def _check_peer(conn: Any, sock: Any, checked: bool) -> None:
+    """
+    Raise :class:`EgressRefused` unless ``conn``, connected through ``sock``, may carry the
+    request in flight: the address it reached (not the one a resolver gave earlier) is checked
+    against the request's egress policy. A connection to a proxy is refused unless the policy lets
+    the proxy through, which then resolves and connects on its own.
+    """
+    policy = _EGRESS.get()
+    if policy is None:
+        if not checked:
+            return
+        policy = _STRICT
+    if conn.proxy is not None:
+        if policy.proxy:
+            return
+        raise EgressRefused("the request would go through a proxy, which [ordo_hooks] egress_proxy does not allow")
+    policy.check_peer(conn.host, sock.getpeername()[0])
+
+
 @functools.cache
-def _pool_classes() -> dict[str, type]:
+def _pool_classes(checked: bool) -> dict[str, type]:
+    """
+    urllib3's pools with connections that keep :func:`_send`'s deadline and check the peer of a
+    request with an egress policy: right after the TCP connect, before TLS or any byte (urllib3's
+    ``connect`` of both classes opens the socket with ``_new_conn`` first), and again before each
+    request on a reused connection. ``checked`` connections check with the strict policy when
+    none is set.
+    """
     from urllib3.connection import HTTPConnection, HTTPSConnection
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
     def bounded(base: type) -> type:
+        def _new_conn(self: Any) -> Any:
+            sock = base._new_conn(self)
+            try:
+                _check_peer(self, sock, checked)
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+
         def connect(self: Any) -> None:
             base.connect(self)
             self.sock = _DeadlineSocket(self.sock)
 
-        return type(base.__name__, (base,), {"connect": connect})  # the same name: errors read as urllib3's
+        def request(self: Any, *args: Any, **kwargs: Any) -> None:
+            if self.sock is not None:  # a kept-alive connection, for a request with a policy of its own
+                _check_peer(self, self.sock, checked)
+            base.request(self, *args, **kwargs)
+
+        # the same name: errors read as urllib3's
+        return type(base.__name__, (base,), {"_new_conn": _new_conn, "connect": connect, "request": request})
 
     return {
         "http": type("HTTPConnectionPool", (HTTPConnectionPool,), {"ConnectionCls": bounded(HTTPConnection)}),
@@ -177,34 +229,52 @@ def _pool_classes() -> dict[str, type]:
     }
 
 
-@functools.cache
 def _shared_adapter() -> requests.adapters.HTTPAdapter:
     """One connection pool for the process, as HttpNotifier's cached hook keeps one: a receiver's
     connection is reused across deliveries instead of opened for each (urllib3's pools are thread-safe).
     Its connections honour the deadline of :func:`_send` (see :class:`_DeadlineSocket`)."""
+    return _adapter(False)
+
+
+def _checked_adapter() -> requests.adapters.HTTPAdapter:
+    """The process's pool of requests with an egress policy, apart from :func:`_shared_adapter`'s,
+    so that a connection opened for the operator's own target is never reused for them unchecked;
+    they go direct unless the policy lets them through the environment's proxy."""
+    return _adapter(True)
+
+
+@functools.cache
+def _adapter(checked: bool) -> requests.adapters.HTTPAdapter:
     from requests.adapters import HTTPAdapter
 
     class DeadlineAdapter(HTTPAdapter):
         def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
             super().init_poolmanager(*args, **kwargs)
-            self.poolmanager.pool_classes_by_scheme = _pool_classes()
+            self.poolmanager.pool_classes_by_scheme = _pool_classes(checked)
 
         def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
             manager = super().proxy_manager_for(proxy, **kwargs)
             if not proxy.lower().startswith("socks"):  # a SOCKS proxy brings connection classes of its own
-                manager.pool_classes_by_scheme = _pool_classes()
+                manager.pool_classes_by_scheme = _pool_classes(checked)
             return manager
+
+        def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+            if checked and not (_EGRESS.get() or _STRICT).proxy:
+                kwargs["proxies"] = {}  # whatever HTTP(S)_PROXY, ALL_PROXY or the session say
+            return super().send(request, *args, **kwargs)
 
     return DeadlineAdapter()
 
 
-def _plain_session() -> requests.Session:
-    """A session with nothing of a connection's (no auth, headers or cookies), on the shared pool."""
+def _plain_session(checked: bool = False) -> requests.Session:
+    """A session with nothing of a connection's (no auth, headers or cookies), on the shared pool
+    (``checked``: on the pool of requests with an egress policy)."""
     import requests
 
     session = requests.Session()
-    session.mount("http://", _shared_adapter())
-    session.mount("https://", _shared_adapter())
+    adapter = _checked_adapter() if checked else _shared_adapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     return _remember_environment(session)
 
 
@@ -301,10 +371,11 @@ _CROSS_ORIGIN_HEADERS = frozenset(
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    return parts.scheme, parts.hostname or "", parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    """``(scheme, host, port)`` as the connection reads ``url``; ``("", url, None)`` for one it cannot read."""
+    try:
+        return read_url(url).origin
+    except TargetError:
+        return "", url, None
 
 
 def _send(
@@ -315,7 +386,7 @@ def _send(
     deadline: float,
     *,
     stream: bool,
-    check_hop: Callable[[str], object] | None = None,
+    egress: EgressPolicy | None = None,
     **kwargs: Any,
 ) -> _Outcome:
     """
@@ -324,17 +395,23 @@ def _send(
     With ``stream`` the body is never read on success (a delivery needs the status only); without
     it the body is read and the response is in the outcome. Redirects are followed here, at most
     ``policy.max_redirects``: 307 and 308 (and any of a GET), which keep the method; each new
-    location must be http(s) and pass ``check_hop`` (which raises to refuse it); one on another
-    origin is sent with a session of its own, without the connection's auth, headers and cookies.
-    Every error text is masked (:func:`mask_text`) with every URL of the chain. The environment
-    (proxies, CA bundle, .netrc) is applied by requests itself (see :func:`_remember_environment`).
+    location must be http(s); one on another origin is sent with a session of its own, without
+    the connection's auth, headers and cookies. Every error text is masked (:func:`mask_text`)
+    with every URL of the chain. The environment (proxies, CA bundle, .netrc) is applied by
+    requests itself (see :func:`_remember_environment`).
+
+    With ``egress`` (a URL the operator did not choose; ``session`` must be on the checked pool,
+    :func:`_plain_session`), every location is checked before it is followed and every connection
+    checks the address it reached; a refusal is a final outcome whose error begins
+    :data:`~airflow_ordo_hooks._egress.REFUSED_PREFIX`.
     """
-    token = _DEADLINE.set(deadline)
+    token, egress_token = _DEADLINE.set(deadline), _EGRESS.set(egress)
     hops = [url]
     _remember_environment(session)
     try:
-        return _follow(session, method, hops, policy, deadline, stream, check_hop, kwargs)
+        return _follow(session, method, hops, policy, deadline, stream, egress, kwargs)
     finally:
+        _EGRESS.reset(egress_token)
         _DEADLINE.reset(token)
 
 
@@ -345,13 +422,11 @@ def _follow(
     policy: DeliveryPolicy,
     deadline: float,
     stream: bool,
-    check_hop: Callable[[str], object] | None,
+    egress: EgressPolicy | None,
     kwargs: dict[str, Any],
 ) -> _Outcome:
     import requests
     from urllib.parse import urljoin
-
-    from airflow_ordo_hooks.exceptions import TargetError
 
     while True:
         url = hops[-1]
@@ -365,6 +440,8 @@ def _follow(
                 allow_redirects=False,
                 **kwargs,
             )
+        except EgressRefused as exc:  # raised by the connection, before a byte was sent
+            return _Outcome(error=_short(f"{REFUSED_PREFIX}{mask_url(url)}: {exc}"), sent=len(hops) > 1)
         except (requests.ConnectionError, requests.Timeout) as exc:
             sent = len(hops) > 1 or not _before_sending(exc)
             return _Outcome(error=_error(exc, hops), retryable=True, sent=sent)
@@ -387,14 +464,15 @@ def _follow(
                 if _origin(hops[-1])[0] not in ("http", "https"):
                     return _Outcome(status_code=status, error=f"HTTP {status} redirect to {where} not followed: "
                                     "only http:// and https:// are")
-                if check_hop is not None:
+                if egress is not None:
                     try:
-                        check_hop(hops[-1])
-                    except TargetError as exc:
-                        return _Outcome(status_code=status, error=f"HTTP {status} redirect not followed: {mask_text(str(exc), hops)}")
+                        egress.check_url(hops[-1])
+                    except EgressRefused as exc:
+                        return _Outcome(error=_short(f"{REFUSED_PREFIX}{mask_text(str(exc), hops)} "
+                                                     f"(an HTTP {status} redirect, not followed)"))
                 kwargs.pop("params", None)  # the new location has its own query
                 if _origin(hops[-1]) != _origin(url):
-                    session = _plain_session()
+                    session = _plain_session(checked=egress is not None)
                     headers = kwargs.get("headers") or {}
                     kwargs["headers"] = {k: v for k, v in headers.items() if k.lower() in _CROSS_ORIGIN_HEADERS}
                 continue

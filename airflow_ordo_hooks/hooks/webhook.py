@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import hashlib
 import hmac
 import json
@@ -28,9 +27,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_ordo_hooks import _settings
-from airflow_ordo_hooks._targets import CONN_PREFIX, check_target, check_untrusted_url, mask_text, mask_url
-from airflow_ordo_hooks.exceptions import TargetError
+from airflow_ordo_hooks._egress import REFUSED_PREFIX, EgressPolicy
+from airflow_ordo_hooks._targets import CONN_PREFIX, check_target, mask_text, mask_url
+from airflow_ordo_hooks.exceptions import EgressRefused, TargetError
 from airflow_ordo_hooks.hooks._http import (
     USER_AGENT,
     DeliveryPolicy,
@@ -54,6 +53,9 @@ __all__ = [
     "AirflowApiHook",
     "DeliveryPolicy",
     "DeliveryRecord",
+    "EgressPolicy",
+    "EgressRefused",
+    "REFUSED_PREFIX",
     "TargetError",
     "WebhookHook",
     "check_target",
@@ -84,10 +86,11 @@ class DeliveryRecord:
         return asdict(self)
 
 
-def _resolve(target: str) -> tuple[str, requests.Session, str | None]:
-    """``(url, session, signing secret)`` for a target; a ``conn:`` target goes through :class:`WebhookHook`."""
+def _resolve(target: str, checked: bool) -> tuple[str, requests.Session, str | None]:
+    """``(url, session, signing secret)`` for a target; a ``conn:`` target goes through :class:`WebhookHook`;
+    ``checked``: a URL on the pool of requests with an egress policy."""
     if not target.startswith(CONN_PREFIX):
-        return target, _plain_session(), None
+        return target, _plain_session(checked), None
     from airflow_ordo_hooks.hooks._http_hooks import WebhookHook
 
     conn_id, _, endpoint = target[len(CONN_PREFIX) :].partition("/")
@@ -179,10 +182,13 @@ def deliver(
     :param webhook_id: the delivery's ``webhook-id`` header, the same on every attempt (and on every
         redelivery of the same event to the same target, so that a receiver can drop duplicates);
         a new random one if not given.
-    :param untrusted: ``target`` comes from someone who may not choose where the worker connects
-        (a run's conf): it must be an ``http(s)://`` URL whose host, and that of every redirect,
-        resolves to public addresses only, or is allowed by ``[ordo_hooks] allowed_conf_hosts``;
-        else the delivery is refused (recorded as failed, nothing sent).
+    :param untrusted: ``target`` comes from someone who may not choose where we connect (a run's
+        conf, a delivery the API server sends): it must be an ``http(s)://`` URL that every parser
+        reads alike, and every address connected to, on every redirect, must be public or allowed
+        by ``[ordo_hooks] allowed_hosts`` (the egress policy, checked on the address the connection
+        reached); it goes through the environment's proxy only with ``[ordo_hooks] egress_proxy``.
+        Else the delivery is refused and not retried: ``ok`` false, no status code, an error
+        beginning ``refused by egress policy: `` (:data:`REFUSED_PREFIX`).
     :return: the record of what happened (status code, attempts, elapsed ms, error).
     """
     start = time.monotonic()
@@ -194,14 +200,15 @@ def deliver(
     secret = None
     try:
         policy = policy or DeliveryPolicy.from_airflow_config()
-        check_target(target)
-        check_hop = None
-        if untrusted:  # checked before anything is sent, and again at every redirect
-            if target.startswith(CONN_PREFIX):
-                raise TargetError(f"{masked}: a target from a run's conf must be an http:// or https:// URL")
-            check_hop = functools.partial(check_untrusted_url, allowed_hosts=_settings.get("allowed_conf_hosts"))
-            check_hop(target)
-        url, session, conn_secret = _resolve(target)
+        egress = None
+        if untrusted:  # checked before anything is sent, and by the connection at every hop
+            egress = EgressPolicy.from_settings()
+            if isinstance(target, str) and target.startswith(CONN_PREFIX):
+                raise EgressRefused(f"{masked}: a target that the operator did not choose must be an http:// or https:// URL")
+            egress.check_url(target)
+        else:
+            check_target(target)
+        url, session, conn_secret = _resolve(target, checked=untrusted)
         urls.append(url)
         masked = mask_url(url)
         secret = signing_secret or conn_secret
@@ -230,7 +237,7 @@ def deliver(
                     "webhook-signature": sign(secret, webhook_id, timestamp, body),
                 }
             at, began = datetime.now(timezone.utc), time.monotonic()
-            result = _send(session, "POST", url, policy, deadline, stream=True, check_hop=check_hop, data=body, headers=sent_headers)
+            result = _send(session, "POST", url, policy, deadline, stream=True, egress=egress, data=body, headers=sent_headers)
             attempt_log.append({
                 "at": at.isoformat(timespec="milliseconds"),
                 "status_code": result.status_code,
@@ -243,6 +250,8 @@ def deliver(
         error = outcome.error
         if outcome.retryable:
             error = f"{error}; gave up after {attempts} attempt(s) within the {policy.budget:g} s budget"
+    except EgressRefused as exc:
+        outcome, error = _Outcome(), _short(REFUSED_PREFIX + mask_text(str(exc), urls))
     except Exception as exc:  # a delivery must never raise into Airflow
         outcome, error = _Outcome(), _short(mask_text(f"{type(exc).__name__}: {exc}", urls))
     record = DeliveryRecord(

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy, encode, deliver, mask_url, sign
+from airflow_ordo_hooks.hooks.webhook import REFUSED_PREFIX, DeliveryPolicy, encode, deliver, mask_url, sign
 from airflow_ordo_hooks.testing.receiver import Respond, Trickle, WebhookReceiver
 
 POLICY = DeliveryPolicy(
@@ -217,43 +217,45 @@ def test_a_redirect_to_another_origin_carries_no_credentials_or_custom_headers(r
 
 def test_an_untrusted_loopback_url_is_refused_unless_allowed(receiver, monkeypatch, caplog):
     url = receiver.url("/report/SECRETPATH")
-    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__ALLOWED_CONF_HOSTS", "")
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__ALLOWED_HOSTS", "")
     with caplog.at_level(logging.INFO, logger=LOGGER):
         refused = deliver(url, {"x": 1}, policy=POLICY, untrusted=True)
 
     assert (refused.ok, refused.attempts, refused.status_code) == (False, 0, None)
-    assert "loopback" in refused.error and "allowed_conf_hosts" in refused.error, refused.error
+    assert refused.error.startswith(REFUSED_PREFIX + mask_url(url)), refused.error
+    assert "loopback" in refused.error and "allowed_hosts" in refused.error, refused.error
     assert receiver.requests == []
     _assert_secret_free([repr(refused), caplog.text], "SECRETPATH")
 
-    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__ALLOWED_CONF_HOSTS", "10.0.0.0/8, 127.0.0.1/32")
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__ALLOWED_HOSTS", "10.0.0.0/8, 127.0.0.1/32")
     assert deliver(url, {"x": 1}, policy=POLICY, untrusted=True).ok
     assert deliver(url, {"x": 1}, policy=POLICY).ok  # a URL from a DAG file is not checked
 
 
 @pytest.mark.parametrize("target", ["conn:airflow_api", "ftp://127.0.0.1/x"])
 def test_an_untrusted_target_must_be_an_http_url(monkeypatch, target):
-    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__ALLOWED_CONF_HOSTS", "127.0.0.1")
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__ALLOWED_HOSTS", "127.0.0.1")
     record = deliver(target, {"x": 1}, policy=POLICY, untrusted=True)
     assert not record.ok and record.attempts == 0 and "http://" in record.error, record
 
 
 def test_an_allowed_url_redirecting_to_an_internal_address_is_refused_at_that_hop(receiver, second_host, monkeypatch):
-    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__ALLOWED_CONF_HOSTS", "127.0.0.1/32")
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__ALLOWED_HOSTS", "127.0.0.1/32")
     receiver.script("/report", Respond(307, headers={"Location": second_host.url("/internal")}))
     record = deliver(receiver.url("/report"), {"x": 1}, policy=POLICY, untrusted=True)
 
-    assert (record.ok, record.status_code) == (False, 307), record
-    assert "redirect not followed" in record.error and "127.0.0.2 is a loopback address" in record.error
+    assert (record.ok, record.status_code, record.attempts) == (False, None, 1), record
+    assert record.error.startswith(f"{REFUSED_PREFIX}{mask_url(second_host.url('/internal'))}: 127.0.0.2 is a loopback address")
+    assert "redirect, not followed" in record.error, record.error
     assert len(receiver.requests) == 1 and second_host.requests == []
 
 
 def test_a_host_allowed_by_name_may_redirect_only_where_the_list_allows(receiver, second_host, monkeypatch):
-    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__ALLOWED_CONF_HOSTS", "localhost")
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__ALLOWED_HOSTS", "localhost")
     receiver.script("/report", Respond(307, headers={"Location": second_host.url("/internal")}))
     record = deliver(f"http://localhost:{receiver.port}/report", {"x": 1}, policy=POLICY, untrusted=True)
 
-    assert record.status_code == 307 and "loopback" in record.error, record
+    assert record.status_code is None and record.error.startswith(REFUSED_PREFIX) and "loopback" in record.error, record
     assert second_host.requests == []
 
 
