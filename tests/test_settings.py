@@ -49,7 +49,10 @@ def test_configured_values_are_read_and_converted(monkeypatch):
         ("budget", "10", 10.0),  # the default, written another way
         ("budget", "10.5", 10.5),
         ("max_attempts", "05", 5),
+        ("allowed_hosts", "", ""),
         ("allowed_conf_hosts", "", ""),
+        ("egress_proxy", "true", True),
+        ("egress_proxy", "off", False),
         ("hooks_file", "1.5", "1.5"),
     ],
 )
