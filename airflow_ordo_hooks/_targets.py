@@ -278,6 +278,10 @@ def mask_text(text: str, urls: Iterable[str] = ()) -> str:
             pieces |= {userinfo, parts.password or "", parts.username or ""} if userinfo else set()
         except ValueError:
             pass
+        read = _parse(url)  # and as the connection reads it, which is what requests quotes
+        if read is not None:
+            pieces |= {(read.path or "") + (f"?{read.query}" if read.query else ""), read.path or "", read.query or "",
+                       read.auth or "", *(read.auth or "").split(":", 1)}
         for piece in sorted((p for p in pieces if len(p) >= 4), key=len, reverse=True):
             text = text.replace(piece, masked)
     return re.sub(_URL_IN_TEXT, _mask_match, text)

@@ -81,3 +81,11 @@ def test_public_addresses_pass_and_the_allowlist_takes_names_addresses_and_cidr_
     assert check_untrusted_url("http://Hooks.Internal./x", "hooks.internal")  # by name, whatever it resolves to
     with pytest.raises(TargetError):
         check_untrusted_url("http://127.0.0.2/", "127.0.0.1/32")
+
+
+def test_mask_text_masks_the_parts_of_a_url_as_the_connection_reads_them_too():
+    url = "http://u%40x:pw@127.0.0.1:8080/a b/SECRETPATH?q=SECRETQUERY"  # urllib3 quotes the space, urlsplit does not
+    text = "Max retries exceeded with url: /a%20b/SECRETPATH?q=SECRETQUERY"
+    masked = mask_text(text, [url])
+    assert "SECRET" not in masked and masked.endswith(mask_url(url)), masked
+    assert mask_url(url).startswith("http://127.0.0.1:8080/…#")
