@@ -231,3 +231,18 @@ def test_the_airflow_command_lists_the_providers_commands():
                          capture_output=True, text=True, env=env, timeout=120, check=True).stdout
     for command in ("deliveries", "redeliver", "test-fire", "rotate-fernet-key"):
         assert command in out
+
+
+def test_deliveries_shows_payloads_masked_as_the_api_and_the_view_do(ledger):
+    # one masking for every reader of payloads: a conf's password kept in a payload never prints
+    given = {**item("https://hooks.example.com/x", task_id="secretive"),
+             "payload": json.dumps({"name": "secretive", "params": {"password": "hunter2", "api_token": "tok-123", "rows": 3}})}
+    store.record(ledger, [given], by="worker")
+    ledger.commit()
+    code, out = cli("deliveries", "--task-id", "secretive", "-o", "json")
+    assert code == 0
+    (shown,) = json.loads(out)
+    assert shown["payload"] == {"name": "secretive", "params": {"password": "***", "api_token": "***", "rows": 3}}
+    assert "hunter2" not in out and "tok-123" not in out
+    row = ledger.get(Delivery, given["webhook_id"])
+    assert shown["payload"] == store.as_dict(row)["payload"]  # what the API's routes answer
