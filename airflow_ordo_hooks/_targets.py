@@ -174,7 +174,7 @@ _USERINFO = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:]|%[0-9A-Fa-f]{2})*"
 _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 _HOST_NAME = rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?"
 """A DNS name: letters, digits, ``-`` and ``_`` in labels of at most 63; nothing that a resolver or a parser decodes."""
-_NUMERIC_LABEL = r"(?:0[xX][0-9A-Fa-f]*|[0-9]+)\.?"
+_NUMERIC_LABEL = r"0[xX][0-9A-Fa-f]*|[0-9]+"
 
 
 def _check_unambiguous(url: str) -> None:
@@ -210,30 +210,30 @@ def _check_unambiguous(url: str) -> None:
         raise TargetError(f"{_shown(url)}: its user information is not one RFC 3986 allows (one '@' at the most), "
                           "which URL parsers read differently")
     if hostport.startswith("["):
-        host, _, port = hostport[1:].partition("]")
-        if port and not port.startswith(":"):
+        host, bracket, port = hostport[1:].partition("]")
+        if not bracket or (port and not port.startswith(":")):
             raise TargetError(f"{_shown(url)}: expected ':<port>' after the IPv6 address")
+        has_port, port = bool(port), port[1:]
         try:
             if "%" in host:  # a zone: urllib3 decodes its %25, urlsplit does not
                 raise ValueError(host)
             ipaddress.IPv6Address(host)
         except ValueError:
             raise TargetError(f"{_shown(url)}: {host!r} is not an IPv6 address (without a zone)") from None
-        port = port[1:]
     else:
-        host, _, port = hostport.partition(":")
+        host, has_port, port = hostport.partition(":")
         if not host:
             raise TargetError(f"{_shown(url)}: the URL has no host")
         if not re.fullmatch(_HOST_NAME, host):
             raise TargetError(f"{_shown(url)}: the host {host!r} is not a DNS name or an IP address "
                               "(letters, digits, '-', '_' and '.'; IPv6 in brackets)")
-        if re.fullmatch(_NUMERIC_LABEL, host.rsplit(".", 2 if host.endswith(".") else 1)[-1 - host.endswith(".")]):
+        if re.fullmatch(_NUMERIC_LABEL, host.rstrip(".").rpartition(".")[2]):  # as WHATWG and inet_aton read a host
             try:
                 ipaddress.IPv4Address(host)
             except ValueError:
                 raise TargetError(f"{_shown(url)}: the host {host!r} is read as an IPv4 address by some parsers and resolvers, "
                                   "and as a name by others: write an address as four decimal numbers (127.0.0.1)") from None
-    if ":" in hostport[hostport.find("]") + 1 :] and not (port.isdigit() and 1 <= int(port) <= 65535):
+    if has_port and not (port.isdigit() and 1 <= int(port) <= 65535):
         raise TargetError(f"{_shown(url)} is not a valid URL: expected a port from 1 to 65535 after ':', got {port[:20]!r}")
 
 

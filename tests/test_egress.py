@@ -91,6 +91,7 @@ AMBIGUOUS = [
     'http://127.0.0.2:{port}/SECRET"',
     "http://127.0.0.2:{port}/SECRET^{{x}}",
     "http://:{port}/SECRET",
+    "http://[::ffff:127.0.0.2:{port}/SECRET",
 ]
 
 
