@@ -43,14 +43,13 @@ from datetime import datetime
 from typing import NamedTuple
 
 from airflow_ordo_hooks import _settings
+from airflow_ordo_hooks._egress import REFUSED_PREFIX
 from airflow_ordo_hooks._targets import CONN_PREFIX
 from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy, deliver
 from airflow_ordo_hooks.ledger import store
 
 log = logging.getLogger(__name__)
 
-EGRESS_REFUSED = "refused by egress policy"
-"""How the error of a send that the egress policy refused begins."""
 LEASE_MARGIN = 5.0
 """Seconds a claim outlasts its attempt's longest possible time."""
 
@@ -182,7 +181,7 @@ class Redeliverer:
                 record = deliver(job.target, job.payload, policy=self.policy, webhook_id=job.webhook_id,
                                  untrusted=not job.target.startswith(CONN_PREFIX))
                 status_code, error, elapsed_ms = record.status_code, record.error, record.elapsed_ms
-            refused = bool(error) and error.startswith(EGRESS_REFUSED)
+            refused = bool(error) and error.startswith(REFUSED_PREFIX)
             from airflow.utils.session import create_session
 
             with create_session(scoped=False) as session:
