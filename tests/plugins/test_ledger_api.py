@@ -473,3 +473,26 @@ def test_a_busy_ledger_answers_503_with_retry_after(server, admin, ledger, monke
             ledger_api._ingest.release()
     assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"
     assert admin.post("/deliveries", {"deliveries": [item()]}).status_code == 200
+
+
+def test_an_api_server_without_a_fernet_key_says_so_once_when_it_starts(monkeypatch, caplog):
+    import asyncio
+    import logging
+
+    from airflow_ordo_hooks.ledger import crypto
+    from airflow_ordo_hooks.plugins import ledger_api
+
+    monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", "")
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__LEDGER", "false")  # this test starts no redelivery
+    monkeypatch.setattr(crypto, "_warned", False)
+
+    async def start_twice():
+        app = ledger_api.create_app()
+        for _ in range(2):
+            async with ledger_api.lifespan(app):
+                pass
+
+    with caplog.at_level(logging.WARNING, logger="airflow_ordo_hooks.ledger.crypto"):
+        asyncio.run(start_twice())
+    (said,) = [r.getMessage() for r in caplog.records if r.name == "airflow_ordo_hooks.ledger.crypto"]
+    assert "stored in plain text" in said and "[core] fernet_key" in said
