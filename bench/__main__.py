@@ -10,9 +10,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from bench import delivery, events, imports, report, view
+from bench import delivery, events, imports, ledger, report, view
 
-BENCHMARKS = {"imports": imports.main, "delivery": delivery.main, "events": events.main, "report": report.main, "view": view.main}
+BENCHMARKS = {"imports": imports.main, "delivery": delivery.main, "events": events.main, "report": report.main, "view": view.main, "ledger": ledger.main}
 
 if __name__ == "__main__":
     names = sys.argv[1:] or list(BENCHMARKS)
