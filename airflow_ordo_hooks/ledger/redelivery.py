@@ -38,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import NamedTuple
@@ -50,6 +51,10 @@ from airflow_ordo_hooks.ledger import store
 
 log = logging.getLogger(__name__)
 
+CANDIDATES = 32
+"""Due deliveries the loop reads in turn (:func:`store.due_ids`) at a time, to claim from over the next polls."""
+CANDIDATES_SECONDS = 1.0
+"""How long those are claimed from before they are read again: fairness keeps up with new deliveries within it."""
 LEASE_MARGIN = 5.0
 """Seconds a claim outlasts its attempt's longest possible time."""
 
@@ -96,6 +101,8 @@ class Redeliverer:
         self._in_flight = 0
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._candidates: list[str] = []
+        self._candidates_read = -CANDIDATES_SECONDS
 
     def start(self) -> Redeliverer:
         """Start the loop in a daemon thread; return ``self``."""
@@ -154,8 +161,13 @@ class Redeliverer:
             return 0
         from airflow.utils.session import create_session
 
+        now = now or store.utcnow()
         with create_session(scoped=False) as session:  # committed on leaving: the claims are visible before sending
-            rows = store.claim_due(session, now or store.utcnow(), lease_seconds=self.lease_seconds, limit=free)
+            # reading who is due, in turn, costs a scan of what is due: in a backlog, read a few polls' worth at once
+            if not self._candidates or time.monotonic() - self._candidates_read >= CANDIDATES_SECONDS:
+                self._candidates = store.due_ids(session, now, max(CANDIDATES, free))
+                self._candidates_read = time.monotonic()
+            rows = store.claim_due(session, now, lease_seconds=self.lease_seconds, limit=free, candidates=self._candidates)
             jobs = [self._job(row) for row in rows]
         for job in jobs:
             with self._lock:

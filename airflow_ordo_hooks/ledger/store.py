@@ -338,23 +338,12 @@ def due_ids(session: Session, now: datetime, limit: int) -> list[str]:
     in turn, so that the deliveries of one DAG (a receiver that is down, or a caller's flood of
     rows pointing at a tarpit) never keep another DAG's from being sent.
     """
-    oldest = func.min(Delivery.next_attempt_at)
-    dags = session.execute(
-        select(Delivery.dag_id, oldest).where(_due(now)).group_by(Delivery.dag_id).order_by(oldest, Delivery.dag_id).limit(limit)
-    ).all()
-    queues = [
-        list(session.scalars(
-            select(Delivery.webhook_id).where(_due(now), Delivery.dag_id == dag_id)
-            .order_by(Delivery.next_attempt_at, Delivery.webhook_id).limit(limit)
-        ))
-        for dag_id, _ in dags
-    ]
-    picked: list[str] = []
-    while len(picked) < limit and any(queues):
-        for queue in queues:
-            if queue and len(picked) < limit:
-                picked.append(queue.pop(0))
-    return picked
+    # one statement: each DAG's due deliveries numbered by how long they have waited; all the firsts
+    # (longest waiting first), then all the seconds...
+    turn = func.row_number().over(partition_by=Delivery.dag_id, order_by=(Delivery.next_attempt_at, Delivery.webhook_id))
+    ranked = select(Delivery.webhook_id, Delivery.next_attempt_at, turn.label("turn")).where(_due(now)).subquery()
+    stmt = select(ranked.c.webhook_id).order_by(ranked.c.turn, ranked.c.next_attempt_at, ranked.c.webhook_id).limit(limit)
+    return list(session.scalars(stmt))
 
 
 def take(session: Session, webhook_id: str, now: datetime, *, lease_seconds: float) -> bool:
@@ -371,14 +360,23 @@ def take(session: Session, webhook_id: str, now: datetime, *, lease_seconds: flo
     return result.rowcount == 1
 
 
-def claim_due(session: Session, now: datetime, *, lease_seconds: float, limit: int) -> list[Delivery]:
+def claim_due(
+    session: Session, now: datetime, *, lease_seconds: float, limit: int, candidates: list[str] | None = None
+) -> list[Delivery]:
     """
     Claim up to ``limit`` deliveries due at ``now`` for one attempt each: they become ``delivering``
     until ``now + lease_seconds``, after which any API server may claim them again. Commit at once,
     before sending, so that every other API server sees the claim.
+
+    :param candidates: ids to claim from, in order (a longer list :func:`due_ids` gave recently,
+        taken from the front); those no longer due are dropped. ``None``: ask :func:`due_ids` now.
     """
-    due = due_ids(session, now, limit)
-    claimed = [webhook_id for webhook_id in due if take(session, webhook_id, now, lease_seconds=lease_seconds)]
+    claimed: list[str] = []
+    due = due_ids(session, now, limit) if candidates is None else candidates
+    while due and len(claimed) < limit:
+        webhook_id = due.pop(0)
+        if take(session, webhook_id, now, lease_seconds=lease_seconds):
+            claimed.append(webhook_id)
     if not claimed:
         return []
     stmt = select(Delivery).where(Delivery.webhook_id.in_(claimed)).order_by(Delivery.next_attempt_at)
