@@ -70,7 +70,7 @@ from airflow.api_fastapi.auth.managers.models.resource_details import (
 )
 from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api.security import GetUserDep
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi import APIRouter, FastAPI, HTTPException, Query, status
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.exc import IntegrityError
@@ -282,30 +282,7 @@ class RedeliveredOut(BaseModel):
     redelivered: list[str]
 
 
-def _same_site_json(request: Request) -> None:
-    """
-    Refuse a state-changing request that a page of another site could make a logged-in browser send
-    without a CORS preflight: only JSON is taken (a form or ``text/plain`` is a "simple" request),
-    and a request whose ``Origin`` is not this server's own is refused.
-    """
-    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media_type != "application/json":
-        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send JSON, with Content-Type: application/json")
-    origin = request.headers.get("origin")
-    if origin is not None:
-        from urllib.parse import urlsplit
-
-        hosts = {request.headers.get("host", ""), *request.headers.get("x-forwarded-host", "").split(",")}
-        try:
-            netloc = urlsplit(origin).netloc
-        except ValueError:
-            netloc = ""
-        if not netloc or netloc.lower() not in {h.strip().lower() for h in hosts if h.strip()}:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "Forbidden: a request from another site's page")
-
-
 router = APIRouter(prefix="/api/v1")
-writes = APIRouter(prefix="/api/v1", dependencies=[Depends(_same_site_json)])
 
 _VERBS = {"GET": "read deliveries of", "POST": "record deliveries of", "PUT": "redeliver deliveries of"}
 
@@ -350,7 +327,7 @@ def _authorize_connections(user: Any, targets: Iterable[str]) -> None:
 _ingest = threading.BoundedSemaphore(MAX_INGEST)
 
 
-@writes.post("/deliveries", response_model=RecordedListOut)
+@router.post("/deliveries", response_model=RecordedListOut)
 def record_deliveries(body: DeliveriesIn, user: GetUserDep, session: SessionDep) -> Any:
     """Record deliveries callbacks made or could not make; the ledger redelivers what is pending."""
     _authorize_dags(user, "POST", (d.dag_id for d in body.deliveries))
@@ -374,7 +351,7 @@ def record_deliveries(body: DeliveriesIn, user: GetUserDep, session: SessionDep)
     return {"deliveries": results}
 
 
-@writes.post("/deliveries/existing", response_model=ExistingOut)
+@router.post("/deliveries/existing", response_model=ExistingOut)
 def existing_deliveries(body: ExistingIn, user: GetUserDep, session: SessionDep) -> dict[str, Any]:
     """Which of these webhook ids the ledger holds as deliveries of the DAG named (whose runs the caller may read)."""
     _authorize_dags(user, "GET", [body.dag_id])
@@ -456,7 +433,7 @@ def _delivery(session: Any, user: Any, method: Literal["GET", "PUT"], webhook_id
     return row
 
 
-@writes.post("/deliveries/redeliver", response_model=RedeliveredOut)
+@router.post("/deliveries/redeliver", response_model=RedeliveredOut)
 def redeliver_run(body: RunIn, user: GetUserDep, session: SessionDep) -> dict[str, Any]:
     """Send every failing delivery of a DAG run (not delivered after an attempt) again now, from the redelivery loop."""
     _authorize_dags(user, "PUT", [body.dag_id])
@@ -466,7 +443,7 @@ def redeliver_run(body: RunIn, user: GetUserDep, session: SessionDep) -> dict[st
     return {"redelivered": made_due}
 
 
-@writes.post("/deliveries/{webhook_id}/redeliver", response_model=DeliveryOut)
+@router.post("/deliveries/{webhook_id}/redeliver", response_model=DeliveryOut)
 def redeliver(webhook_id: str, user: GetUserDep, session: SessionDep) -> dict[str, Any]:
     """Send one delivery again, whatever its state, from the redelivery loop; 409 while an attempt is under way."""
     row = _delivery(session, user, "PUT", webhook_id)
@@ -482,10 +459,15 @@ def _shown(user: Any, row: Any) -> dict[str, Any]:
     return {**store.as_dict(row, payload=may_read), "payload_hidden": not may_read}
 
 
-class _BoundedBody:
+class _GuardedWrites:
     """
-    ASGI middleware: a request body longer than ``limit`` bytes is answered 413 before any route
-    parses it, whether it says its length or is chunked.
+    ASGI middleware in front of every route that changes state (any method but ``GET``, ``HEAD``,
+    ``OPTIONS``), before any route parses the request:
+
+    - what a page of another site can make a logged-in browser send without a CORS preflight is
+      refused: only JSON is taken (a form or ``text/plain`` is a "simple" request; 415), and a
+      request whose ``Origin`` is not this server's own is refused (403);
+    - a body longer than ``limit`` bytes is answered 413, whether it says its length or is chunked.
     """
 
     def __init__(self, app: Any, limit: int) -> None:
@@ -495,8 +477,16 @@ class _BoundedBody:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or ()).get(b"content-length")
-        too_long = declared is not None and declared.isdigit() and int(declared) > self.limit
+        headers = dict(scope.get("headers") or ())
+        refusal = _cross_site(headers)
+        if refusal is not None:
+            await JSONResponse({"detail": refusal[1]}, refusal[0])(scope, receive, send)
+            return
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) <= self.limit:
+            await self.app(scope, receive, send)  # the server reads no more than the declared length
+            return
+        too_long = declared is not None
         chunks, size, more = [], 0, not too_long
         while more:
             message = await receive()
@@ -524,6 +514,25 @@ class _BoundedBody:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
+
+
+def _cross_site(headers: dict[bytes, bytes]) -> tuple[int, str] | None:
+    """``(status, why)`` if a request with these headers could come from another site's page, else ``None``."""
+    media_type = headers.get(b"content-type", b"").partition(b";")[0].strip().lower()
+    if media_type != b"application/json":
+        return 415, "send JSON, with Content-Type: application/json"
+    origin = headers.get(b"origin")
+    if origin is not None:
+        from urllib.parse import urlsplit
+
+        hosts = {headers.get(b"host", b""), *headers.get(b"x-forwarded-host", b"").split(b",")}
+        try:
+            netloc = urlsplit(origin.decode("latin-1")).netloc.lower()
+        except ValueError:
+            netloc = ""
+        if not netloc or netloc not in {h.strip().decode("latin-1").lower() for h in hosts if h.strip()}:
+            return 403, "Forbidden: a request from another site's page"
+    return None
 
 
 _VIEW = Path(__file__).with_name("webhooks_view")
@@ -590,7 +599,6 @@ def create_app() -> FastAPI:
         redoc_url=None,
     )
     app.include_router(router)
-    app.include_router(writes)
     app.include_router(view_router)
-    app.add_middleware(_BoundedBody, limit=MAX_BODY_BYTES)
+    app.add_middleware(_GuardedWrites, limit=MAX_BODY_BYTES)
     return app
