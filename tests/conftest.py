@@ -166,3 +166,17 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_sep("-", "time per part")
         for part, seconds in sorted(_PART_SECONDS.items()):
             terminalreporter.write_line(f"{part}: {seconds:.0f} s")
+
+
+@pytest.fixture
+def fernet_key(monkeypatch):
+    """Set ``[core] fernet_key`` as a deployment would (Airflow keeps the Fernet it reads: read it afresh)."""
+    from airflow.models.crypto import get_fernet
+
+    def use(key: str) -> None:
+        monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", key)
+        get_fernet.cache_clear()
+
+    yield use
+    monkeypatch.undo()
+    get_fernet.cache_clear()

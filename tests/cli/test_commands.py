@@ -137,20 +137,6 @@ def test_redeliver_refuses_what_it_cannot_do_naming_it(ledger):
     assert code == 1 and "has no time zone" in out
 
 
-@pytest.fixture
-def fernet_key(monkeypatch):
-    """Set ``[core] fernet_key`` as a deployment would (Airflow keeps the Fernet it reads: read it afresh)."""
-    from airflow.models.crypto import get_fernet
-
-    def use(key: str) -> None:
-        monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", key)
-        get_fernet.cache_clear()
-
-    yield use
-    monkeypatch.undo()
-    get_fernet.cache_clear()
-
-
 def test_rotate_fernet_key_reencrypts_the_ledger_so_that_the_new_key_alone_reads_it(ledger, fernet_key):
     from cryptography.fernet import Fernet
 

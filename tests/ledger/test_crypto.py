@@ -15,20 +15,6 @@ SECRET_URL = "https://hooks.slack.com/services/T000/B000/s3cr3t-path"
 OLD, NEW, LOST = Fernet.generate_key().decode(), Fernet.generate_key().decode(), Fernet.generate_key().decode()
 
 
-@pytest.fixture
-def fernet_key(monkeypatch):
-    """Set ``[core] fernet_key`` as a deployment would (Airflow keeps the Fernet it reads: read it afresh)."""
-    from airflow.models.crypto import get_fernet
-
-    def use(key: str) -> None:
-        monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", key)
-        get_fernet.cache_clear()
-
-    yield use
-    monkeypatch.undo()
-    get_fernet.cache_clear()
-
-
 def delivery(webhook_id: str, target: str, *, encrypted: bool | None) -> Delivery:
     """A row of the ledger with ``target`` stored as ``[core] fernet_key`` stores it now; ``encrypted`` is what the row records."""
     from airflow_ordo_hooks.ledger.store import utcnow
