@@ -394,58 +394,62 @@ def test_a_webhook_id_that_is_not_its_events_is_refused(server, ledger):
     assert held == {"existing": []}  # payments_dag's callback will send its on_error
 
 
-def test_a_caller_reports_attempts_but_cannot_rewrite_what_the_server_holds(admin, ledger):
+def test_a_caller_reports_attempts_but_cannot_rewrite_what_the_server_holds(server, ledger):
+    user = Client(server, "user")  # what every DAG author holds: the `user` role
     now = datetime.now(timezone.utc)
     given = item()  # failed inline once, next attempt an hour away
-    assert admin.post("/deliveries", {"deliveries": [given]}).status_code == 200
-    before = admin.get(f"/deliveries/{given['webhook_id']}").json()
+    assert user.post("/deliveries", {"deliveries": [given]}).status_code == 200
+    before = user.get(f"/deliveries/{given['webhook_id']}").json()
     # "delivered" without a 2xx, a schedule moved to 9999 or to 1970, another payload: none of it takes
     rewrite = item(outcome="delivered", not_before=(now + timedelta(hours=20)).isoformat(), payload=json.dumps({"forged": 1}),
                    attempts=[{"at": now.isoformat(), "status_code": 500, "error": "HTTP 500", "elapsed_ms": 1, "by": "worker"}])
-    assert admin.post("/deliveries", {"deliveries": [rewrite]}).json()["deliveries"][0]["state"] == "pending"
-    after = admin.get(f"/deliveries/{given['webhook_id']}").json()
+    assert user.post("/deliveries", {"deliveries": [rewrite]}).json()["deliveries"][0]["state"] == "pending"
+    after = user.get(f"/deliveries/{given['webhook_id']}").json()
     assert after["payload"] == before["payload"] and after["next_attempt_at"] != datetime.fromisoformat(rewrite["not_before"]).isoformat()
     assert [a["status_code"] for a in after["attempts"]] == [503, 500]  # its attempts are added, nothing else
     # made-up attempts cannot use up the API server's schedule: still pending, not failed
     many = item(attempts=[{"at": (now + timedelta(milliseconds=n)).isoformat(), "status_code": 500, "error": None,
                            "elapsed_ms": 1, "by": "worker"} for n in range(100)])
-    assert admin.post("/deliveries", {"deliveries": [many]}).json()["deliveries"][0]["state"] == "pending"
+    assert user.post("/deliveries", {"deliveries": [many]}).json()["deliveries"][0]["state"] == "pending"
     # times are bounded: not_before a day ahead at most; an attempt not from the far future or past
     for bad in (item(task_id="late", not_before=(now + timedelta(days=400)).isoformat()),
                 item(task_id="future", attempts=[{"at": "9999-01-01T00:00:00+00:00", "status_code": 500, "error": None,
                                                   "elapsed_ms": 1, "by": "worker"}]),
                 item(task_id="ancient", attempts=[{"at": "1970-01-01T00:00:00+00:00", "status_code": 500, "error": None,
                                                    "elapsed_ms": 1, "by": "worker"}])):
-        answer = admin.post("/deliveries", {"deliveries": [bad]})
+        answer = user.post("/deliveries", {"deliveries": [bad]})
         assert answer.status_code == 422, bad["task_id"]
     early = item(task_id="early", source="recovery", outcome="pending", attempts=[], not_before="1970-01-01T00:00:00+00:00")
-    assert admin.post("/deliveries", {"deliveries": [early]}).status_code == 200
-    queued = datetime.fromisoformat(admin.get(f"/deliveries/{early['webhook_id']}").json()["next_attempt_at"])
+    assert user.post("/deliveries", {"deliveries": [early]}).status_code == 200
+    queued = datetime.fromisoformat(user.get(f"/deliveries/{early['webhook_id']}").json()["next_attempt_at"])
     assert queued >= now  # it does not jump the queue
 
 
-def test_state_changing_routes_take_only_json_from_this_origin(server, admin, ledger):
+def test_state_changing_routes_take_only_json_from_this_origin(server, ledger):
+    user = Client(server, "user")  # the `user` role may redeliver: what a cross-site page would act as
     given = item()
-    assert admin.post("/deliveries", {"deliveries": [given]}).status_code == 200
+    assert user.post("/deliveries", {"deliveries": [given]}).status_code == 200
     url = f"{server}{API}/deliveries/{given['webhook_id']}/redeliver"
     # what a page of another site can make a browser send without a preflight: a form, text/plain, no body
     for headers, data in (({"Content-Type": "application/x-www-form-urlencoded"}, "a=1"),
                           ({"Content-Type": "text/plain"}, "{}"), ({}, None)):
-        answer = admin.http.post(url, headers=headers, data=data, timeout=30)
+        answer = user.http.post(url, headers=headers, data=data, timeout=30)
         assert answer.status_code == 415, (headers, answer.text)
-    cross = admin.http.post(url, json={}, headers={"Origin": "https://evil.example"}, timeout=30)
+    cross = user.http.post(url, json={}, headers={"Origin": "https://evil.example"}, timeout=30)
     assert cross.status_code == 403
-    same = admin.http.post(url, json={}, headers={"Origin": server}, timeout=30)
+    same = user.http.post(url, json={}, headers={"Origin": server}, timeout=30)
     assert same.status_code == 200, same.text
-    assert admin.get(f"/deliveries/{given['webhook_id']}").json()["state"] in ("pending", "delivering", "failed", "delivered")
+    assert user.get(f"/deliveries/{given['webhook_id']}").json()["state"] in ("pending", "delivering", "failed", "delivered")
 
 
-def test_ingest_and_listing_are_bounded_in_bytes(server, admin, ledger):
+def test_ingest_and_listing_are_bounded_in_bytes(server, ledger):
     from airflow_ordo_hooks.plugins import ledger_api
+
+    user = Client(server, "user")
 
     assert ledger_api.MAX_BODY_BYTES == 64 * 1024 * 1024
     too_long = b'{"deliveries": [' + b" " * (70 * 1024 * 1024) + b"]}"
-    answer = admin.http.post(f"{server}{API}/deliveries", data=too_long, headers={"Content-Type": "application/json"}, timeout=60)
+    answer = user.http.post(f"{server}{API}/deliveries", data=too_long, headers={"Content-Type": "application/json"}, timeout=60)
     assert answer.status_code == 413
 
     def chunks():
@@ -454,25 +458,27 @@ def test_ingest_and_listing_are_bounded_in_bytes(server, admin, ledger):
             yield b" " * (1024 * 1024)
         yield b"]}"
 
-    chunked = admin.http.post(f"{server}{API}/deliveries", data=chunks(), headers={"Content-Type": "application/json"}, timeout=60)
+    chunked = user.http.post(f"{server}{API}/deliveries", data=chunks(), headers={"Content-Type": "application/json"}, timeout=60)
     assert chunked.status_code == 413  # a body that does not say its length is counted as it comes
-    assert admin.get("/deliveries", full="true", limit=101).status_code == 422
-    assert admin.get("/deliveries", full="true", limit=100).status_code == 200
+    assert user.get("/deliveries", full="true", limit=101).status_code == 422
+    assert user.get("/deliveries", full="true", limit=100).status_code == 200
 
 
-def test_a_busy_ledger_answers_503_with_retry_after(server, admin, ledger, monkeypatch):
+def test_a_busy_ledger_answers_503_with_retry_after(server, ledger, monkeypatch):
     from airflow_ordo_hooks.plugins import ledger_api
+
+    user = Client(server, "user")
 
     monkeypatch.setattr(ledger_api, "INGEST_WAIT", 0.1)
     for _ in range(ledger_api.MAX_INGEST):
         ledger_api._ingest.acquire()
     try:
-        answer = admin.post("/deliveries", {"deliveries": [item()]})
+        answer = user.post("/deliveries", {"deliveries": [item()]})
     finally:
         for _ in range(ledger_api.MAX_INGEST):
             ledger_api._ingest.release()
     assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"
-    assert admin.post("/deliveries", {"deliveries": [item()]}).status_code == 200
+    assert user.post("/deliveries", {"deliveries": [item()]}).status_code == 200
 
 
 def test_an_api_server_without_a_fernet_key_says_so_once_when_it_starts(monkeypatch, caplog):
