@@ -120,7 +120,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "redelivery_schedule", str, "0, 5, 300, 1800, 7200, 18000, 36000, 36000",
-        "Seconds before each attempt of a delivery, after the attempt before it (the first is the callback's own): "
+        "Seconds before each step of a delivery, after the step before it: the first step is the callback's own "
+        "attempts (however many it made within its inline budget), each later one an attempt of the API server; "
         "comma-separated; after the last the delivery is given up and marked failed.",
     ),
     Setting(
