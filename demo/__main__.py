@@ -25,7 +25,9 @@ HOME.mkdir(parents=True)
 from airflow_ordo_hooks.testing.embedded import isolate_airflow, load_dags  # noqa: E402
 from airflow_ordo_hooks.testing.receiver import ReceivedRequest, WebhookReceiver  # noqa: E402
 
-isolate_airflow(HOME, ROOT / "example_dags", LOGGING__LOGGING_LEVEL="ERROR")
+# Ordo's on_exit report goes to a URL from the run's params, which reaches only public addresses
+# unless the operator allows more: the demo's receiver is on loopback, so the demo allows it.
+isolate_airflow(HOME, ROOT / "example_dags", LOGGING__LOGGING_LEVEL="ERROR", ORDO_HOOKS__ALLOWED_HOSTS="127.0.0.1")
 
 _out = sys.stdout
 _lock = threading.Lock()
