@@ -43,7 +43,7 @@ def one_event(receiver) -> None:
     )
     context = {
         "ti": ti, "task": SimpleNamespace(retries=3), "exception": RuntimeError("exit code 3"),
-        "dag_run": SimpleNamespace(run_type="manual", conf={}, start_date=now, run_after=now),
+        "dag_run": SimpleNamespace(dag_id="bench", run_id="manual__bench", run_type="manual", conf={}, start_date=now, run_after=now),
     }
     body = b'{"status": 3, "log": "' + b"x" * 1500 + b'"}'
     ours, transport = [], []
