@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_ordo_hooks import _settings
 
 if TYPE_CHECKING:
-    from airflow_ordo_hooks.hooks.webhook import AirflowApiHook, DeliveryRecord
+    from airflow_ordo_hooks.hooks.airflow_api import AirflowApiHook
+    from airflow_ordo_hooks.hooks.webhook import DeliveryRecord
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def in_use() -> bool:
 
 
 def _api(deadline: float | None) -> AirflowApiHook:
-    from airflow_ordo_hooks.hooks.webhook import AirflowApiHook, DeliveryPolicy
+    from airflow_ordo_hooks.hooks.airflow_api import AirflowApiHook, DeliveryPolicy
 
     policy = DeliveryPolicy.from_airflow_config()
     if deadline is not None:

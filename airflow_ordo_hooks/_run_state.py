@@ -90,7 +90,7 @@ def _state(value: Any) -> str | None:
 
 def from_rest_api(conn_id: str, dag: Any, dag_id: str, run_id: str, exclude: str) -> RunSnapshot:
     """Read the run through Airflow's REST API (see the module's doc for the connection)."""
-    from airflow_ordo_hooks.hooks.webhook import AirflowApiHook  # imports HttpHook: only when the API is read
+    from airflow_ordo_hooks.hooks.airflow_api import AirflowApiHook
 
     api = AirflowApiHook(conn_id)
     run_path = f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}"

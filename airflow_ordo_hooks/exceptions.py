@@ -40,3 +40,11 @@ class CheekScheduleError(ConfigError):
 
 class OnExitConfigError(ConfigError):
     """An Ordo on_exit step that cannot be used."""
+
+
+class AirflowApiError(OrdoHooksError):
+    """A request to Airflow's REST API that failed for good; the message names the request and why."""
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code

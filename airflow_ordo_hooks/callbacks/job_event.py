@@ -309,7 +309,7 @@ def start_runs(
     :return: the DAG ids a run was created for.
     """
     from airflow_ordo_hooks._trigger import child_conf, child_run_id, cycle
-    from airflow_ordo_hooks.hooks.webhook import AirflowApiHook, DeliveryPolicy  # HttpHook: only where a run is started
+    from airflow_ordo_hooks.hooks.airflow_api import AirflowApiHook, DeliveryPolicy
 
     started: list[str] = []
     todo = []

@@ -5,10 +5,10 @@ A delivery never raises: it returns a :class:`DeliveryRecord` saying what happen
 that fails for good is logged once, at WARNING. Every text it writes names a URL by
 :func:`mask_url` only (``https://hooks.slack.com/…#3f9a1c``).
 
-Both :class:`WebhookHook` (a ``conn:`` target) and :class:`AirflowApiHook` (Airflow's REST API)
-are ``HttpHook`` subclasses sending through the one request-and-retry primitive here, bounded by
-the ``[ordo_hooks]`` timeouts and budget. They are defined in ``_http_hooks`` and imported on
-first use, so that importing this module (a DAG file does, to check targets) stays cheap.
+Both :class:`WebhookHook` (a ``conn:`` target, an ``HttpHook``) and :class:`AirflowApiHook`
+(Airflow's REST API) send through the one request-and-retry primitive here, bounded by the
+``[ordo_hooks]`` timeouts and budget. They are defined in ``_http_hooks`` and ``airflow_api`` and
+imported on first use, so that importing this module (a DAG file does, to check targets) stays cheap.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ if TYPE_CHECKING:
     import requests
     import requests.adapters
 
-    from airflow_ordo_hooks.hooks._http_hooks import AirflowApiHook, WebhookHook
+    from airflow_ordo_hooks.hooks._http_hooks import WebhookHook
+    from airflow_ordo_hooks.hooks.airflow_api import AirflowApiHook
 
 log = logging.getLogger(__name__)
 
@@ -296,14 +297,15 @@ def deliver_all(
         return list(pool.map(one, deliveries))
 
 
-_HOOKS = {"WebhookHook", "AirflowApiHook"}
-
-
 def __getattr__(name: str) -> Any:
-    # The HttpHook subclasses live apart: importing Airflow's HttpHook costs ~0.4 s, which a DAG
-    # file importing check_target, or a delivery to a plain URL, should not pay.
-    if name in _HOOKS:
-        from airflow_ordo_hooks.hooks import _http_hooks
+    # The hooks live apart: importing Airflow's HttpHook is slow, and even BaseHook is more than a DAG
+    # file importing check_target, or a delivery to a plain URL, should pay.
+    if name == "WebhookHook":
+        from airflow_ordo_hooks.hooks._http_hooks import WebhookHook
 
-        return getattr(_http_hooks, name)
+        return WebhookHook
+    if name == "AirflowApiHook":
+        from airflow_ordo_hooks.hooks.airflow_api import AirflowApiHook
+
+        return AirflowApiHook
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -126,7 +126,7 @@ def _time(value: str | None) -> datetime | None:
 
 def _read_through_api(conn_id: str, dag_id: str, run_id: str, task_id: str, max_chars: int) -> dict[str, Any]:
     """A task instance's details and its try's log (tail, masked), through Airflow's REST API v2."""
-    from airflow_ordo_hooks.hooks.webhook import AirflowApiHook  # HttpHook: only where the API is read
+    from airflow_ordo_hooks.hooks.airflow_api import AirflowApiHook
 
     api = AirflowApiHook(conn_id)
     path = f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}/taskInstances/{quote(task_id, safe='')}"

@@ -311,7 +311,7 @@ def api_conns(receiver, monkeypatch):
 
 
 def test_the_api_hooks_token_request_keeps_the_deadline(api_conns):
-    from airflow_ordo_hooks.hooks._http_hooks import AirflowApiError, AirflowApiHook
+    from airflow_ordo_hooks.hooks.airflow_api import AirflowApiError, AirflowApiHook
 
     api_conns.script("/auth/token", Respond(201, body=b'{"access_token": "t"}', delay=5))
     policy = DeliveryPolicy(read_timeout=10, budget=10, max_attempts=1)
@@ -323,7 +323,7 @@ def test_the_api_hooks_token_request_keeps_the_deadline(api_conns):
 
 @pytest.mark.parametrize("behaviour", [Respond(200, body=b"{}", delay=5), Trickle(0.2, part="body")], ids=["delay", "trickle"])
 def test_the_api_hooks_requests_keep_the_deadline_and_none_starts_past_it(api_conns, behaviour):
-    from airflow_ordo_hooks.hooks._http_hooks import AirflowApiError, AirflowApiHook
+    from airflow_ordo_hooks.hooks.airflow_api import AirflowApiError, AirflowApiHook
 
     api_conns.script("/api/v2/slow", behaviour)
     policy = DeliveryPolicy(read_timeout=10, budget=10, max_attempts=3)

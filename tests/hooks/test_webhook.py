@@ -358,14 +358,14 @@ def _api_requests(receiver, path):
 
 
 def test_airflow_api_hook_exchanges_the_login_and_sends_the_token(airflow_api):
-    from airflow.providers.http.hooks.http import HttpHook
+    from airflow.sdk import BaseHook
 
     from airflow_ordo_hooks.hooks.webhook import AirflowApiHook
 
     airflow_api.script("/api/v2/dags/d/dagRuns/r", Respond(200, body=b'{"state": "running"}'))
     hook = AirflowApiHook("test_airflow_api")
 
-    assert isinstance(hook, HttpHook)
+    assert isinstance(hook, BaseHook)
     assert hook.get("/api/v2/dags/d/dagRuns/r") == {"state": "running"}
     (token,) = _api_requests(airflow_api, "/auth/token")
     assert token.method == "POST" and token.json == {"username": "admin", "password": "s3cret"}
@@ -387,6 +387,36 @@ def test_airflow_api_hook_uses_a_token_from_the_extra_without_exchanging(receive
     (req,) = receiver.requests
     assert req.header("Authorization") == "Bearer jwt-xyz" and req.header("token") is None
     assert req.header("Accept") == "text/plain"
+
+
+def test_airflow_api_hook_reads_the_connection_as_http_hook_does(receiver, monkeypatch):
+    """A host given with its scheme, the port, and the extra: options set the session, other keys are headers."""
+    import json
+
+    from airflow_ordo_hooks.hooks.webhook import AirflowApiHook
+
+    monkeypatch.setenv("AIRFLOW_CONN_HEADED_API", json.dumps({
+        "conn_type": "http", "host": "http://127.0.0.1", "port": receiver.port,
+        "extra": {"token": "jwt-1", "X-Tenant": "blue", "verify": False, "timeout": 3},
+    }))
+    receiver.script("/api/v2/x", Respond(200, body=b"{}"))
+
+    hook = AirflowApiHook("headed_api")
+    assert hook.get("/api/v2/x") == {} and hook.session.verify is False
+    (req,) = receiver.requests
+    assert req.header("X-Tenant") == "blue" and req.header("Authorization") == "Bearer jwt-1"
+    assert req.header("verify") is None and req.header("timeout") is None and req.header("token") is None
+
+
+def test_the_rest_api_client_does_not_import_http_hook():
+    """A task process records its deliveries through this client: importing HttpHook (aiohttp) would cost it more than the request."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import airflow_ordo_hooks.hooks.airflow_api, airflow_ordo_hooks._ledger; "
+            "print('airflow.providers.http.hooks.http' in sys.modules, 'aiohttp' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]
 
 
 def test_airflow_api_hook_retries_a_503_on_a_get(airflow_api):
@@ -485,11 +515,11 @@ def test_a_child_run_id_is_the_same_for_the_same_event_and_differs_otherwise():
 
 
 def test_trigger_dag_run_is_retried_when_the_connection_failed_before_sending(airflow_api, monkeypatch):
+    from airflow_ordo_hooks.hooks import airflow_api as api_module
     from airflow_ordo_hooks.hooks.webhook import AirflowApiHook, _Outcome
-    from airflow_ordo_hooks.hooks import _http_hooks
 
     hook = AirflowApiHook("test_airflow_api", policy=POLICY)
-    real_send, calls = _http_hooks._send, []
+    real_send, calls = api_module._send, []
 
     def refused_once(*args, **kwargs):
         calls.append(args[1])
@@ -497,7 +527,7 @@ def test_trigger_dag_run_is_retried_when_the_connection_failed_before_sending(ai
             return _Outcome(error="ConnectionError: refused", retryable=True, sent=False)
         return real_send(*args, **kwargs)
 
-    monkeypatch.setattr(_http_hooks, "_send", refused_once)
+    monkeypatch.setattr(api_module, "_send", refused_once)
     airflow_api.script("/api/v2/dags/child/dagRuns", Respond(200, body=b'{"dag_run_id": "manual__2"}'))
 
     assert hook.trigger_dag_run("child", {}) == {"dag_run_id": "manual__2"}
