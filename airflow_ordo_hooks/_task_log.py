@@ -9,8 +9,8 @@ read instead.
 
 The supervisor writes the file from what the task process sends it over sockets, so it may still
 be behind the task when a callback starts (a try that logs a burst of lines just before it ends):
-before reading, the callback logs a marker line and waits, bounded, until the supervisor has
-written it, and the file has stopped growing. Exceptions the task logged are in the file as
+before reading, the callback waits, bounded, until the supervisor has read its stdout and stderr,
+then logs a marker line and waits until the supervisor has written it (:func:`_catch_up`). Exceptions the task logged are in the file as
 structlog's dicts (under ``error_detail``); they are read back as Python prints a traceback.
 """
 
@@ -35,6 +35,7 @@ CATCH_UP_TIMEOUT = 2.0
 
 _POLL = 0.02
 _SETTLED_POLLS = 3  # the file has stopped growing once its size is the same this many polls in a row
+_DRAIN_POLL = 0.002  # while the supervisor reads what is left in a socket, and writes the marker
 _EXIT_FIELDS = ("signal", "signal_name", "exit_code")
 _MARKER = "airflow-ordo-hooks: reading this try's log"
 _MARKER_LINE = re.compile(re.escape(_MARKER) + r" \[[0-9a-f]{12}\]")
@@ -67,25 +68,35 @@ def _size(path: Path) -> int:
         return -1
 
 
-def _catch_up(path: Path, timeout: float = CATCH_UP_TIMEOUT) -> None:
+def _catch_up(path: Path, timeout: float = CATCH_UP_TIMEOUT, streams: Sequence[Any] = ()) -> None:
     """
     Wait, at most ``timeout`` seconds, until the supervisor has written to ``path`` what this process logged.
 
     A marker logged now reaches the file behind every record logged before it (one socket, in
-    order); stdout and stderr come over sockets of their own, hence the wait, after the marker,
-    until the file stops growing.
+    order). stdout and stderr come over sockets of their own: the marker is logged only once the
+    supervisor has read everything written to them (the kernel counts what a socket's reader has
+    not read yet). The supervisor serves its sockets in one loop, so by the time the marker is in
+    the file, so is every line read before it. Where that count cannot be had (stdout is not a
+    socket), the wait goes on after the marker until the file stops growing.
     """
-    for stream in (sys.stdout, sys.stderr):
+    streams = streams or (sys.stdout, sys.stderr)
+    for stream in streams:
         try:
             stream.flush()
         except Exception:
             pass
+    deadline = time.monotonic() + timeout
+    fds = [_socket_fd(stream) for stream in streams]
+    counted = all(fd is not None and _unread(fd) is not None for fd in fds)
+    while counted and any(_unread(fd) for fd in fds) and time.monotonic() < deadline:
+        time.sleep(_DRAIN_POLL)
     token = f"[{uuid.uuid4().hex[:12]}]".encode()
     offset = max(_size(path), 0)
     marker_seen = not log.isEnabledFor(logging.INFO)  # a marker that is filtered out never arrives
-    if not marker_seen:
+    if marker_seen:
+        counted = False  # nothing to wait behind: wait for the file to settle
+    else:
         log.info("%s %s", _MARKER, token.decode())
-    deadline = time.monotonic() + timeout
     last_size, same = -1, 0
     while time.monotonic() < deadline:
         size = _size(path)
@@ -95,12 +106,38 @@ def _catch_up(path: Path, timeout: float = CATCH_UP_TIMEOUT) -> None:
                 chunk = f.read(size - f.tell())
             marker_seen = token in chunk
             offset = size
+        if marker_seen and counted:
+            return
         same = same + 1 if size == last_size else 0
         if marker_seen and same >= _SETTLED_POLLS:
             return
         last_size = size
-        time.sleep(_POLL)
+        time.sleep(_DRAIN_POLL if counted else _POLL)
     log.debug("airflow-ordo-hooks: %s not settled after %.1f s; reading it as it is", path, timeout)
+
+
+def _socket_fd(stream: Any) -> int | None:
+    """The file descriptor of ``stream`` if it is a socket (the supervisor's), else ``None``."""
+    import os
+    import stat
+
+    try:
+        fd = stream.fileno()
+        return fd if stat.S_ISSOCK(os.fstat(fd).st_mode) else None
+    except Exception:
+        return None
+
+
+def _unread(fd: int) -> int | None:
+    """How many bytes written to socket ``fd`` its reader has not read yet (Linux's ``SIOCOUTQ``); ``None`` where unknown."""
+    try:
+        import fcntl
+        import struct
+        import termios
+
+        return struct.unpack("i", fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0" * 4))[0]  # SIOCOUTQ is TIOCOUTQ's number
+    except Exception:
+        return None
 
 
 def _traceback(stacks: Any) -> str:

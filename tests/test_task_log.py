@@ -138,3 +138,120 @@ def test_the_error_of_a_try_is_its_exception_else_how_its_process_ended():
                                 "event": "Process terminated by signal.", "signal": -9}]
     assert _task_log.error_of(json.dumps(r) for r in killed) == "Process terminated by signal. signal=-9"
     assert _task_log.error_of(_REAL_TRY[:5]) is None
+
+
+class _Supervisor:
+    """Airflow's supervisor in small: one loop serving the task's stdout, stderr and log sockets, writing each line to the log file.
+
+    Of the sockets ready at once, it serves the log socket first (nothing in Airflow's says in which order
+    they are served); ``slow`` seconds pass between reading a stdout chunk and writing it, as when the
+    supervisor is preempted.
+    """
+
+    def __init__(self, path, slow: float = 0.0) -> None:
+        import selectors
+        import socket
+        import threading
+
+        self.path, self.slow = path, slow
+        self.pairs = {name: socket.socketpair() for name in ("stdout", "stderr", "logs")}
+        self.selector = selectors.DefaultSelector()
+        for name, (_, supervisor_end) in self.pairs.items():
+            self.selector.register(supervisor_end, selectors.EVENT_READ, name)
+        self.streams = [self.pairs[n][0].makefile("w", encoding="utf-8") for n in ("stdout", "stderr")]
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        import time
+
+        while not self.stopped.is_set():
+            ready = self.selector.select(timeout=0.05)
+            for key, _ in sorted(ready, key=lambda event: event[0].data != "logs"):
+                data = key.fileobj.recv(65536)
+                if key.data != "logs":
+                    time.sleep(self.slow)
+                with self.path.open("ab") as f:
+                    f.write(data)
+
+    def log_handler(self):
+        import logging
+
+        logs = self.pairs["logs"][0]
+
+        class ToSupervisor(logging.Handler):
+            def emit(self, record):
+                logs.sendall(record.getMessage().encode() + b"\n")
+
+        return ToSupervisor()
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join()
+        for a, b in self.pairs.values():
+            a.close()
+            b.close()
+
+
+@pytest.fixture
+def supervisor(tmp_path, monkeypatch):
+    import logging
+
+    sup = _Supervisor(tmp_path / "attempt=1.log")
+    sup.path.write_bytes(b"")
+    handler = sup.log_handler()
+    logger = logging.getLogger(_task_log.__name__)
+    monkeypatch.setattr(logger, "level", logging.INFO)
+    logger.addHandler(handler)
+    yield sup
+    logger.removeHandler(handler)
+    sup.close()
+
+
+@pytest.mark.parametrize("slow", [0.0, 0.3])
+def test_catching_up_waits_for_what_stdout_and_stderr_sent_before_the_marker(supervisor, monkeypatch, slow):
+    """The last lines printed before the callback are in the file when it is read, however slowly the supervisor writes them."""
+    supervisor.slow = slow
+    monkeypatch.setattr(_task_log, "_SETTLED_POLLS", 10**6)  # the file settling is not what ends the wait
+    out, err = supervisor.streams
+    out.write("printed last\n")
+    err.write("warned last\n")
+
+    _task_log._catch_up(supervisor.path, timeout=10, streams=supervisor.streams)
+
+    text = supervisor.path.read_text()
+    assert "printed last" in text and "warned last" in text
+    assert text.rstrip().splitlines()[-1].startswith(_task_log._MARKER), "the marker comes after the output it waited for"
+
+
+def test_catching_up_ends_when_the_marker_is_written_not_after_settling_polls(supervisor, monkeypatch):
+    import time
+
+    monkeypatch.setattr(_task_log, "_SETTLED_POLLS", 10**6)
+    start = time.monotonic()
+    _task_log._catch_up(supervisor.path, timeout=10, streams=supervisor.streams)
+    assert time.monotonic() - start < 5, "waited out the timeout instead of returning on the marker"
+
+
+def test_only_a_socket_says_how_much_its_reader_has_not_read():
+    """stdout as a pipe or a StringIO (not the supervisor's socket): the wait falls back to the file settling."""
+    import io
+    import os
+    import socket
+
+    read_end, write_end = os.pipe()
+    a, b = socket.socketpair()
+    try:
+        with os.fdopen(write_end, "w") as pipe:
+            assert _task_log._socket_fd(pipe) is None and _task_log._unread(write_end) is None
+        assert _task_log._socket_fd(io.StringIO()) is None
+        assert _task_log._socket_fd(a) == a.fileno()
+        a.sendall(b"x" * 100)
+        assert _task_log._unread(a.fileno()) > 0
+        b.recv(1000)
+        assert _task_log._unread(a.fileno()) == 0
+    finally:
+        os.close(read_end)
+        a.close()
+        b.close()
