@@ -115,7 +115,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "inline_budget", float, 2.0,
-        "Seconds a callback spends delivering its events before handing what failed to the ledger for redelivery.",
+        "Seconds a callback spends on its events' first deliveries, handing them to the ledger included: what "
+        "failed by then is redelivered by the API server. Bounds what a receiver that is down costs a try's slot.",
         0.1, 60,
     ),
     Setting(

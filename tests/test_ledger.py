@@ -121,3 +121,29 @@ def test_when_the_ledger_cannot_say_what_it_holds_the_event_is_sent(receiver, mo
     receiver.script("/ordo-hooks/api/v1/deliveries", Respond(status=404))
     fire(["on_error"], parse_hooks({"on_error": {"notify_webhook": [receiver.url("/event")]}}), _context())
     assert [r.path for r in receiver.requests].count("/event") == 1
+
+
+def test_a_hanging_receiver_costs_a_callback_at_most_the_inline_budget_for_all_its_events(receiver, monkeypatch):
+    """A try's final failure fires on_error and on_retries_exhausted: the inline budget bounds them both, hand-off included."""
+    import time
+
+    from airflow_ordo_hooks._hooks_config import parse_hooks
+    from airflow_ordo_hooks.callbacks.job_event import fire
+    from airflow_ordo_hooks.testing.receiver import Respond
+
+    _ledger_at(receiver, monkeypatch)
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__INLINE_BUDGET", "1.0")
+    receiver.script("/hang", *[Respond(200, delay=30)] * 10)
+    receiver.script("/ordo-hooks/api/v1/deliveries/existing", *[Respond(body=b'{"existing": []}')] * 2)
+    receiver.script("/ordo-hooks/api/v1/deliveries", *[Respond(body=b'{"deliveries": []}')] * 2)
+    hooks = parse_hooks({"on_error": {"notify_webhook": [receiver.url("/hang")]},
+                         "on_retries_exhausted": {"notify_webhook": [receiver.url("/hang")]}})
+
+    start = time.monotonic()
+    fire(["on_error", "on_retries_exhausted"], hooks, _context())
+    elapsed = time.monotonic() - start
+
+    assert elapsed < 1.0 + 0.2, f"{elapsed:.2f} s: each event spent the whole inline budget"
+    handed = [r.json["deliveries"] for r in receiver.requests if r.path == "/ordo-hooks/api/v1/deliveries"]
+    assert [d["event"] for batch in handed for d in batch] == ["on_error", "on_retries_exhausted"]
+    assert all(d["attempts"] and d["attempts"][0]["status_code"] is None for batch in handed for d in batch), handed

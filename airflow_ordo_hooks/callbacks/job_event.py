@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+HAND_OFF_RESERVE = 0.25
+"""Seconds of ``[ordo_hooks] inline_budget`` kept for handing the deliveries to the ledger."""
+MIN_INLINE_BUDGET = 0.1
+"""Seconds every event gets for its first attempts, even when the inline budget is spent."""
+
 
 class EventCallback:
     """
@@ -186,6 +191,8 @@ def _fire(events: list[str], hooks: Hooks, context: Mapping[str, Any], per_attem
 
     configured = DeliveryPolicy.from_airflow_config()
     ledger = _ledger.in_use()
+    # with the ledger, what a try's slot pays for its events is bounded by the inline budget, the hand-off included
+    inline_end = time.monotonic() + _settings.get("inline_budget") - HAND_OFF_RESERVE if ledger else deadline
     run_level = is_run_context(context)
     log_text = None if run_level else event_log(context, _settings.get("log_max_chars"))  # read once for all events
     for event in events:
@@ -204,7 +211,7 @@ def _fire(events: list[str], hooks: Hooks, context: Mapping[str, Any], per_attem
                 )
                 payload = {**payload, "triggered": [j for j in triggered if j in started]}
         sends = [(a, _payloads.BUILDERS[a.action](payload)) for a in actions if a.action in _payloads.BUILDERS]
-        _deliver(sends, event, context, configured, deadline, ledger)
+        _deliver(sends, event, context, configured, deadline, ledger, inline_end)
 
 
 def event_facts(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -227,12 +234,13 @@ def _deliver(
     configured: Any,
     deadline: float,
     ledger: bool,
+    inline_end: float,
 ) -> None:
     """
     Deliver one event's payloads, each with the ``webhook-id`` every path derives for it. With the
-    ledger, briefly (``[ordo_hooks] inline_budget``), then every delivery is recorded and what failed
-    is left to the API server's redelivery; without it, or when the ledger cannot be reached, what
-    failed is retried within what is left of the callback's time.
+    ledger, until ``inline_end`` (what ``[ordo_hooks] inline_budget`` leaves), then every delivery is
+    recorded and what failed is left to the API server's redelivery; without it, or when the ledger
+    cannot be reached, what failed is retried within what is left of the callback's time.
     """
     from airflow_ordo_hooks import _event_id, _ledger, _settings
     from airflow_ordo_hooks.hooks.webhook import deliver_all, encode
@@ -258,10 +266,8 @@ def _deliver(
             if not sends:
                 return
     bodies = [encode(payload) for _, payload in sends]
-    budget = min(configured.budget, deadline - time.monotonic())
-    if ledger:
-        budget = min(budget, _settings.get("inline_budget"))
-    policy = dataclasses.replace(configured, budget=max(budget, 0.5))
+    budget = min(configured.budget, deadline - time.monotonic(), inline_end - time.monotonic())
+    policy = dataclasses.replace(configured, budget=max(budget, MIN_INLINE_BUDGET))
     records = deliver_all([(a.target, body, wid) for (a, _), body, wid in zip(sends, bodies, ids)], policy=policy)
     if not ledger:
         return
