@@ -144,6 +144,7 @@ def test_a_receiver_down_for_three_minutes_gets_every_event_exactly_once_when_it
     back_at = utc(run["start_date"]) + timedelta(seconds=OUTAGE)
     _wait("the outage's end", lambda: time.time() >= back_at.timestamp(), timeout=OUTAGE + 60)
     with WebhookReceiver(port=airflow_deployment.late_port) as late:
+        up_at = time.time()
         # attempts 5, 15, 35, 75, 135 s after the first, then every 60 s: the next after the outage is within 60 s
         def all_delivered():
             rows = ledger(airflow_deployment, dag_id, run_id)
@@ -158,3 +159,26 @@ def test_a_receiver_down_for_three_minutes_gets_every_event_exactly_once_when_it
         assert all(a["status_code"] is None for a in attempts[:-1]), attempts
         # tried at once where the event fired (up to [ordo_hooks] max_attempts = 3), then by the API server
         assert attempts[0]["by"] in ("worker", "dag-processor") and attempts[-1]["by"] == "api-server", attempts
+        _assert_on_schedule(attempts, airflow_deployment, up_at)
+
+
+LOOP_SLACK = 5.0
+"""Seconds an API server's attempt may come after its due time: the loop looks every second, one DAG at a time."""
+
+
+def _assert_on_schedule(attempts: list[dict], deployment, up_at: float) -> None:
+    """
+    The callback's inline attempts are the schedule's first step however many they were, each API
+    server attempt one more, each due its step's wait after the one before; so the delivery came at
+    the first step due after the receiver was back.
+    """
+    waits = [float(w) for w in deployment.environment()["AIRFLOW__ORDO_HOOKS__REDELIVERY_SCHEDULE"].split(",")]
+    ends = [utc(a["at"]).timestamp() + (a["elapsed_ms"] or 0) / 1000 for a in attempts]
+    inline = [a for a in attempts if a["by"] != "api-server"]
+    assert inline == attempts[: len(inline)], attempts
+    steps = [ends[len(inline) - 1], *ends[len(inline):]]  # when each step ended: the inline burst, then each API server attempt
+    starts = [utc(a["at"]).timestamp() for a in attempts[len(inline):]]
+    for n, (ended, started) in enumerate(zip(steps, starts), start=1):
+        late = started - (ended + waits[n])
+        assert -0.5 <= late <= LOOP_SLACK, f"step {n} came {late:+.1f} s after it was due: {attempts}"
+    assert utc(attempts[-2]["at"]).timestamp() < up_at, f"delivered later than the first step after the receiver was back: {attempts}"
