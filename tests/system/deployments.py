@@ -314,6 +314,19 @@ class Deployment:
             for component in ("metadatabase", "scheduler", "dag_processor", "triggerer")
         ) and self._workers_ready()
 
+    def components_down(self) -> str:
+        """Which of the components that move runs on has stopped heartbeating (``""``: none), and since when.
+
+        A component that died (a scheduler that met "database is locked" exits its loop) leaves the
+        rest of the deployment up: every run would sit queued until its test's timeout, test after test.
+        """
+        health = self.get("/api/v2/monitor/health")
+        return ", ".join(
+            f"{component} is {state.get('status')} (last heartbeat {state.get(f'latest_{component}_heartbeat')})"
+            for component in ("scheduler", "dag_processor")
+            if (state := health.get(component) or {}).get("status") != "healthy"
+        )
+
     def _workers_ready(self) -> bool:
         return True
 
@@ -401,7 +414,9 @@ class Deployment:
             if not self.running:
                 pytest.fail(f"{self} exited while run {dag_id}/{run_id} was {run['state']}")
             expired = time.monotonic() > deadline
-            if look % 10 == 0 or expired:  # every DAG's flags, every 5 s
+            if look % 10 == 0 or expired:  # every DAG's flags, and the components' health, every 5 s
+                if down := self.components_down():
+                    pytest.fail(f"run {dag_id}/{run_id} is {run['state']} and will stay so: {self}'s {down}")
                 dags = self.get("/api/v2/dags", params={"exclude_stale": "false", "limit": 1000})["dags"]
                 for dag in dags:
                     self.dag_flags_seen.setdefault(dag["dag_id"], set()).update(
@@ -506,7 +521,10 @@ class StandaloneDeployment(Deployment):
 
     def environment(self) -> dict[str, str]:
         return super().environment() | dict(
-            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{self.home}/airflow.db",
+            # SQLite's lock, waited on for 5 s by default, is held longer than that when the DAG
+            # processor, the scheduler and the API server all write at once on two busy cores; a
+            # scheduler that meets "database is locked" exits its loop, and standalone does not restart it.
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{self.home}/airflow.db?timeout=60",
         )
 
     def dag_processor_output(self) -> list[str]:  # standalone prefixes each component's lines with its name

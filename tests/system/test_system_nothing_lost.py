@@ -162,8 +162,15 @@ def test_a_receiver_down_for_three_minutes_gets_every_event_exactly_once_when_it
         _assert_on_schedule(attempts, airflow_deployment, up_at)
 
 
-LOOP_SLACK = 5.0
-"""Seconds an API server's attempt may come after its due time: the loop looks every second, one DAG at a time."""
+LOOP_SLACK = 10.0
+"""
+Seconds an API server's attempt may come after its due time. The loop looks every second and sends
+a few at a time, taking the DAGs in turn; in this suite other tests' deliveries (receivers answering
+500 or refusing, on this fast schedule) fall due at the same moments, and each attempt's row is
+written to SQLite beside the scheduler's writes: on two busy cores, a step came 5.1 s late. A step
+counted twice still shows: were two or more inline attempts each to use a step (the fault this
+guards against), the API server's third attempt would come 20 s or more after it is due.
+"""
 
 
 def _assert_on_schedule(attempts: list[dict], deployment, up_at: float) -> None:
