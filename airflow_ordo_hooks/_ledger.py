@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_ordo_hooks import _settings
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from airflow_ordo_hooks.hooks.airflow_api import AirflowApiHook
     from airflow_ordo_hooks.hooks.webhook import DeliveryRecord
 
@@ -112,6 +114,28 @@ def in_use() -> bool:
     return found
 
 
+def client(deadline: float | None) -> AirflowApiHook:
+    """The ledger's client: the API connection read and its token got, every request bounded by ``deadline``. Raises what the API raises."""
+    return _api(deadline)
+
+
+def client_in_background(deadline: float | None) -> Future[AirflowApiHook]:
+    """:func:`client`, made in a thread of its own while the caller goes on (sends its webhooks)."""
+    from concurrent.futures import Future
+    import threading
+
+    future: Future[AirflowApiHook] = Future()
+
+    def make() -> None:
+        try:
+            future.set_result(_api(deadline))
+        except BaseException as exc:  # the caller's record() says it, as if it had made the client itself
+            future.set_exception(exc)
+
+    threading.Thread(target=make, name="ordo-hooks-ledger-client", daemon=True).start()
+    return future
+
+
 def _api(deadline: float | None) -> AirflowApiHook:
     from airflow_ordo_hooks.hooks.airflow_api import AirflowApiHook, DeliveryPolicy
 
@@ -123,9 +147,13 @@ def _api(deadline: float | None) -> AirflowApiHook:
     return AirflowApiHook(_settings.get("api_conn_id"), policy=policy, deadline=deadline)
 
 
-def record(items: Sequence[Mapping[str, Any]], *, deadline: float | None = None, api: AirflowApiHook | None = None) -> bool:
+def record(
+    items: Sequence[Mapping[str, Any]], *, deadline: float | None = None, api: AirflowApiHook | Future[AirflowApiHook] | None = None
+) -> bool:
     """
     Hand ``items`` to the ledger; never raises.
+
+    :param api: the client to use (or one being made: :func:`client_in_background`); a new one if ``None``.
 
     :return: whether the ledger took them all (``False``: not in use, or the API server could not
         be reached in time; the caller then keeps what failed to itself).
@@ -133,6 +161,8 @@ def record(items: Sequence[Mapping[str, Any]], *, deadline: float | None = None,
     if not items:
         return True
     try:
+        if api is not None and not hasattr(api, "record_deliveries"):  # a future
+            api = api.result(timeout=None if deadline is None else max(deadline - time.monotonic(), 0.0))
         api = api or _api(deadline)
         for batch in _batches(items):
             api.record_deliveries(batch)

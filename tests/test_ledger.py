@@ -147,3 +147,68 @@ def test_a_hanging_receiver_costs_a_callback_at_most_the_inline_budget_for_all_i
     handed = [r.json["deliveries"] for r in receiver.requests if r.path == "/ordo-hooks/api/v1/deliveries"]
     assert [d["event"] for batch in handed for d in batch] == ["on_error", "on_retries_exhausted"]
     assert all(d["attempts"] and d["attempts"][0]["status_code"] is None for batch in handed for d in batch), handed
+
+
+def _ledger_with_login_at(receiver, monkeypatch) -> None:
+    """As :func:`_ledger_at`, with a login and password: the client gets a token from ``/auth/token`` first."""
+    monkeypatch.setenv("AIRFLOW_CONN_LEDGER_LOGIN", json.dumps(
+        {"conn_type": "http", "host": "127.0.0.1", "port": receiver.port, "login": "admin", "password": "pw"}))
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__API_CONN_ID", "ledger_login")
+
+
+def test_a_success_gets_its_ledger_token_while_its_webhook_is_sent(receiver, monkeypatch):
+    """The ledger's client (connection, token) is made beside the delivery, not after it: the slot does not pay for both in turn."""
+    from airflow_ordo_hooks._hooks_config import parse_hooks
+    from airflow_ordo_hooks.callbacks.job_event import fire
+    from airflow_ordo_hooks.testing.receiver import Respond
+
+    _ledger_with_login_at(receiver, monkeypatch)
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__INLINE_BUDGET", "5")
+    receiver.script("/slow", Respond(200, delay=2.0))
+    receiver.script("/auth/token", Respond(201, body=b'{"access_token": "tok"}'))
+    receiver.script("/ordo-hooks/api/v1/deliveries", Respond(body=b'{"deliveries": []}'))
+    context = _context()
+    context["ti"].state, context["exception"] = "success", None
+
+    fire(["on_success"], parse_hooks({"on_success": {"notify_webhook": [receiver.url("/slow")]}}), context)
+
+    by_path = {r.path: r for r in receiver.requests}
+    assert sorted(by_path) == ["/auth/token", "/ordo-hooks/api/v1/deliveries", "/slow"]
+    # sequential, the token would be asked for once the webhook had its answer, 2 s after it was received
+    assert by_path["/auth/token"].received_at < by_path["/slow"].received_at + 1.0
+    assert by_path["/ordo-hooks/api/v1/deliveries"].header("authorization") == "Bearer tok"
+    assert by_path["/ordo-hooks/api/v1/deliveries"].json["deliveries"][0]["outcome"] == "delivered"
+
+
+def test_a_failure_asks_for_one_token_for_what_the_ledger_holds_and_for_recording(receiver, monkeypatch):
+    from airflow_ordo_hooks._hooks_config import parse_hooks
+    from airflow_ordo_hooks.callbacks.job_event import fire
+    from airflow_ordo_hooks.testing.receiver import Respond
+
+    _ledger_with_login_at(receiver, monkeypatch)
+    receiver.script("/auth/token", *[Respond(201, body=b'{"access_token": "tok"}')] * 3)
+    receiver.script("/ordo-hooks/api/v1/deliveries/existing", Respond(body=b'{"existing": []}'))
+    receiver.script("/ordo-hooks/api/v1/deliveries", Respond(body=b'{"deliveries": []}'))
+
+    fire(["on_error"], parse_hooks({"on_error": {"notify_webhook": [receiver.url("/event")]}}), _context())
+
+    assert [r.path for r in receiver.requests] == [
+        "/auth/token", "/ordo-hooks/api/v1/deliveries/existing", "/event", "/ordo-hooks/api/v1/deliveries"]
+
+
+def test_a_ledger_client_that_cannot_be_made_in_the_background_is_reported_not_raised(monkeypatch, caplog):
+    port = _free_port()  # nothing listens there: the token cannot be had
+    monkeypatch.setenv("AIRFLOW_CONN_LEDGER_DOWN", json.dumps(
+        {"conn_type": "http", "host": "127.0.0.1", "port": port, "login": "admin", "password": "pw"}))
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__API_CONN_ID", "ledger_down")
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__BUDGET", "1")
+    import time
+
+    item = _ledger.item(
+        webhook_id="msg_z", dag_id="d", run_id="r", task_id="t", map_index=-1, try_number=1, event="on_success",
+        action="notify_webhook", target="https://example.com/x", body=b"{}", source="callback",
+    )
+    future = _ledger.client_in_background(time.monotonic() + 5)
+    with caplog.at_level(logging.WARNING, logger="airflow_ordo_hooks._ledger"):
+        assert _ledger.record([item], deadline=time.monotonic() + 5, api=future) is False
+    assert "did not take 1 delivery" in caplog.text

@@ -64,6 +64,63 @@ class EventCallback:
         raise NotImplementedError
 
 
+WHEN_FIRED = (
+    "airflow_ordo_hooks._ledger",
+    "airflow_ordo_hooks._payloads",
+    "airflow_ordo_hooks._event_id",
+    "airflow_ordo_hooks._trigger",
+    "airflow_ordo_hooks._try_output",
+    "airflow_ordo_hooks.hooks.webhook",
+    "airflow_ordo_hooks.hooks.airflow_api",
+)
+"""What a task's event callbacks import when they fire: :class:`PrepareEvents` imports it while the try runs."""
+
+
+class PrepareEvents:
+    """
+    A hooked task's first execute callback: while the try runs, a thread imports what its event
+    callbacks will need (:data:`WHEN_FIRED`) and, where the try runs under a supervisor, looks the
+    ledger's connection up, so that when the try ends its webhook leaves without waiting for them
+    (about 10 ms a try, on the path from the task's end to the receiver). Importing twice is safe:
+    a callback that fires first waits for the thread's import of the same module.
+    """
+
+    def __call__(self, context: Mapping[str, Any]) -> None:
+        try:
+            import threading
+
+            supervised = _supervised(context)
+            threading.Thread(target=_prepare, args=(supervised,), name="ordo-hooks-prepare", daemon=True).start()
+        except Exception:  # the callbacks then import for themselves
+            log.debug("airflow-ordo-hooks: could not prepare this try's events", exc_info=True)
+
+    def __repr__(self) -> str:
+        return "PrepareEvents()"
+
+
+def _supervised(context: Mapping[str, Any]) -> bool:
+    """Whether the try runs in a task process of its own, under Airflow's supervisor (not ``dag.test()``): its stdout is a socket to it."""
+    import sys
+
+    from airflow_ordo_hooks._task_log import _socket_fd
+
+    return _socket_fd(sys.stdout) is not None
+
+
+def _prepare(supervised: bool) -> None:
+    import importlib
+
+    try:
+        for name in WHEN_FIRED:
+            importlib.import_module(name)
+        if supervised:  # one round trip to the supervisor, remembered for a minute
+            from airflow_ordo_hooks import _ledger
+
+            _ledger.in_use()
+    except Exception:
+        log.debug("airflow-ordo-hooks: could not prepare this try's events", exc_info=True)
+
+
 def is_run_context(context: Mapping[str, Any]) -> bool:
     """Whether ``context`` is a DAG callback's (a whole run's): only those carry a ``reason``."""
     return "reason" in context
@@ -249,13 +306,15 @@ def _deliver(
         return
     facts = event_facts(context)
     ids = [_event_id.webhook_id(**facts, event=event, target=action.target) for action, _ in sends]
+    api: Any = None  # the ledger's client: one for the event, its connection and token got once
     if ledger and (event != "on_success" or is_run_context(context)):
         # A failure can be reported more than once: the scheduler asks the DAG processor to run a
         # try's failure callbacks both when its heartbeat times out and when the executor's report
         # disagrees, and a run's sweep may have recovered the event already. What the ledger holds
         # was sent, or will be, by that other path. (A task's on_success runs once, in its process.)
         try:
-            held = _ledger.existing(ids, dag_id=facts["dag_id"], deadline=deadline)
+            api = _ledger.client(deadline)
+            held = _ledger.existing(ids, dag_id=facts["dag_id"], deadline=deadline, api=api)
         except Exception as exc:  # cannot ask: send, at least once
             log.info("airflow-ordo-hooks: could not ask the ledger what %s already holds (%s)", event, exc)
             held = set()
@@ -268,6 +327,8 @@ def _deliver(
     bodies = [encode(payload) for _, payload in sends]
     budget = min(configured.budget, deadline - time.monotonic(), inline_end - time.monotonic())
     policy = dataclasses.replace(configured, budget=max(budget, MIN_INLINE_BUDGET))
+    if ledger and api is None:  # its connection and token are got while the webhooks are sent
+        api = _ledger.client_in_background(deadline)
     records = deliver_all([(a.target, body, wid) for (a, _), body, wid in zip(sends, bodies, ids)], policy=policy)
     if not ledger:
         return
@@ -277,7 +338,7 @@ def _deliver(
                      record=r, by=by)
         for (a, _), body, wid, r in zip(sends, bodies, ids, records)
     ]
-    if _ledger.record(items, deadline=deadline):
+    if _ledger.record(items, deadline=deadline, api=api):
         failed = sum(not r.ok for r in records)
         if failed:
             log.info("airflow-ordo-hooks: %d delivery(ies) of %s left to the API server's redelivery", failed, event)

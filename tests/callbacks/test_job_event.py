@@ -196,3 +196,49 @@ def test_one_event_reads_the_providers_configuration_once(run_dag, receiver, mon
 
     assert [e[1] for e in _events(receiver, "cheek_succeeds_r0")] == ["on_success"]
     assert sections.count("ordo_hooks") == 1, "the callback's policy, ledger, log size and time come from one reading"
+
+
+_PREPARED_THEN_FIRED = '''
+import json, sys, threading
+from datetime import datetime, timezone
+from types import SimpleNamespace
+
+from airflow_ordo_hooks import attach_hooks  # what a DAG file imports to attach hooks
+from airflow_ordo_hooks._hooks_config import parse_hooks
+from airflow_ordo_hooks.callbacks import job_event
+
+hooks = parse_hooks({"on_success": {"notify_webhook": [sys.argv[1]]}})  # as the DAG file's parse does
+ours = lambda: {m for m in sys.modules if m.startswith("airflow_ordo_hooks")}
+before = ours()
+now = datetime.now(timezone.utc)
+ti = SimpleNamespace(dag_id="coffee", task_id="brew", run_id="r1", map_index=-1, try_number=1, max_tries=0,
+                     state="success", start_date=now, log_url="http://localhost:8080/log")
+context = {"ti": ti, "task": SimpleNamespace(retries=0), "exception": None,
+           "dag_run": SimpleNamespace(run_type="manual", conf={}, start_date=now, run_after=now, dag_id="coffee", run_id="r1")}
+job_event.PrepareEvents()(context)
+[t.join(10) for t in threading.enumerate() if t.name == "ordo-hooks-prepare"]
+prepared = ours()
+job_event.fire(["on_success"], hooks, context)
+print(json.dumps({"prepared": sorted(prepared - before), "fired": sorted(ours() - prepared)}))
+'''
+
+
+def test_a_prepared_try_imports_nothing_of_the_package_when_its_event_fires(receiver, monkeypatch):
+    """What an event's callbacks import is imported while the try runs, so its webhook leaves without waiting for it."""
+    import subprocess
+    import sys
+
+    from airflow_ordo_hooks.callbacks.job_event import WHEN_FIRED
+    from airflow_ordo_hooks.testing.receiver import Respond
+
+    monkeypatch.setenv("AIRFLOW_CONN_LEDGER_HERE", json.dumps(
+        {"conn_type": "http", "host": "127.0.0.1", "port": receiver.port, "extra": {"token": "t"}}))
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__API_CONN_ID", "ledger_here")
+    receiver.script("/ordo-hooks/api/v1/deliveries", Respond(body=b'{"deliveries": []}'))
+    done = subprocess.run([sys.executable, "-c", _PREPARED_THEN_FIRED, receiver.url("/event")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    modules = json.loads(done.stdout.splitlines()[-1])
+    assert set(WHEN_FIRED) <= set(modules["prepared"])
+    assert modules["fired"] == []
+    assert [r.path for r in receiver.requests] == ["/event", "/ordo-hooks/api/v1/deliveries"]
