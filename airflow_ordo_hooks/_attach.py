@@ -63,7 +63,7 @@ def _is_trigger_task(task: Any) -> bool:
     return module is not None and isinstance(task, module.TriggerJobOperator)
 
 
-_OURS = (JobEventCallback, RecoverEarlierTries)
+_OURS = (JobEventCallback, RecoverEarlierTries, PrepareEvents)
 
 
 def _callbacks_for(hooks: Hooks) -> dict[str, Any]:
@@ -75,7 +75,7 @@ def _callbacks_for(hooks: Hooks) -> dict[str, Any]:
     # first, while the try runs, import what its events will need; then, under dag.test(), copy
     # what the try writes to the console for its payloads' log; then the events of a try killed
     # before its callbacks ran: recovered when the next try starts (and when the run settles)
-    callbacks["on_execute_callback"] = [PrepareEvents(), CopyTryOutput(), RecoverEarlierTries(hooks)]
+    callbacks["on_execute_callback"] = [PrepareEvents(hooks), CopyTryOutput(), RecoverEarlierTries(hooks)]
     # a skipped try runs none of the callbacks above that stop the copy
     callbacks["on_skipped_callback"] = [StopTryOutputCopy()]
     return callbacks

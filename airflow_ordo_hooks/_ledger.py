@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_ordo_hooks import _settings
@@ -114,26 +114,90 @@ def in_use() -> bool:
     return found
 
 
-def client(deadline: float | None) -> AirflowApiHook:
-    """The ledger's client: the API connection read and its token got, every request bounded by ``deadline``. Raises what the API raises."""
-    return _api(deadline)
+PREPARE_AFTER = 1.0
+"""
+Seconds into a try before its API connection is looked up and its ledger client made
+(:func:`prepare_client`). A try that ends sooner does both itself, the client once its webhooks are
+sent: done while the try ends, they would compete with the try's own state report (for the one
+channel to the supervisor, the API server, and the process) and delay the webhook; a longer try
+has them ready, and records its deliveries with one request.
+"""
+PREPARED_MAX_AGE = 300.0
+"""Seconds a client made while the try ran is used for: its token is fresh enough."""
+_prepared: list[tuple[Future[AirflowApiHook | None], float]] = []
 
 
-def client_in_background(deadline: float | None) -> Future[AirflowApiHook]:
-    """:func:`client`, made in a thread of its own while the caller goes on (sends its webhooks)."""
+def prepare_client(after: float = PREPARE_AFTER, *, client: bool = True) -> Callable[[], None]:
+    """
+    Say that this try's ledger client is to be made, and return what makes it ``after`` seconds
+    from now (to run in a thread while the try runs) unless :func:`prepared_client` has been asked
+    for it by then: that hands it over (waiting for it if it is being made) rather than another
+    being made. It looks the API connection up first (:func:`in_use`), and is ``None`` if the
+    ledger is not in use, or if ``client`` is false (then only the connection is looked up).
+    """
     from concurrent.futures import Future
-    import threading
 
-    future: Future[AirflowApiHook] = Future()
+    future: Future[AirflowApiHook | None] = Future()
+    began = time.monotonic()
+    _prepared[:] = [(future, began)]
 
     def make() -> None:
+        time.sleep(max(began + after - time.monotonic(), 0.0))
+        if not future.set_running_or_notify_cancel():  # the try ended first
+            return
         try:
-            future.set_result(_api(deadline))
-        except BaseException as exc:  # the caller's record() says it, as if it had made the client itself
+            future.set_result(_api(None) if in_use() and client else None)
+        except BaseException as exc:
             future.set_exception(exc)
 
-    threading.Thread(target=make, name="ordo-hooks-ledger-client", daemon=True).start()
-    return future
+    return make
+
+
+def forget_prepared() -> None:
+    """No client is to be made for this try after all (:func:`prepare_client`'s maker will not run)."""
+    _prepared.clear()
+
+
+def prepared_client() -> Future[AirflowApiHook | None] | None:
+    """
+    The client :func:`prepare_client` is making, or made (once), to pass to :func:`record` or
+    :func:`existing` as ``api``, which wait for it; ``None`` if there is none, if it was not begun
+    yet (it then never is), or if it was begun more than :data:`PREPARED_MAX_AGE` ago.
+    """
+    if not _prepared:
+        return None
+    future, when = _prepared.pop()
+    if future.cancel():  # not begun: the caller makes its own once it has sent its webhooks
+        return None
+    return future if time.monotonic() - when <= PREPARED_MAX_AGE + PREPARE_AFTER else None
+
+
+def _resolve(api: AirflowApiHook | Future[AirflowApiHook | None] | None, deadline: float | None) -> AirflowApiHook:
+    """``api`` itself; or, for one being made, it once made, its requests bounded by ``deadline``; else a new client."""
+    if api is not None and hasattr(api, "result"):
+        try:
+            made = api.result(timeout=None if deadline is None else max(deadline - time.monotonic(), 0.0))
+        except Exception as exc:  # make one here
+            log.info("airflow-ordo-hooks: the ledger's client made beforehand failed (%s); making another", exc)
+            made = None
+        if made is not None:
+            import dataclasses
+
+            made.deadline = deadline
+            if deadline is not None:
+                budget = max(min(made.policy.budget, deadline - time.monotonic()), 0.01)
+                made.policy = dataclasses.replace(made.policy, budget=budget)
+        api = made
+    return api or _api(deadline)
+
+
+def client(deadline: float | None, prepared: Future[AirflowApiHook | None] | None = None) -> AirflowApiHook:
+    """
+    The ledger's client: the API connection read and its token got, every request bounded by
+    ``deadline``; ``prepared`` (:func:`prepared_client`) once made, if given and it works. Raises
+    what the API raises.
+    """
+    return _resolve(prepared, deadline)
 
 
 def _api(deadline: float | None) -> AirflowApiHook:
@@ -148,12 +212,16 @@ def _api(deadline: float | None) -> AirflowApiHook:
 
 
 def record(
-    items: Sequence[Mapping[str, Any]], *, deadline: float | None = None, api: AirflowApiHook | Future[AirflowApiHook] | None = None
+    items: Sequence[Mapping[str, Any]],
+    *,
+    deadline: float | None = None,
+    api: AirflowApiHook | Future[AirflowApiHook | None] | None = None,
 ) -> bool:
     """
     Hand ``items`` to the ledger; never raises.
 
-    :param api: the client to use (or one being made: :func:`client_in_background`); a new one if ``None``.
+    :param api: the client to use, or one being made (:func:`prepared_client`), waited for; a new
+        one if ``None``.
 
     :return: whether the ledger took them all (``False``: not in use, or the API server could not
         be reached in time; the caller then keeps what failed to itself).
@@ -161,9 +229,7 @@ def record(
     if not items:
         return True
     try:
-        if api is not None and not hasattr(api, "record_deliveries"):  # a future
-            api = api.result(timeout=None if deadline is None else max(deadline - time.monotonic(), 0.0))
-        api = api or _api(deadline)
+        api = _resolve(api, deadline)
         for batch in _batches(items):
             api.record_deliveries(batch)
     except Exception as exc:
@@ -190,11 +256,15 @@ def _batches(items: Sequence[Mapping[str, Any]]) -> list[list[dict[str, Any]]]:
 
 
 def existing(
-    webhook_ids: Iterable[str], *, dag_id: str, deadline: float | None = None, api: AirflowApiHook | None = None
+    webhook_ids: Iterable[str],
+    *,
+    dag_id: str,
+    deadline: float | None = None,
+    api: AirflowApiHook | Future[AirflowApiHook | None] | None = None,
 ) -> set[str]:
     """The ids among ``webhook_ids`` that the ledger holds as deliveries of ``dag_id``. Raises what the API raises."""
     ids = list(dict.fromkeys(webhook_ids))
-    api = api or _api(deadline)
+    api = _resolve(api, deadline)
     found: set[str] = set()
     for start in range(0, len(ids), 5000):
         found |= api.existing_deliveries(ids[start : start + 5000], dag_id=dag_id)

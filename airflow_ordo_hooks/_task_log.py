@@ -35,7 +35,7 @@ CATCH_UP_TIMEOUT = 2.0
 
 _POLL = 0.02
 _SETTLED_POLLS = 3  # the file has stopped growing once its size is the same this many polls in a row
-_DRAIN_POLL = 0.002  # while the supervisor reads what is left in a socket, and writes the marker
+_DRAIN_POLL = 0.0005  # while the supervisor reads what is left in a socket, and writes the marker (about 1 ms)
 _EXIT_FIELDS = ("signal", "signal_name", "exit_code")
 _MARKER = "airflow-ordo-hooks: reading this try's log"
 _MARKER_LINE = re.compile(re.escape(_MARKER) + r" \[[0-9a-f]{12}\]")
@@ -48,13 +48,20 @@ def _template(source: str) -> Any:
     return Template(source)  # compiling costs a millisecond: once per process
 
 
+def log_file_template() -> Any:
+    """``[logging] log_filename_template``, compiled (once a process)."""
+    from airflow.sdk import conf
+
+    return _template(conf.get("logging", "log_filename_template"))
+
+
 def log_file(ti: Any) -> Path | None:
     """Where Airflow's file task handler writes this try's log, if it has written one."""
     try:
         from airflow.sdk import conf
 
         base = conf.get("logging", "base_log_folder")
-        relative = _template(conf.get("logging", "log_filename_template")).render(ti=ti, try_number=ti.try_number)
+        relative = log_file_template().render(ti=ti, try_number=ti.try_number)
     except Exception:
         return None
     path = Path(base, relative)

@@ -156,15 +156,14 @@ def _ledger_with_login_at(receiver, monkeypatch) -> None:
     monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__API_CONN_ID", "ledger_login")
 
 
-def test_a_success_gets_its_ledger_token_while_its_webhook_is_sent(receiver, monkeypatch):
-    """The ledger's client (connection, token) is made beside the delivery, not after it: the slot does not pay for both in turn."""
+def test_a_success_sends_its_webhook_before_asking_for_the_ledgers_token(receiver, monkeypatch):
+    """With no client made while the try ran, the token is asked for once the webhook has its answer: nothing competes with it."""
     from airflow_ordo_hooks._hooks_config import parse_hooks
     from airflow_ordo_hooks.callbacks.job_event import fire
     from airflow_ordo_hooks.testing.receiver import Respond
 
     _ledger_with_login_at(receiver, monkeypatch)
-    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__INLINE_BUDGET", "5")
-    receiver.script("/slow", Respond(200, delay=2.0))
+    receiver.script("/slow", Respond(200, delay=0.5))
     receiver.script("/auth/token", Respond(201, body=b'{"access_token": "tok"}'))
     receiver.script("/ordo-hooks/api/v1/deliveries", Respond(body=b'{"deliveries": []}'))
     context = _context()
@@ -172,12 +171,11 @@ def test_a_success_gets_its_ledger_token_while_its_webhook_is_sent(receiver, mon
 
     fire(["on_success"], parse_hooks({"on_success": {"notify_webhook": [receiver.url("/slow")]}}), context)
 
-    by_path = {r.path: r for r in receiver.requests}
-    assert sorted(by_path) == ["/auth/token", "/ordo-hooks/api/v1/deliveries", "/slow"]
-    # sequential, the token would be asked for once the webhook had its answer, 2 s after it was received
-    assert by_path["/auth/token"].received_at < by_path["/slow"].received_at + 1.0
-    assert by_path["/ordo-hooks/api/v1/deliveries"].header("authorization") == "Bearer tok"
-    assert by_path["/ordo-hooks/api/v1/deliveries"].json["deliveries"][0]["outcome"] == "delivered"
+    assert [r.path for r in receiver.requests] == ["/slow", "/auth/token", "/ordo-hooks/api/v1/deliveries"]
+    slow, token, recorded = receiver.requests
+    assert token.received_at >= slow.received_at + 0.5
+    assert recorded.header("authorization") == "Bearer tok"
+    assert recorded.json["deliveries"][0]["outcome"] == "delivered"
 
 
 def test_a_failure_asks_for_one_token_for_what_the_ledger_holds_and_for_recording(receiver, monkeypatch):
@@ -196,8 +194,9 @@ def test_a_failure_asks_for_one_token_for_what_the_ledger_holds_and_for_recordin
         "/auth/token", "/ordo-hooks/api/v1/deliveries/existing", "/event", "/ordo-hooks/api/v1/deliveries"]
 
 
-def test_a_ledger_client_that_cannot_be_made_in_the_background_is_reported_not_raised(monkeypatch, caplog):
-    port = _free_port()  # nothing listens there: the token cannot be had
+def test_a_ledger_client_made_beforehand_that_failed_is_reported_not_raised(monkeypatch, caplog):
+    port = _free_port()  # nothing listens there: the token cannot be had, beforehand or then
+    monkeypatch.setattr(_ledger, "_prepared", [])
     monkeypatch.setenv("AIRFLOW_CONN_LEDGER_DOWN", json.dumps(
         {"conn_type": "http", "host": "127.0.0.1", "port": port, "login": "admin", "password": "pw"}))
     monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__API_CONN_ID", "ledger_down")
@@ -208,7 +207,47 @@ def test_a_ledger_client_that_cannot_be_made_in_the_background_is_reported_not_r
         webhook_id="msg_z", dag_id="d", run_id="r", task_id="t", map_index=-1, try_number=1, event="on_success",
         action="notify_webhook", target="https://example.com/x", body=b"{}", source="callback",
     )
-    future = _ledger.client_in_background(time.monotonic() + 5)
-    with caplog.at_level(logging.WARNING, logger="airflow_ordo_hooks._ledger"):
-        assert _ledger.record([item], deadline=time.monotonic() + 5, api=future) is False
-    assert "did not take 1 delivery" in caplog.text
+    _ledger.prepare_client(after=0)()
+    with caplog.at_level(logging.INFO, logger="airflow_ordo_hooks._ledger"):
+        assert _ledger.record([item], deadline=time.monotonic() + 5, api=_ledger.prepared_client()) is False
+    assert "made beforehand failed" in caplog.text and "did not take 1 delivery" in caplog.text
+
+
+def test_a_success_looks_the_ledgers_connection_up_only_after_its_webhook_left(receiver, monkeypatch):
+    """In a task process, looking a connection up is a round trip through the supervisor: not before the webhook."""
+    import time
+
+    from airflow_ordo_hooks._hooks_config import parse_hooks
+    from airflow_ordo_hooks.callbacks.job_event import fire
+    from airflow_ordo_hooks.testing.receiver import Respond
+
+    _ledger_at(receiver, monkeypatch)
+    receiver.script("/ordo-hooks/api/v1/deliveries", Respond(body=b'{"deliveries": []}'))
+    looked_up = []
+    in_use = _ledger.in_use
+    monkeypatch.setattr(_ledger, "in_use", lambda: looked_up.append(time.time()) or in_use())
+    context = _context()
+    context["ti"].state, context["exception"] = "success", None
+
+    fire(["on_success"], parse_hooks({"on_success": {"notify_webhook": [receiver.url("/event")]}}), context)
+
+    assert [r.path for r in receiver.requests] == ["/event", "/ordo-hooks/api/v1/deliveries"]
+    assert len(looked_up) == 1 and looked_up[0] > receiver.requests[0].received_at
+
+
+def test_without_the_ledgers_connection_a_failed_delivery_is_retried_within_the_delivery_budget(receiver, monkeypatch):
+    """The ledger is on by default; without its connection, the inline budget does not cut a delivery's own retries short."""
+    from airflow_ordo_hooks._hooks_config import parse_hooks
+    from airflow_ordo_hooks.callbacks.job_event import fire
+    from airflow_ordo_hooks.testing.receiver import Respond
+
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__API_CONN_ID", "no_such_connection_here")
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__INLINE_BUDGET", "0.3")
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__BUDGET", "5")
+    receiver.script("/event", Respond(500, delay=0.4), Respond(200))
+    context = _context()
+    context["ti"].state, context["exception"] = "success", None
+
+    fire(["on_success"], parse_hooks({"on_success": {"notify_webhook": [receiver.url("/event")]}}), context)
+
+    assert [r.path for r in receiver.requests] == ["/event", "/event"]

@@ -11,9 +11,11 @@ event is :mod:`airflow_ordo_hooks._events`'s table.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
+import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -79,46 +81,75 @@ WHEN_FIRED = (
 class PrepareEvents:
     """
     A hooked task's first execute callback: while the try runs, a thread imports what its event
-    callbacks will need (:data:`WHEN_FIRED`) and, where the try runs under a supervisor, looks the
-    ledger's connection up, so that when the try ends its webhook leaves without waiting for them
-    (about 10 ms a try, on the path from the task's end to the receiver). Importing twice is safe:
-    a callback that fires first waits for the thread's import of the same module.
+    callbacks will need (:data:`WHEN_FIRED`) and, where the try runs under a supervisor and still
+    runs a second in (``_ledger.PREPARE_AFTER``), looks the ledger's connection up and, for a task
+    with ``on_success`` webhooks (the outcome most tries have), makes the ledger's client (a token
+    from the API server), so that when the try ends its webhook leaves at once and its delivery is
+    recorded with one request.
+    Importing twice is safe: a callback that fires first waits for the thread's import of the same
+    module.
+
+    :param hooks: the task's hooks.
     """
+
+    def __init__(self, hooks: Hooks) -> None:
+        self.hooks = hooks
 
     def __call__(self, context: Mapping[str, Any]) -> None:
         try:
             import threading
 
-            supervised = _supervised(context)
-            threading.Thread(target=_prepare, args=(supervised,), name="ordo-hooks-prepare", daemon=True).start()
-        except Exception:  # the callbacks then import for themselves
+            make_client = None
+            supervised = _supervised()
+            if supervised:
+                from airflow_ordo_hooks import _ledger
+
+                success_sends = any(a.action != "trigger_job" for a in self.hooks.for_event("on_success"))
+                make_client = _ledger.prepare_client(client=success_sends)
+            threading.Thread(target=_prepare, args=(supervised, make_client), name="ordo-hooks-prepare", daemon=True).start()
+        except Exception:  # the callbacks then import, and make the ledger's client, for themselves
             log.debug("airflow-ordo-hooks: could not prepare this try's events", exc_info=True)
+            if "airflow_ordo_hooks._ledger" in sys.modules:
+                sys.modules["airflow_ordo_hooks._ledger"].forget_prepared()
 
     def __repr__(self) -> str:
-        return "PrepareEvents()"
+        return f"PrepareEvents({len(self.hooks.actions)} actions)"
 
 
-def _supervised(context: Mapping[str, Any]) -> bool:
+def _supervised() -> bool:
     """Whether the try runs in a task process of its own, under Airflow's supervisor (not ``dag.test()``): its stdout is a socket to it."""
-    import sys
-
     from airflow_ordo_hooks._task_log import _socket_fd
 
     return _socket_fd(sys.stdout) is not None
 
 
-def _prepare(supervised: bool) -> None:
+PREPARING_SWITCH_INTERVAL = 0.0005
+"""
+Seconds the preparing thread holds the interpreter at a time (Python's default is 0.005): a short
+try ends while it still imports, and the try's own thread, reporting its state and running its
+callbacks, then waits for the interpreter a tenth as long.
+"""
+
+
+def _prepare(supervised: bool, make_client: Callable[[], None] | None) -> None:
     import importlib
 
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, PREPARING_SWITCH_INTERVAL))
     try:
         for name in WHEN_FIRED:
             importlib.import_module(name)
-        if supervised:  # one round trip to the supervisor, remembered for a minute
-            from airflow_ordo_hooks import _ledger
+        if supervised:
+            from airflow_ordo_hooks import _task_log
 
-            _ledger.in_use()
+            _task_log.log_file_template()  # compiled once a process
     except Exception:
         log.debug("airflow-ordo-hooks: could not prepare this try's events", exc_info=True)
+    finally:
+        if sys.getswitchinterval() == min(interval, PREPARING_SWITCH_INTERVAL):  # unless someone else set it meanwhile
+            sys.setswitchinterval(interval)
+    if make_client is not None:  # the connection, then a token, if the try still runs a second in; never raises
+        make_client()
 
 
 def is_run_context(context: Mapping[str, Any]) -> bool:
@@ -247,9 +278,11 @@ def _fire(events: list[str], hooks: Hooks, context: Mapping[str, Any], per_attem
         deadline = time.monotonic() + _settings.task_callback_seconds()
 
     configured = DeliveryPolicy.from_airflow_config()
-    ledger = _ledger.in_use()
+    # whether the ledger is in use (its connection looked up) is asked once it matters: after a
+    # success's webhooks are sent, before a failure's (which asks the ledger what it holds)
+    ledger = functools.cache(_ledger.in_use) if _settings.get("ledger") else lambda: False
     # with the ledger, what a try's slot pays for its events is bounded by the inline budget, the hand-off included
-    inline_end = time.monotonic() + _settings.get("inline_budget") - HAND_OFF_RESERVE if ledger else deadline
+    inline_end = time.monotonic() + _settings.get("inline_budget") - HAND_OFF_RESERVE if _settings.get("ledger") else deadline
     run_level = is_run_context(context)
     log_text = None if run_level else event_log(context, _settings.get("log_max_chars"))  # read once for all events
     for event in events:
@@ -290,7 +323,7 @@ def _deliver(
     context: Mapping[str, Any],
     configured: Any,
     deadline: float,
-    ledger: bool,
+    ledger: Callable[[], bool],
     inline_end: float,
 ) -> None:
     """
@@ -307,13 +340,13 @@ def _deliver(
     facts = event_facts(context)
     ids = [_event_id.webhook_id(**facts, event=event, target=action.target) for action, _ in sends]
     api: Any = None  # the ledger's client: one for the event, its connection and token got once
-    if ledger and (event != "on_success" or is_run_context(context)):
+    if (event != "on_success" or is_run_context(context)) and ledger():
         # A failure can be reported more than once: the scheduler asks the DAG processor to run a
         # try's failure callbacks both when its heartbeat times out and when the executor's report
         # disagrees, and a run's sweep may have recovered the event already. What the ledger holds
         # was sent, or will be, by that other path. (A task's on_success runs once, in its process.)
         try:
-            api = _ledger.client(deadline)
+            api = _ledger.client(deadline, _ledger.prepared_client())
             held = _ledger.existing(ids, dag_id=facts["dag_id"], deadline=deadline, api=api)
         except Exception as exc:  # cannot ask: send, at least once
             log.info("airflow-ordo-hooks: could not ask the ledger what %s already holds (%s)", event, exc)
@@ -325,12 +358,17 @@ def _deliver(
             if not sends:
                 return
     bodies = [encode(payload) for _, payload in sends]
-    budget = min(configured.budget, deadline - time.monotonic(), inline_end - time.monotonic())
+    started = time.monotonic()
+    budget = min(configured.budget, deadline - started, inline_end - started)
     policy = dataclasses.replace(configured, budget=max(budget, MIN_INLINE_BUDGET))
-    if ledger and api is None:  # its connection and token are got while the webhooks are sent
-        api = _ledger.client_in_background(deadline)
+    if api is None:  # made while the try ran; else made once the webhooks are sent
+        api = _ledger.prepared_client()
     records = deliver_all([(a.target, body, wid) for (a, _), body, wid in zip(sends, bodies, ids)], policy=policy)
-    if not ledger:
+    if not ledger():  # what failed is retried within the callback's own time, up to the delivery budget
+        retry = [(a.target, body, wid) for (a, _), body, wid, r in zip(sends, bodies, ids, records) if not r.ok]
+        left = min(configured.budget - (time.monotonic() - started), deadline - time.monotonic())
+        if retry and left > MIN_INLINE_BUDGET:
+            deliver_all(retry, policy=dataclasses.replace(configured, budget=left))
         return
     by = "dag-processor" if is_run_context(context) else "worker"
     items = [
