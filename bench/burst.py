@@ -51,6 +51,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bench._deployment import OwnDagFile
 from tests.system.deployments import CeleryDeployment, utc
 
 HERE = Path(__file__).resolve().parent
@@ -135,40 +136,23 @@ def log_key(path: Path) -> tuple[str, int, int] | None:
 
 
 # -- the deployment ------------------------------------------------------------------------------------
-class BurstDeployment(CeleryDeployment):
-    """
-    The harness's Celery deployment as the benchmark runs it: its DAG processor reads a folder of
-    the benchmark's own holding only :data:`DAG_FILE` (the harness still copies its DAG files into
-    ``dags_folder`` as it starts; nothing reads them there), and no deployment-wide hooks file.
-    """
+class BurstDeployment(OwnDagFile, CeleryDeployment):
+    """The harness's Celery deployment as the benchmark runs it: :data:`DAG_FILE` alone."""
+
+    dag_file = DAG_FILE
+    dag_ids = frozenset(DAGS.values())
 
     def __init__(self, home: Path, receiver_url: str, *, instances: int) -> None:
         super().__init__(home, receiver_url)
-        self.burst_dags = home / "burst-dags"
         self.instances = instances
 
     def environment(self) -> dict[str, str]:
         env = super().environment()
-        env.pop("AIRFLOW__ORDO_HOOKS__HOOKS_FILE", None)  # the harness's on_success hook on every DAG
         env.update(
-            AIRFLOW__CORE__DAGS_FOLDER=str(self.burst_dags),
             AIRFLOW__CORE__MAX_MAP_LENGTH=str(max(1024, self.instances)),
             ORDO_HOOKS_BENCH_BURST=str(self.instances),
         )
         return env
-
-    def start(self) -> None:
-        self.burst_dags.mkdir(parents=True, exist_ok=True)
-        shutil.copy(DAG_FILE, self.burst_dags / DAG_FILE.name)
-        super().start()
-
-    def _dag_files_parsed(self) -> bool:
-        errors = self.get("/api/v2/importErrors", params={"limit": 100})["import_errors"]
-        ours = [e for e in errors if Path(e.get("filename") or "").name == DAG_FILE.name]
-        if ours:
-            raise RuntimeError(f"{DAG_FILE.name} failed to import:\n" + "\n".join(e["stack_trace"] for e in ours))
-        parsed = {d["dag_id"] for d in self.get("/api/v2/dags", params={"limit": 1000})["dags"]}
-        return set(DAGS.values()) <= parsed
 
     def api_server_cpu(self) -> float:
         """CPU seconds (user and system) of the ``airflow api-server`` process and its children, those ended included."""

@@ -57,6 +57,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench._deployment import OwnDagFile
 from tests.system.deployments import CeleryDeployment, StandaloneDeployment
 
 HERE = Path(__file__).resolve().parent
@@ -389,47 +390,28 @@ def _ratio(value: float | None) -> str:
 
 
 # -- the deployments ----------------------------------------------------------------------------------
-class _LiveDeployment:
-    """
-    A harness deployment as the benchmark runs it: its DAG processor reads a folder of the
-    benchmark's own, holding only :data:`DAG_FILE` (the harness copies its DAG files into
-    ``dags_folder`` as it starts; nothing reads them here), no deployment-wide hooks file, and the
-    instrument first on ``PYTHONPATH``.
-    """
+class _LiveDeployment(OwnDagFile):
+    """A harness deployment as the benchmark runs it: :data:`DAG_FILE` alone, and the instrument first on ``PYTHONPATH``."""
 
     label = ""
+    dag_file = DAG_FILE
+    dag_ids = frozenset(dag_id for dags in VARIANTS.values() for dag_id in dags.values())
 
     def __init__(self, home: Path, receiver_url: str, *, shape: str) -> None:
-        super().__init__(home, receiver_url)
-        self.live_dags = home / "live-dags"
+        super().__init__(home, receiver_url)  # type: ignore[call-arg]
         self.timings = home / "timings.jsonl"
         self.shape = shape
 
     def environment(self) -> dict[str, str]:
         env = super().environment()
-        env.pop("AIRFLOW__ORDO_HOOKS__HOOKS_FILE", None)  # the harness's on_success hook on every DAG
         env.pop("PYTHONDONTWRITEBYTECODE", None)  # a deployment keeps compiled bytecode
         env.update(
-            AIRFLOW__CORE__DAGS_FOLDER=str(self.live_dags),
             PYTHONPATH=os.pathsep.join(filter(None, [str(SITE), env.get("PYTHONPATH")])),
             ORDO_HOOKS_BENCH_SHAPE=self.shape,
             ORDO_HOOKS_BENCH_TASKS=str(TASKS),
             **{TIMINGS_VARIABLE: str(self.timings)},
         )
         return env
-
-    def start(self) -> None:
-        self.live_dags.mkdir(parents=True, exist_ok=True)
-        shutil.copy(DAG_FILE, self.live_dags / DAG_FILE.name)
-        super().start()
-
-    def _dag_files_parsed(self) -> bool:
-        errors = self.get("/api/v2/importErrors", params={"limit": 100})["import_errors"]
-        ours = [e for e in errors if Path(e.get("filename") or "").name == DAG_FILE.name]
-        if ours:
-            raise RuntimeError(f"{DAG_FILE.name} failed to import:\n" + "\n".join(e["stack_trace"] for e in ours))
-        parsed = {d["dag_id"] for d in self.get("/api/v2/dags", params={"limit": 1000})["dags"]}
-        return {dag_id for dags in VARIANTS.values() for dag_id in dags.values()} <= parsed
 
 
 class LiveStandalone(_LiveDeployment, StandaloneDeployment):
