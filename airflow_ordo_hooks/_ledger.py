@@ -19,7 +19,7 @@ from airflow_ordo_hooks import _settings
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-    from airflow_ordo_hooks.hooks.airflow_api import AirflowApiHook
+    from airflow_ordo_hooks.hooks.airflow_api import AirflowApiHook, DeliveryPolicy
     from airflow_ordo_hooks.hooks.webhook import DeliveryRecord
 
 log = logging.getLogger(__name__)
@@ -172,8 +172,12 @@ def prepared_client() -> Future[AirflowApiHook | None] | None:
     return future if time.monotonic() - when <= PREPARED_MAX_AGE + PREPARE_AFTER else None
 
 
-def _resolve(api: AirflowApiHook | Future[AirflowApiHook | None] | None, deadline: float | None) -> AirflowApiHook:
-    """``api`` itself; or, for one being made, it once made, its requests bounded by ``deadline``; else a new client."""
+def client(deadline: float | None, api: AirflowApiHook | Future[AirflowApiHook | None] | None = None) -> AirflowApiHook:
+    """
+    The ledger's client, every request bounded by ``deadline``: ``api`` itself; or, for one being
+    made (:func:`prepared_client`), it once made, if that worked; else a new one (the API
+    connection read and its token got). Raises what the API raises.
+    """
     if api is not None and hasattr(api, "result"):
         try:
             made = api.result(timeout=None if deadline is None else max(deadline - time.monotonic(), 0.0))
@@ -181,34 +185,24 @@ def _resolve(api: AirflowApiHook | Future[AirflowApiHook | None] | None, deadlin
             log.info("airflow-ordo-hooks: the ledger's client made beforehand failed (%s); making another", exc)
             made = None
         if made is not None:
-            import dataclasses
-
-            made.deadline = deadline
-            if deadline is not None:
-                budget = max(min(made.policy.budget, deadline - time.monotonic()), 0.01)
-                made.policy = dataclasses.replace(made.policy, budget=budget)
+            made.deadline, made.policy = deadline, _bounded(made.policy, deadline)
         api = made
     return api or _api(deadline)
 
 
-def client(deadline: float | None, prepared: Future[AirflowApiHook | None] | None = None) -> AirflowApiHook:
-    """
-    The ledger's client: the API connection read and its token got, every request bounded by
-    ``deadline``; ``prepared`` (:func:`prepared_client`) once made, if given and it works. Raises
-    what the API raises.
-    """
-    return _resolve(prepared, deadline)
+def _bounded(policy: DeliveryPolicy, deadline: float | None) -> DeliveryPolicy:
+    """``policy`` with its budget cut to what is left until ``deadline``."""
+    if deadline is None:
+        return policy
+    import dataclasses
+
+    return dataclasses.replace(policy, budget=max(min(policy.budget, deadline - time.monotonic()), 0.01))
 
 
 def _api(deadline: float | None) -> AirflowApiHook:
     from airflow_ordo_hooks.hooks.airflow_api import AirflowApiHook, DeliveryPolicy
 
-    policy = DeliveryPolicy.from_airflow_config()
-    if deadline is not None:
-        import dataclasses
-
-        policy = dataclasses.replace(policy, budget=max(min(policy.budget, deadline - time.monotonic()), 0.01))
-    return AirflowApiHook(_settings.get("api_conn_id"), policy=policy, deadline=deadline)
+    return AirflowApiHook(_settings.get("api_conn_id"), policy=_bounded(DeliveryPolicy.from_airflow_config(), deadline), deadline=deadline)
 
 
 def record(
@@ -229,7 +223,7 @@ def record(
     if not items:
         return True
     try:
-        api = _resolve(api, deadline)
+        api = client(deadline, api)
         for batch in _batches(items):
             api.record_deliveries(batch)
     except Exception as exc:
@@ -264,7 +258,7 @@ def existing(
 ) -> set[str]:
     """The ids among ``webhook_ids`` that the ledger holds as deliveries of ``dag_id``. Raises what the API raises."""
     ids = list(dict.fromkeys(webhook_ids))
-    api = _resolve(api, deadline)
+    api = client(deadline, api)
     found: set[str] = set()
     for start in range(0, len(ids), 5000):
         found |= api.existing_deliveries(ids[start : start + 5000], dag_id=dag_id)

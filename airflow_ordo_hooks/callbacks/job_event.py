@@ -96,21 +96,20 @@ class PrepareEvents:
         self.hooks = hooks
 
     def __call__(self, context: Mapping[str, Any]) -> None:
-        try:
-            import threading
+        import threading
 
+        from airflow_ordo_hooks import _ledger
+
+        try:
             make_client = None
             supervised = _supervised()
             if supervised:
-                from airflow_ordo_hooks import _ledger
-
                 success_sends = any(a.action != "trigger_job" for a in self.hooks.for_event("on_success"))
                 make_client = _ledger.prepare_client(client=success_sends)
             threading.Thread(target=_prepare, args=(supervised, make_client), name="ordo-hooks-prepare", daemon=True).start()
         except Exception:  # the callbacks then import, and make the ledger's client, for themselves
             log.debug("airflow-ordo-hooks: could not prepare this try's events", exc_info=True)
-            if "airflow_ordo_hooks._ledger" in sys.modules:
-                sys.modules["airflow_ordo_hooks._ledger"].forget_prepared()
+            _ledger.forget_prepared()
 
     def __repr__(self) -> str:
         return f"PrepareEvents({len(self.hooks.actions)} actions)"
@@ -280,9 +279,10 @@ def _fire(events: list[str], hooks: Hooks, context: Mapping[str, Any], per_attem
     configured = DeliveryPolicy.from_airflow_config()
     # whether the ledger is in use (its connection looked up) is asked once it matters: after a
     # success's webhooks are sent, before a failure's (which asks the ledger what it holds)
-    ledger = functools.cache(_ledger.in_use) if _settings.get("ledger") else lambda: False
+    wanted = _settings.get("ledger")
+    ledger = functools.cache(_ledger.in_use) if wanted else lambda: False
     # with the ledger, what a try's slot pays for its events is bounded by the inline budget, the hand-off included
-    inline_end = time.monotonic() + _settings.get("inline_budget") - HAND_OFF_RESERVE if _settings.get("ledger") else deadline
+    inline_end = time.monotonic() + _settings.get("inline_budget") - HAND_OFF_RESERVE if wanted else deadline
     run_level = is_run_context(context)
     log_text = None if run_level else event_log(context, _settings.get("log_max_chars"))  # read once for all events
     for event in events:
