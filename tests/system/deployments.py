@@ -36,6 +36,7 @@ import requests
 SYSTEM_DIR = Path(__file__).resolve().parent
 SYSTEM_DAGS = SYSTEM_DIR / "dags"
 EXAMPLE_DAGS = SYSTEM_DIR.parent.parent / "example_dags"
+LOCAL_SITE = SYSTEM_DIR / "local_site"  # on the local deployment's PYTHONPATH: how long each process waits for SQLite
 
 
 def dag_files() -> list[Path]:
@@ -145,16 +146,17 @@ def _group_alive(pgid: int) -> list[int]:
 SCHEDULER_STALLED = 120.0
 """Seconds without a scheduler heartbeat after which a waited-on run is failed at once (see ``Deployment.components_down``)."""
 
+
 class Deployment:
     """A running Airflow deployment and a REST API v2 client for it; a subclass says what runs."""
 
     kind = ""
     executor = ""
     start_script = ""
-    request_timeout = 15.0
-    """Seconds a REST API call may take before the harness gives up on it."""
     """A bash script, run from the home with the deployment's environment, that starts every component
     and exits as soon as one of them does; ``{name}`` fields are filled from ``script_fields()``."""
+    request_timeout = 15.0
+    """Seconds a REST API call may take before the harness gives up on it."""
 
     def __init__(self, home: Path, receiver_url: str) -> None:
         self.home = home
@@ -324,7 +326,7 @@ class Deployment:
         Whether the scheduler has stopped heartbeating for :data:`SCHEDULER_STALLED` seconds
         (``""``: no), and since when: one that died (it meets "database is locked" and exits its
         loop) leaves the rest of the deployment up, and every run would sit queued until its test's
-        timeout, test after test. A scheduler that waits out SQLite's lock (60 s) is not dead.
+        timeout, test after test. A scheduler that waits out SQLite's lock (up to 60 s) is not dead.
         """
         beat = (self.get("/api/v2/monitor/health").get("scheduler") or {}).get("latest_scheduler_heartbeat")
         if not beat:
@@ -391,9 +393,10 @@ class Deployment:
 
         On SQLite, Airflow 3.3's API server now and then answers the POST with 500 "Database error"
         while its tasks are busy: the audit-log write waits on SQLite's lock inside the event loop,
-        which stalls the whole server (execution API included) until sqlite3 gives up after 5 s.
-        Seen twice in about twenty runs of the suite, never on PostgreSQL. A user would try again, and
-        so does this, twice.
+        a lock a request that loop must commit may hold, which stalls the whole server (execution
+        API included) until sqlite3 gives up after 5 s (``local_site/sqlite_wait.py``). Seen twice in
+        about twenty runs of the suite, never on PostgreSQL. A user would try again, and so does
+        this, twice.
         """
         self.request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
         body = {"logical_date": None, "conf": conf or {}} | ({"dag_run_id": run_id} if run_id else {})
@@ -524,15 +527,13 @@ class StandaloneDeployment(Deployment):
     kind = "local"
     executor = "LocalExecutor"
     start_script = "exec {airflow} standalone\n"
-    request_timeout = 75.0
-    """Longer than the 60 s the API server waits for SQLite's lock: a call stalled behind it is answered, not dropped."""
-
     def environment(self) -> dict[str, str]:
-        return super().environment() | dict(
-            # SQLite's lock, waited on for 5 s by default, is held longer than that when the DAG
-            # processor, the scheduler and the API server all write at once on two busy cores; a
-            # scheduler that meets "database is locked" exits its loop, and standalone does not restart it.
-            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{self.home}/airflow.db?timeout=60",
+        env = super().environment()
+        return env | dict(
+            # the API server waits 5 s for SQLite's lock, everything else 60 s: see local_site/sqlite_wait.py
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{self.home}/airflow.db",
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS="sqlite_wait.CONNECT_ARGS",
+            PYTHONPATH=os.pathsep.join(filter(None, [str(LOCAL_SITE), env.get("PYTHONPATH")])),
         )
 
     def dag_processor_output(self) -> list[str]:  # standalone prefixes each component's lines with its name
