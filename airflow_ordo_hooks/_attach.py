@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_ordo_hooks import _airflow
 from airflow_ordo_hooks._events import RUN_EVENTS
 from airflow_ordo_hooks._hooks_config import Hooks, parse_hooks
-from airflow_ordo_hooks.callbacks.job_event import JobEventCallback, PrepareEvents
+from airflow_ordo_hooks.callbacks.job_event import JobEventCallback, PrepareEvents, import_early_in_task_process
 from airflow_ordo_hooks.callbacks.recovery import RecoverEarlierTries, RecoverRun
 from airflow_ordo_hooks._task_log import CopyTryOutput, StopTryOutputCopy
 from airflow_ordo_hooks.exceptions import HooksConfigError, OnExitConfigError
@@ -71,6 +71,7 @@ def _callbacks_for(hooks: Hooks) -> dict[str, Any]:
     The callbacks a task with no hooks yet gets, by attribute: one instance each, shared by every
     task a DAG-level ``attach_hooks`` reaches (they hold nothing but ``hooks``).
     """
+    import_early_in_task_process()
     callbacks: dict[str, Any] = {name: [JobEventCallback(change, hooks)] for change, name in _TASK_CALLBACKS.items()}
     # first, while the try runs, import what its events will need; then, under dag.test(), copy
     # what the try writes to the console for its payloads' log; then the events of a try killed

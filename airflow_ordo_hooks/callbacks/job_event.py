@@ -10,12 +10,14 @@ event is :mod:`airflow_ordo_hooks._events`'s table.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
+import os
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -78,10 +80,55 @@ WHEN_FIRED = (
 """What a task's event callbacks import when they fire: :class:`PrepareEvents` imports it while the try runs."""
 
 
+_REQUESTS_IMPORTS_WHEN_SENDING = ("netrc",)
+"""What ``requests`` imports at a session's first request (``trust_env``'s netrc lookup): imported with :data:`WHEN_FIRED`."""
+
+_TASK_PARSE = (os.path.join("execution_time", "task_runner.py"), "parse")
+"""Airflow's task runner's parse of the DAG file, at the start of a task process (file, function)."""
+
+_imports_started: int | None = None
+"""The process (pid) in which :func:`import_early_in_task_process` has started its thread."""
+
+
+def import_early_in_task_process() -> None:
+    """
+    Where the DAG file is being parsed by a task process's start (not by the DAG processor, nor
+    under ``dag.test()``), start importing what the try's events will need, once a process: it
+    then overlaps the rest of the process's start, not the try's end, where a short try would
+    wait on it for the interpreter. The DAG processor parses constantly, and is not slowed.
+    """
+    global _imports_started
+    if _imports_started == os.getpid():
+        return
+    _imports_started = os.getpid()
+    frame = sys._getframe(1)
+    while frame is not None and not (frame.f_code.co_name == _TASK_PARSE[1] and frame.f_code.co_filename.endswith(_TASK_PARSE[0])):
+        frame = frame.f_back
+    if frame is not None:
+        import threading
+
+        threading.Thread(target=_import_quietly, name="ordo-hooks-import", daemon=True).start()
+
+
+def _import_when_fired() -> None:
+    import importlib
+
+    for name in (*WHEN_FIRED, *_REQUESTS_IMPORTS_WHEN_SENDING):
+        importlib.import_module(name)
+
+
+def _import_quietly() -> None:
+    try:
+        _import_when_fired()
+    except Exception:  # the callbacks then import for themselves
+        log.debug("airflow-ordo-hooks: could not import what this try's events need", exc_info=True)
+
+
 class PrepareEvents:
     """
     A hooked task's first execute callback: while the try runs, a thread imports what its event
-    callbacks will need (:data:`WHEN_FIRED`) and, where the try runs under a supervisor and still
+    callbacks will need (:data:`WHEN_FIRED`; in a task process, already begun while the DAG file
+    was parsed: :func:`import_early_in_task_process`) and, where the try runs under a supervisor and still
     runs a second in (``_ledger.PREPARE_AFTER``), looks the ledger's connection up and, for a task
     with ``on_success`` webhooks (the outcome most tries have), makes the ledger's client (a token
     from the API server), so that when the try ends its webhook leaves at once and its delivery is
@@ -131,13 +178,10 @@ callbacks, then waits for the interpreter a tenth as long.
 
 
 def _prepare(supervised: bool, make_client: Callable[[], None] | None) -> None:
-    import importlib
-
     interval = sys.getswitchinterval()
     sys.setswitchinterval(min(interval, PREPARING_SWITCH_INTERVAL))
     try:
-        for name in WHEN_FIRED:
-            importlib.import_module(name)
+        _import_when_fired()
         if supervised:
             from airflow_ordo_hooks import _task_log
 
@@ -264,8 +308,27 @@ def fire(
         return
     from airflow_ordo_hooks import _settings
 
-    with _settings.one_reading():  # one event, one configuration (a callback's own reading, if it has one)
+    with _settings.one_reading(), _no_full_collections():  # one event, one configuration (a callback's own reading, if it has one)
         _fire(events, hooks, context, per_attempt, deadline)
+
+
+@contextlib.contextmanager
+def _no_full_collections() -> Iterator[None]:
+    """
+    Python's garbage collector off while the events are sent, back as it was after: at a try's end
+    a collection of the older generations, which the payload's few allocations can set off, scans
+    every object the process has made (1.6 ms in the live benchmark's tries, inside the webhook's
+    encoding) and holds the webhook up. What the events leave is collected after, as before.
+    """
+    import gc
+
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _fire(events: list[str], hooks: Hooks, context: Mapping[str, Any], per_attempt: bool, deadline: float | None) -> None:

@@ -351,3 +351,44 @@ def test_a_try_that_ends_within_a_second_makes_its_ledger_client_after_its_webho
     preparing.join()
 
     assert [r.path for r in receiver.requests] == ["/event", "/auth/token", "/ordo-hooks/api/v1/deliveries"]
+
+
+
+_PARSED_BY = '''
+import json, sys, threading
+
+from airflow_ordo_hooks.callbacks import job_event
+
+ours = lambda: {m for m in sys.modules if m.startswith("airflow_ordo_hooks")} | ({"netrc"} & set(sys.modules))
+before = ours()
+# a DAG file attaching hooks, parsed by the function (argv[2]) of the file (argv[1]) given
+namespace = {}
+exec(compile(f"def {sys.argv[2]}(attach):\\n    attach()\\n", sys.argv[1], "exec"), namespace)
+namespace[sys.argv[2]](job_event.import_early_in_task_process)
+namespace[sys.argv[2]](job_event.import_early_in_task_process)  # a second DAG-level attach: nothing more
+threads = [t for t in threading.enumerate() if t.name == "ordo-hooks-import"]
+[t.join(10) for t in threads]
+print(json.dumps({"threads": len(threads), "imported": sorted(ours() - before)}))
+'''
+
+
+@pytest.mark.parametrize(("parser", "imports"), [
+    ("airflow/sdk/execution_time/task_runner.py:parse", True),  # a task process's start
+    ("airflow/dag_processing/processor.py:_parse_file", False),  # the DAG processor: it parses constantly
+    ("airflow/sdk/execution_time/task_runner.py:run", False),
+])
+def test_a_task_process_imports_what_its_events_need_while_it_starts(parser, imports):
+    """Parsed at a task process's start, the DAG file's hooks start importing what the try's events need; parsed anywhere else, nothing."""
+    import subprocess
+    import sys
+
+    from airflow_ordo_hooks.callbacks.job_event import WHEN_FIRED
+
+    done = subprocess.run([sys.executable, "-c", _PARSED_BY, *parser.split(":")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    if imports:
+        assert result["threads"] == 1
+        assert set(WHEN_FIRED) | {"netrc"} <= set(result["imported"])
+    else:
+        assert result == {"threads": 0, "imported": []}
