@@ -392,3 +392,33 @@ def test_a_task_process_imports_what_its_events_need_while_it_starts(parser, imp
         assert set(WHEN_FIRED) | {"netrc"} <= set(result["imported"])
     else:
         assert result == {"threads": 0, "imported": []}
+
+
+@pytest.mark.parametrize("enabled_before", [True, False])
+def test_the_garbage_collector_is_paused_while_the_events_are_sent_and_left_as_it_was(receiver, monkeypatch, enabled_before):
+    """A full collection at a try's end scans every object of the process: none holds the webhook up; the collector is as it was after."""
+    import gc
+
+    from airflow_ordo_hooks._hooks_config import parse_hooks
+    from airflow_ordo_hooks.callbacks import job_event
+    from airflow_ordo_hooks.hooks import webhook
+
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__LEDGER", "false")
+    sending = []
+    deliver_all = webhook.deliver_all
+
+    def watched(*args, **kwargs):
+        sending.append(gc.isenabled())
+        return deliver_all(*args, **kwargs)
+
+    monkeypatch.setattr(webhook, "deliver_all", watched)
+    hooks = parse_hooks({"on_success": {"notify_webhook": [receiver.url("/event")]}})
+    (gc.enable if enabled_before else gc.disable)()
+    try:
+        job_event.fire(["on_success"], hooks, _success_context())
+        after = gc.isenabled()
+    finally:
+        gc.enable()
+    assert [r.path for r in receiver.requests] == ["/event"]
+    assert sending == [False]
+    assert after is enabled_before
