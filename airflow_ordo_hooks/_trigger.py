@@ -16,6 +16,7 @@ parent, and its events are sent as usual.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -43,7 +44,9 @@ MAX_CHAIN = 1_000
 _SIGNATURE = "signature"
 _VERSION = "v2,"  # v1 did not bind the child run: such contexts are not honoured
 _DAG_ID_LEN = 250  # Airflow's ID_LEN
-_warned: set[tuple[str, str, str]] = set()
+WARNED_RUNS = 1024
+"""How many (reason, DAG, run) the module remembers having warned about: a long-lived process (the
+DAG processor, the API server) warns once per run and reason without keeping every run it met."""
 
 
 def _canonical(value: Any) -> bytes:
@@ -109,11 +112,13 @@ def _not_shaped(body: Mapping[str, Any]) -> str | None:
 
 
 def _ignore(why: str, dag_id: str, run_id: str) -> Mapping[str, Any]:
-    seen = (why, str(dag_id), str(run_id))  # once per run, not once per payload built
-    if seen not in _warned:
-        _warned.add(seen)
-        log.warning("airflow-ordo-hooks: the conf[%r] of run %s of %s is ignored: %s", CONF_KEY, run_id, dag_id, why)
+    _warn_once(why, str(dag_id), str(run_id))  # once per run, not once per payload built
     return {}
+
+
+@functools.lru_cache(maxsize=WARNED_RUNS)
+def _warn_once(why: str, dag_id: str, run_id: str) -> None:
+    log.warning("airflow-ordo-hooks: the conf[%r] of run %s of %s is ignored: %s", CONF_KEY, run_id, dag_id, why)
 
 
 def parent_context(conf: Mapping[str, Any] | None, dag_id: str, run_id: str) -> Mapping[str, Any]:

@@ -36,7 +36,7 @@ def _signed(body, child=CHILD):
 @pytest.fixture(autouse=True)
 def _fresh_warnings():
     """Each test sees its own warnings: the module warns once per run and reason, for the process's life."""
-    _trigger._warned.clear()
+    _trigger._warn_once.cache_clear()
 
 
 def _warnings(caplog):
@@ -217,3 +217,14 @@ def test_a_real_cycle_is_still_found():
     first = _child_conf("on_success", dag_id="a", child=("b", "run_of_b"))
     second = _child_conf("on_success", dag_id="b", run_id="run_of_b", conf=first, child=("c", "run_of_c"))
     assert cycle("a", second, "c", "run_of_c") == ["a", "b", "c", "a"]
+
+
+def test_a_long_lived_process_remembers_a_bounded_number_of_runs_it_warned_about(caplog):
+    """The DAG processor and the API server meet run after run: what they remember having warned about stays bounded."""
+    conf = {CONF_KEY: MALFORMED["not a mapping but a list"]}
+    with caplog.at_level(logging.WARNING, logger="airflow_ordo_hooks._trigger"):
+        for n in range(_trigger.WARNED_RUNS + 50):
+            assert parent_context(conf, "coffee", f"r{n}") == {}
+        assert parent_context(conf, "coffee", f"r{_trigger.WARNED_RUNS + 49}") == {}  # a recent one: not warned again
+    assert len(_warnings(caplog)) == _trigger.WARNED_RUNS + 50
+    assert _trigger._warn_once.cache_info().currsize == _trigger.WARNED_RUNS

@@ -308,12 +308,12 @@ def fire(
         return
     from airflow_ordo_hooks import _settings
 
-    with _settings.one_reading(), _no_full_collections():  # one event, one configuration (a callback's own reading, if it has one)
+    with _settings.one_reading(), _collector_paused():  # one event, one configuration (a callback's own reading, if it has one)
         _fire(events, hooks, context, per_attempt, deadline)
 
 
 @contextlib.contextmanager
-def _no_full_collections() -> Iterator[None]:
+def _collector_paused() -> Iterator[None]:
     """
     Python's garbage collector off while the events are sent, back as it was after: at a try's end
     a collection of the older generations, which the payload's few allocations can set off, scans
