@@ -394,7 +394,7 @@ class Deployment:
         On SQLite, Airflow 3.3's API server now and then answers the POST with 500 "Database error"
         while its tasks are busy: the audit-log write waits on SQLite's lock inside the event loop,
         a lock a request that loop must commit may hold, which stalls the whole server (execution
-        API included) until sqlite3 gives up after 5 s (``local_site/sqlite_wait.py``). Seen twice in
+        API included) until sqlite3 gives up after 2 s (``local_site/sqlite_wait.py``). Seen twice in
         about twenty runs of the suite, never on PostgreSQL. A user would try again, and so does
         this, twice.
         """
@@ -530,7 +530,7 @@ class StandaloneDeployment(Deployment):
     def environment(self) -> dict[str, str]:
         env = super().environment()
         return env | dict(
-            # the API server waits 5 s for SQLite's lock, everything else 60 s: see local_site/sqlite_wait.py
+            # the API server waits 2 s for SQLite's lock, everything else 60 s: see local_site/sqlite_wait.py
             AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{self.home}/airflow.db",
             AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS="sqlite_wait.CONNECT_ARGS",
             PYTHONPATH=os.pathsep.join(filter(None, [str(LOCAL_SITE), env.get("PYTHONPATH")])),
