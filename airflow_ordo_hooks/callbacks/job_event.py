@@ -77,14 +77,15 @@ WHEN_FIRED = (
     "airflow_ordo_hooks.hooks.webhook",
     "airflow_ordo_hooks.hooks.airflow_api",
 )
-"""What a task's event callbacks import when they fire: :class:`PrepareEvents` imports it while the try runs."""
+"""What a task's event callbacks import when they fire: imported beforehand, as the task process starts (:func:`import_early_in_task_process`) or while the try runs (:class:`PrepareEvents`)."""
 
 
 _REQUESTS_IMPORTS_WHEN_SENDING = ("netrc",)
 """What ``requests`` imports at a session's first request (``trust_env``'s netrc lookup): imported with :data:`WHEN_FIRED`."""
 
-_TASK_PARSE = (os.path.join("execution_time", "task_runner.py"), "parse")
-"""Airflow's task runner's parse of the DAG file, at the start of a task process (file, function)."""
+_TASK_RUNNER_FILE = os.path.join("execution_time", "task_runner.py")
+_TASK_RUNNER_PARSE = "parse"
+"""Airflow's task runner's parse of the DAG file, at the start of a task process: the function, in :data:`_TASK_RUNNER_FILE`."""
 
 _imports_started: int | None = None
 """The process (pid) in which :func:`import_early_in_task_process` has started its thread."""
@@ -102,7 +103,7 @@ def import_early_in_task_process() -> None:
         return
     _imports_started = os.getpid()
     frame = sys._getframe(1)
-    while frame is not None and not (frame.f_code.co_name == _TASK_PARSE[1] and frame.f_code.co_filename.endswith(_TASK_PARSE[0])):
+    while frame is not None and not (frame.f_code.co_name == _TASK_RUNNER_PARSE and frame.f_code.co_filename.endswith(_TASK_RUNNER_FILE)):
         frame = frame.f_back
     if frame is not None:
         import threading

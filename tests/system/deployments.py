@@ -527,6 +527,7 @@ class StandaloneDeployment(Deployment):
     kind = "local"
     executor = "LocalExecutor"
     start_script = "exec {airflow} standalone\n"
+
     def environment(self) -> dict[str, str]:
         env = super().environment()
         return env | dict(
