@@ -57,6 +57,8 @@ CANDIDATES_SECONDS = 1.0
 """How long those are claimed from before they are read again: fairness keeps up with new deliveries within it."""
 LEASE_MARGIN = 5.0
 """Seconds a claim outlasts its attempt's longest possible time."""
+RECORD_WITHIN = LEASE_MARGIN
+"""Seconds an attempt's outcome is offered to a database that refuses it for now: within its claim's lease."""
 
 
 class _Job(NamedTuple):
@@ -194,15 +196,33 @@ class Redeliverer:
                                  untrusted=not job.target.startswith(CONN_PREFIX))
                 status_code, error, elapsed_ms = record.status_code, record.error, record.elapsed_ms
             refused = bool(error) and error.startswith(REFUSED_PREFIX)
-            from airflow.utils.session import create_session
-
-            with create_session(scoped=False) as session:
-                store.finish_attempt(
-                    session, job.webhook_id, status_code=status_code, error=store.clean_error(error, job.target),
-                    elapsed_ms=elapsed_ms, at=started, by=store.SERVER, schedule=self.schedule, refused=refused,
-                )
+            self._record(
+                job.webhook_id, status_code=status_code, error=store.clean_error(error, job.target),
+                elapsed_ms=elapsed_ms, at=started, by=store.SERVER, schedule=self.schedule, refused=refused,
+            )
         except Exception:  # its lease passes and it is claimed again
             log.exception("airflow-ordo-hooks: redelivery of %s (webhook-id %s) could not be recorded", job.shown, job.webhook_id)
         finally:
             with self._lock:
                 self._in_flight -= 1
+
+    @staticmethod
+    def _record(webhook_id: str, **attempt: object) -> None:
+        """
+        Record an attempt (:func:`store.finish_attempt`), asking again for up to :data:`RECORD_WITHIN`
+        while the database refuses it for now (SQLite's lock, a PostgreSQL failover): an attempt
+        made is an attempt the ledger shows, and one whose record failed would be sent again only
+        once its lease had passed, late by that lease.
+        """
+        import tenacity
+        from airflow.utils.session import create_session
+        from sqlalchemy.exc import OperationalError
+
+        for trying in tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(OperationalError),
+            stop=tenacity.stop_after_delay(RECORD_WITHIN),
+            wait=tenacity.wait_exponential(multiplier=0.1, max=1.0),
+            reraise=True,
+        ):
+            with trying, create_session(scoped=False) as session:
+                store.finish_attempt(session, webhook_id, **attempt)

@@ -205,3 +205,48 @@ def test_the_loop_goes_on_when_the_database_fails(ledger, receiver, caplog):
         ledger.commit()
         wait_until(lambda: state_of(ledger, given["webhook_id"]) == "delivered", what="delivered state")
     assert [r.path for r in receiver.requests] == ["/after-an-outage"]
+
+
+@pytest.fixture()
+def short_lock_wait():
+    """Every new connection of Airflow's engine waits 0.2 s for SQLite's write lock rather than sqlite3's 5 s."""
+    from airflow import settings
+    from sqlalchemy import event
+
+    def short(dbapi_connection, _record):
+        dbapi_connection.execute("PRAGMA busy_timeout = 200")
+
+    event.listen(settings.engine, "connect", short)
+    settings.engine.dispose()
+    try:
+        yield settings.engine.url.database
+    finally:
+        event.remove(settings.engine, "connect", short)
+        settings.engine.dispose()
+
+
+def test_an_attempt_made_while_the_database_is_locked_is_recorded_once_the_lock_is_gone(ledger, receiver, short_lock_wait):
+    import sqlite3
+    import threading
+
+    path = f"/hooks/{uuid.uuid4().hex}"
+    receiver.script(path, Respond(200, delay=1.0))  # time to take the lock once it has arrived
+    given = item(receiver.url(path))
+    store.record(ledger, [given], by="worker")
+    ledger.commit()
+    ledger.close()  # its connection holds no lock while the other writer does
+
+    holder = sqlite3.connect(short_lock_wait, timeout=10, isolation_level=None, check_same_thread=False)
+    released = threading.Event()
+    # a short lease (1 + 2 + 5 s): an attempt whose record is lost would be sent again within the wait below
+    with Redeliverer(policy=DeliveryPolicy(connect_timeout=1, read_timeout=2)):
+        wait_until(lambda: receiver.requests, what="the attempt")
+        holder.execute("BEGIN IMMEDIATE")  # another process writing: the attempt's record meets "database is locked"
+        threading.Timer(2.0, lambda: (holder.execute("COMMIT"), released.set())).start()  # 1 s past the answer
+        wait_until(lambda: state_of(ledger, given["webhook_id"]) == "delivered", timeout=12, what="delivered state")
+        assert released.is_set(), "recorded while the lock was held: the test did not lock anything"
+    holder.close()
+    assert len(receiver.requests) == 1, "the attempt was sent again: its record was lost"
+    ledger.expire_all()
+    got = ledger.get(Delivery, given["webhook_id"])
+    assert [(a.number, a.status_code, a.by) for a in got.attempts] == [(1, 200, "api-server")]
