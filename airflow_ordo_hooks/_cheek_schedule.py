@@ -35,6 +35,9 @@ from airflow_ordo_hooks.exceptions import CheekScheduleError
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
+    from pendulum import Timezone
+
+    from airflow_ordo_hooks._schema import CheekJob, CheekSchedule
 
 RETRY_DELAY = timedelta(seconds=5)  # cheek's fixed wait between tries
 LABELS = {"jobs": "job"}  # messages name a job as "job 'a'", not ".jobs.a"
@@ -71,9 +74,23 @@ def load_cheek_schedule(
     :raises CheekScheduleError: naming the job and the field, when the schedule is not valid.
     """
     import pendulum
-    from airflow.providers.standard.operators.bash import BashOperator
-    from airflow.sdk import DAG
 
+    schedule, where = _validated(path_or_text, known_dag_ids)
+    _check_dag_ids(schedule, where, dag_id_prefix)
+    timezone = pendulum.timezone(schedule.tz_location) if schedule.tz_location else None
+    schedule_hooks = hooks_of(schedule)
+    dags: dict[str, DAG] = {}
+    for name, job in schedule.jobs.items():
+        dag = _job_dag(dag_id_prefix + name, name, job, timezone, job.encoding or schedule.encoding or "utf-8")
+        # the schedule's hooks first, then the job's own: both levels fire
+        for hooks in (schedule_hooks, hooks_of(job)):
+            attach_hooks(dag, _prefixed(hooks, set(schedule.jobs), dag_id_prefix) if dag_id_prefix else hooks)
+        dags[name] = dag
+    return dags
+
+
+def _validated(path_or_text: str | Path, known_dag_ids: Iterable[str]) -> tuple[CheekSchedule, str]:
+    """The schedule, read and validated, and how messages name it; or :class:`CheekScheduleError`."""
     from airflow_ordo_hooks import _schema  # pydantic: paid only by a DAG file that loads a schedule
 
     spec, where = _load(path_or_text)
@@ -85,50 +102,54 @@ def load_cheek_schedule(
         context={"known_dag_ids": set(known_dag_ids)},
         labels=LABELS,
     )
+    return schedule, where
+
+
+def _check_dag_ids(schedule: CheekSchedule, where: str, dag_id_prefix: str) -> None:
+    """Refuse a job whose DAG id, the prefix before its name, is longer than Airflow allows."""
+    from airflow_ordo_hooks import _schema
+
     for name in schedule.jobs:
         if len(dag_id_prefix + name) > _schema.MAX_ID:
             raise CheekScheduleError(
                 f"{where}: job {_schema.echo(name)}: with dag_id_prefix {_schema.echo(dag_id_prefix)} its DAG id has "
                 f"{len(dag_id_prefix + name)} characters; at most {_schema.MAX_ID} (Airflow's limit)"
             )
-    timezone = pendulum.timezone(schedule.tz_location) if schedule.tz_location else None
-    schedule_hooks = hooks_of(schedule)
-    dags: dict[str, DAG] = {}
-    for name, job in schedule.jobs.items():
-        job_hooks = hooks_of(job)
-        encoding = job.encoding or schedule.encoding or "utf-8"
-        if dag_id_prefix:
-            job_hooks, schedule_hooks_here = (_prefixed(h, set(schedule.jobs), dag_id_prefix) for h in (job_hooks, schedule_hooks))
-        else:
-            schedule_hooks_here = schedule_hooks
 
-        timetable: Any = job.cron
-        if job.cron is not None and timezone is not None:
-            from airflow.sdk import CronTriggerTimetable
 
-            timetable = CronTriggerTimetable(job.cron, timezone=timezone)
-        with DAG(
-            dag_id_prefix + name,
-            schedule=timetable,
-            start_date=datetime(2026, 1, 1, tzinfo=timezone) if timezone else datetime(2026, 1, 1),
-            catchup=False,
-            max_active_runs=1 if job.disable_concurrent_execution else 16,
-            tags=["cheek"],
-        ) as dag:
-            BashOperator(
-                task_id=name,
-                bash_command=shlex.join(job.command),
-                env={k: str(v) for k, v in (job.env or {}).items()} or None,
-                append_env=True,
-                cwd=job.working_directory,
-                output_encoding=encoding,
-                retries=job.retries,
-                retry_delay=RETRY_DELAY,
-            )
-        attach_hooks(dag, schedule_hooks_here)
-        attach_hooks(dag, job_hooks)
-        dags[name] = dag
-    return dags
+def _job_dag(dag_id: str, name: str, job: CheekJob, timezone: Timezone | None, encoding: str) -> DAG:
+    """One job's DAG: a single BashOperator task named after the job, run as cheek runs it."""
+    from airflow.providers.standard.operators.bash import BashOperator
+    from airflow.sdk import DAG
+
+    with DAG(
+        dag_id,
+        schedule=_timetable(job.cron, timezone),
+        start_date=datetime(2026, 1, 1, tzinfo=timezone) if timezone else datetime(2026, 1, 1),
+        catchup=False,
+        max_active_runs=1 if job.disable_concurrent_execution else 16,
+        tags=["cheek"],
+    ) as dag:
+        BashOperator(
+            task_id=name,
+            bash_command=shlex.join(job.command),
+            env={k: str(v) for k, v in (job.env or {}).items()} or None,
+            append_env=True,
+            cwd=job.working_directory,
+            output_encoding=encoding,
+            retries=job.retries,
+            retry_delay=RETRY_DELAY,
+        )
+    return dag
+
+
+def _timetable(cron: str | None, timezone: Timezone | None) -> Any:
+    """A job's schedule: its cron as it is, or a cron timetable in the schedule's ``tz_location``."""
+    if cron is None or timezone is None:
+        return cron
+    from airflow.sdk import CronTriggerTimetable
+
+    return CronTriggerTimetable(cron, timezone=timezone)
 
 
 def _prefixed(hooks: Hooks, jobs: set[str], prefix: str) -> Hooks:
