@@ -13,7 +13,7 @@ AIRFLOW_OLDEST := $(shell sed -n 's/^ *"apache-airflow>=\([0-9.]*\),.*/\1/p' pyp
 COMPILE := $(UV) pip compile pyproject.toml --extra test --python-version 3.11 \
 	--python-platform x86_64-unknown-linux-gnu --generate-hashes --quiet
 
-.PHONY: demo test bench lock clean
+.PHONY: demo test docs bench lock clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -39,11 +39,16 @@ demo: $(VENV)/.synced
 # Everything on the tested Airflow; the system tests also start PostgreSQL and Redis from Debian's
 # packages (installed if missing). Then again with every direct dependency at its floor (Airflow
 # at the oldest supported): the dag.test() part and the system tests on the local deployment.
-test: $(VENV)/.synced $(LOWEST_VENV)/.synced
+test: $(VENV)/.synced $(LOWEST_VENV)/.synced docs
 	scripts/install-system-services
 	$(PY) -m pytest
 	@echo "== again with every direct dependency at its floor (Airflow $(AIRFLOW_OLDEST)): dag.test() and the local deployment"
 	ORDO_HOOKS_SYSTEM_DEPLOYMENTS=local $(LOWEST_PY) -m pytest --ignore tests/system/test_system_catches_what_dag_test_cannot.py
+
+# The docs site, strictly: a warning (a broken link or cross-reference, a docstring that is not
+# valid reST, a setting the reference cannot render) fails the build. `make test` builds it first.
+docs: $(VENV)/.synced
+	$(PY) -m sphinx -W --keep-going -n -q -b html docs docs/_build/html
 
 bench: $(VENV)/.synced
 	$(PY) -m bench
@@ -54,4 +59,4 @@ lock: | $(UV)
 	$(COMPILE) --resolution lowest-direct -o requirements-lowest.lock
 
 clean:
-	rm -rf $(VENV) $(LOWEST_VENV) .venv-oldest $(TOOLS) .demo
+	rm -rf $(VENV) $(LOWEST_VENV) .venv-oldest $(TOOLS) .demo docs/_build

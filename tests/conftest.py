@@ -143,7 +143,7 @@ def valid_report():
 
 
 # How long each part of the suite takes (setup, call and teardown, so a deployment's start-up counts
-# for the part that starts it), printed at the end of every run: the README's figures come from here.
+# for the part that starts it), printed at the end of every run: CONTRIBUTING.md's figures come from here.
 _PART_SECONDS: dict[str, float] = {}
 
 

@@ -1,4 +1,4 @@
-"""The package's shape: no import cycles, every module says what it is, the README's table is the tree, only hooks/ sends HTTP."""
+"""The package's shape: no import cycles, every module says what it is, only hooks/ sends HTTP, the security page names real tests."""
 
 from __future__ import annotations
 
@@ -87,34 +87,20 @@ def test_only_hooks_send_http():
     assert all(n.startswith("airflow_ordo_hooks.hooks.") or n in readers for n in senders), senders
 
 
-def test_the_readmes_development_table_is_the_tree():
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Development") :]
-    listed = set(re.findall(r"^\| `(airflow_ordo_hooks/[^`]*)` \|", section, re.M))
-    tree = set()
-    for path in PACKAGE.rglob("*.py"):
-        relative = path.relative_to(ROOT).as_posix()
-        # a subpackage is listed by its folder; the package root by its __init__.py
-        sub = path.name == "__init__.py" and path.parent != PACKAGE
-        tree.add(relative.removesuffix("__init__.py") if sub else relative)
-    assert listed == tree, f"in the README only: {sorted(listed - tree)}; in the tree only: {sorted(tree - listed)}"
-
-
 def test_import_airflow_ordo_hooks_alone_imports_neither_airflow_nor_requests():
     code = "import sys, airflow_ordo_hooks; print(sorted(m for m in ('airflow', 'requests', 'pydantic', 'yaml') if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "[]"
 
 
-def test_every_test_the_readmes_defences_table_names_exists():
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## What it defends against") : readme.index("## Testing your own DAGs")]
+def test_every_test_the_security_pages_defences_tables_name_exists():
+    section = (ROOT / "docs" / "security.md").read_text()
     named, current = [], None
     for token in re.findall(r"`([^`]+)`", section):
         path, _, name = token.partition("::")
         if path.endswith(".py"):
             current = ROOT / "tests" / path
-            assert current.is_file(), f"the README names {token}, which is not a test file"
+            assert current.is_file(), f"docs/security.md names {token}, which is not a test file"
         if token.startswith("::") or (path.endswith(".py") and name):
             named.append((current, name or path))
     assert len(named) >= 15
