@@ -1,4 +1,4 @@
-"""What callbacks and tasks hand to the delivery ledger, and how: the ledger's client side.
+"""The delivery ledger's client side: how the delivery pipeline (:mod:`airflow_ordo_hooks._outbox`) reaches it.
 
 The ledger lives in Airflow's metadata database, behind this provider's endpoint on the API
 server (``airflow_ordo_hooks.ledger``); workers and the DAG processor have no database access and
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_ordo_hooks import _settings
@@ -19,8 +19,8 @@ from airflow_ordo_hooks import _settings
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
+    from airflow_ordo_hooks._outbox import Message
     from airflow_ordo_hooks.hooks.airflow_api import AirflowApiHook, DeliveryPolicy
-    from airflow_ordo_hooks.hooks.webhook import DeliveryRecord
 
 log = logging.getLogger(__name__)
 
@@ -28,56 +28,6 @@ MAX_ITEMS = 500
 """Deliveries per request to the ledger (the endpoint's own bound)."""
 MAX_REQUEST_CHARS = 48 * 1024 * 1024
 """About how long a request to the ledger may grow before the rest go in another (the endpoint takes 64 MiB)."""
-
-
-def item(
-    *,
-    webhook_id: str,
-    dag_id: str,
-    run_id: str,
-    task_id: str | None,
-    map_index: int,
-    try_number: int,
-    event: str,
-    action: str,
-    target: str,
-    body: bytes,
-    source: str,
-    record: DeliveryRecord | None = None,
-    by: str = "worker",
-    not_before: str | None = None,
-) -> dict[str, Any]:
-    """
-    One delivery as the ledger takes it: what was sent where, and what became of it.
-
-    :param target: the target as written in the config (the ledger keeps it encrypted, and
-        shows it masked).
-    :param body: the exact JSON body sent (or to send).
-    :param record: what a delivery made of it; ``None`` for one not attempted yet (recovery).
-    :param not_before: ISO 8601 time before which the API server must not send it.
-    """
-    if record is None:
-        attempts: list[dict[str, Any]] = []
-        outcome = "pending"
-    else:
-        attempts = [{**a, "by": by} for a in record.attempt_log]
-        outcome = "delivered" if record.ok else "failed"
-    return {
-        "webhook_id": webhook_id,
-        "dag_id": dag_id,
-        "run_id": run_id,
-        "task_id": task_id,
-        "map_index": map_index,
-        "try_number": try_number,
-        "event": event,
-        "action": action,
-        "target": target,  # the ledger derives the masked name every reader sees from it
-        "payload": body.decode("utf-8"),
-        "source": source,
-        "attempts": attempts,
-        "outcome": outcome,
-        "not_before": not_before,
-    }
 
 
 _CONNECTION_CHECK_SECONDS = 60.0
@@ -146,7 +96,7 @@ def prepare_client(after: float = PREPARE_AFTER, *, client: bool = True) -> Call
         if not future.set_running_or_notify_cancel():  # the try ended first
             return
         try:
-            future.set_result(_api(None) if in_use() and client else None)
+            future.set_result(new_client(None) if in_use() and client else None)
         except BaseException as exc:
             future.set_exception(exc)
 
@@ -187,7 +137,7 @@ def client(deadline: float | None, api: AirflowApiHook | Future[AirflowApiHook |
         if made is not None:
             made.deadline, made.policy = deadline, _bounded(made.policy, deadline)
         api = made
-    return api or _api(deadline)
+    return api or new_client(deadline)
 
 
 def _bounded(policy: DeliveryPolicy, deadline: float | None) -> DeliveryPolicy:
@@ -199,20 +149,21 @@ def _bounded(policy: DeliveryPolicy, deadline: float | None) -> DeliveryPolicy:
     return dataclasses.replace(policy, budget=max(min(policy.budget, deadline - time.monotonic()), 0.01))
 
 
-def _api(deadline: float | None) -> AirflowApiHook:
+def new_client(deadline: float | None) -> AirflowApiHook:
+    """A new client of the ledger, through ``[ordo_hooks] api_conn_id``, every request bounded by ``deadline``."""
     from airflow_ordo_hooks.hooks.airflow_api import AirflowApiHook, DeliveryPolicy
 
     return AirflowApiHook(_settings.get("api_conn_id"), policy=_bounded(DeliveryPolicy.from_airflow_config(), deadline), deadline=deadline)
 
 
 def record(
-    items: Sequence[Mapping[str, Any]],
+    messages: Sequence[Message],
     *,
     deadline: float | None = None,
     api: AirflowApiHook | Future[AirflowApiHook | None] | None = None,
 ) -> bool:
     """
-    Hand ``items`` to the ledger; never raises.
+    Hand ``messages`` to the ledger; never raises.
 
     :param api: the client to use, or one being made (:func:`prepared_client`), waited for; a new
         one if ``None``.
@@ -220,31 +171,31 @@ def record(
     :return: whether the ledger took them all (``False``: not in use, or the API server could not
         be reached in time; the caller then keeps what failed to itself).
     """
-    if not items:
+    if not messages:
         return True
     try:
         api = client(deadline, api)
-        for batch in _batches(items):
+        for batch in _batches(messages):
             api.record_deliveries(batch)
     except Exception as exc:
         log.warning(
             "airflow-ordo-hooks: the delivery ledger did not take %d delivery(ies) (%s); they are not recorded",
-            len(items), exc,
+            len(messages), exc,
         )
         return False
     return True
 
 
-def _batches(items: Sequence[Mapping[str, Any]]) -> list[list[dict[str, Any]]]:
-    """``items`` in requests of at most :data:`MAX_ITEMS`, each of about :data:`MAX_REQUEST_CHARS` at the most."""
+def _batches(messages: Sequence[Message]) -> list[list[dict[str, Any]]]:
+    """``messages`` as the ledger takes them, in requests of at most :data:`MAX_ITEMS`, each of about :data:`MAX_REQUEST_CHARS` at the most."""
     batches: list[list[dict[str, Any]]] = [[]]
     size = 0
-    for given in items:
-        length = len(given.get("payload") or "") + 2_000
+    for message in messages:
+        length = len(message.body) + 2_000
         if batches[-1] and (len(batches[-1]) >= MAX_ITEMS or size + length > MAX_REQUEST_CHARS):
             batches.append([])
             size = 0
-        batches[-1].append(dict(given))
+        batches[-1].append(message.to_json())
         size += length
     return batches
 

@@ -16,13 +16,15 @@ parent, and its events are sent as usual.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import hmac
 import json
 import logging
 import math
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow_ordo_hooks import _settings
@@ -224,3 +226,56 @@ def child_run_id(event: str, parent_dag_id: str, parent_run_id: str, task_id: st
 def task_id_for(source_task_id: str, event: str, target: str) -> str:
     """The id of the ``TriggerJobOperator`` task that starts ``target`` for ``event`` of ``source_task_id``."""
     return f"{source_task_id}__{event}__trigger_{target}"
+
+
+def start_runs(
+    targets: Sequence[str],
+    event: str,
+    dag_id: str,
+    parent_conf: Mapping[str, Any] | None,
+    payload: Mapping[str, Any],
+    conn_id: str,
+    *,
+    parent: tuple[str, str | None, int, int],
+    deadline: float | None = None,
+) -> list[str]:
+    """
+    Start runs of ``targets`` through Airflow's REST API, from a callback, where no task can do it
+    (``on_error`` of a retried try, a DAG run's events); never raises. The caller has left out the
+    targets that would close a cycle (:func:`cycle`).
+
+    :param parent: ``(run_id, task_id, map_index, try_number)`` of the event's try (task ``None``
+        and try 0 for a run): each child gets a run id of its own for this event, so that a request
+        the API server failed is asked again without ever starting a second run.
+    :return: the DAG ids a run was created for.
+    """
+    from airflow_ordo_hooks.hooks.airflow_api import AirflowApiHook, DeliveryPolicy
+
+    started: list[str] = []
+    todo = list(targets)
+    if not todo:
+        return started
+    try:
+        policy = DeliveryPolicy.from_airflow_config()
+        if deadline is not None:  # the callback's time, token request included, not a webhook's budget
+            policy = dataclasses.replace(policy, budget=max(deadline - time.monotonic(), 0.01))
+        api = AirflowApiHook(conn_id, policy=policy, deadline=deadline)
+    except Exception as exc:
+        log.error(
+            "trigger_job: cannot start %s from %s: Airflow's REST API is not reachable through connection %r (%s). "
+            "Create an HTTP connection %r to the API server (login and password, or a token in its extra).",
+            ", ".join(todo), event, conn_id, exc, conn_id,
+        )
+        return started
+    for target in todo:
+        try:
+            # an id of its own per event: the request can be retried, and never starts a second run;
+            # the context is signed for that run alone
+            run_id = child_run_id(event, dag_id, *parent, target)
+            conf = child_conf(event, parent_conf, dag_id, parent[0], payload, target=target, target_run_id=run_id)
+            api.trigger_dag_run(target, conf, run_id=run_id)
+            started.append(target)
+            log.info("trigger_job: started a run of %s (%s of %s)", target, event, dag_id)
+        except Exception as exc:
+            log.error("trigger_job: could not start %s: %s", target, exc)
+    return started

@@ -7,6 +7,7 @@ import logging
 import socket
 
 from airflow_ordo_hooks import _ledger
+from airflow_ordo_hooks._outbox import Message
 from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy, deliver, encode
 
 
@@ -20,10 +21,10 @@ def test_an_item_holds_the_body_sent_each_attempt_and_a_masked_target(receiver):
     secret_url = receiver.url("/hooks/T000/B000/XXXXsecretXXXX")
     body = encode({"status": 1, "name": "brew"})
     record = deliver(secret_url, body, policy=DeliveryPolicy(), webhook_id="msg_fixed")
-    item = _ledger.item(
+    item = Message(
         webhook_id="msg_fixed", dag_id="coffee", run_id="r1", task_id="brew", map_index=-1, try_number=1,
-        event="on_error", action="notify_webhook", target=secret_url, body=body, source="callback", record=record,
-    )
+        event="on_error", action="notify_webhook", target=secret_url, body=body, source="callback",
+    ).attempted(record, by="worker").to_json()
     assert item["outcome"] == "delivered" and item["target"] == secret_url
     assert "target_masked" not in item  # the ledger derives what readers see of the target
     assert json.loads(item["payload"]) == {"status": 1, "name": "brew"}
@@ -35,10 +36,10 @@ def test_an_item_holds_the_body_sent_each_attempt_and_a_masked_target(receiver):
 def test_a_recovered_item_is_pending_with_no_attempts_and_its_conn_target_shown_without_its_endpoint():
     from airflow_ordo_hooks.ledger.store import shown_target
 
-    item = _ledger.item(
+    item = Message(
         webhook_id="msg_x", dag_id="d", run_id="r", task_id=None, map_index=-1, try_number=0, event="on_success",
         action="notify_slack_webhook", target="conn:slack/services/T0/B0/secret", body=b"{}", source="recovery",
-    )
+    ).to_json()
     assert item["outcome"] == "pending" and item["attempts"] == []
     assert shown_target(item["target"]) == "conn:slack/…"  # as the ledger names it to every reader
 
@@ -58,7 +59,7 @@ def test_a_ledger_that_cannot_be_reached_is_reported_not_raised(monkeypatch, cap
         {"conn_type": "http", "host": "127.0.0.1", "port": port, "extra": {"token": "t"}}))
     monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__API_CONN_ID", "ledger_down")
     monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__BUDGET", "1")
-    item = _ledger.item(
+    item = Message(
         webhook_id="msg_y", dag_id="d", run_id="r", task_id="t", map_index=-1, try_number=1, event="on_error",
         action="notify_webhook", target="https://example.com/x", body=b"{}", source="callback",
     )
@@ -203,7 +204,7 @@ def test_a_ledger_client_made_beforehand_that_failed_is_reported_not_raised(monk
     monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__BUDGET", "1")
     import time
 
-    item = _ledger.item(
+    item = Message(
         webhook_id="msg_z", dag_id="d", run_id="r", task_id="t", map_index=-1, try_number=1, event="on_success",
         action="notify_webhook", target="https://example.com/x", body=b"{}", source="callback",
     )

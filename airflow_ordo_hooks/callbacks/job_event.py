@@ -11,13 +11,12 @@ event is :mod:`airflow_ordo_hooks._events`'s table.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -34,8 +33,6 @@ log = logging.getLogger(__name__)
 
 HAND_OFF_RESERVE = 0.25
 """Seconds of ``[ordo_hooks] inline_budget`` kept for handing the deliveries to the ledger."""
-MIN_INLINE_BUDGET = 0.1
-"""Seconds every event gets for its first attempts, even when the inline budget is spent."""
 
 
 class EventCallback:
@@ -70,6 +67,7 @@ class EventCallback:
 
 WHEN_FIRED = (
     "airflow_ordo_hooks._ledger",
+    "airflow_ordo_hooks._outbox",
     "airflow_ordo_hooks._payloads",
     "airflow_ordo_hooks._event_id",
     "airflow_ordo_hooks._trigger",
@@ -333,13 +331,11 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _fire(events: list[str], hooks: Hooks, context: Mapping[str, Any], per_attempt: bool, deadline: float | None) -> None:
-    from airflow_ordo_hooks import _ledger, _payloads, _settings
-    from airflow_ordo_hooks._trigger import cycle
+    from airflow_ordo_hooks import _ledger, _outbox, _settings
     from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy
 
     if deadline is None:
         deadline = time.monotonic() + _settings.task_callback_seconds()
-
     configured = DeliveryPolicy.from_airflow_config()
     # whether the ledger is in use (its connection looked up) is asked once it matters: after a
     # success's webhooks are sent, before a failure's (which asks the ledger what it holds)
@@ -350,22 +346,58 @@ def _fire(events: list[str], hooks: Hooks, context: Mapping[str, Any], per_attem
     run_level = is_run_context(context)
     log_text = None if run_level else event_log(context, _settings.get("log_max_chars"))  # read once for all events
     for event in events:
-        actions = hooks.for_event(event)
-        jobs = [a.target for a in actions if a.action == "trigger_job"]
-        if not jobs:
-            payload = event_payload(context, event, log_text=log_text)
-        else:
-            dag_run = context["dag_run"]
-            triggered = [j for j in jobs if not cycle(j, dag_run.conf, dag_run.dag_id, dag_run.run_id)]
-            payload = event_payload(context, event, log_text=log_text, triggered=triggered)
-            if run_level or per_attempt:  # an outcome's trigger_job is a task of the graph
-                started = start_runs(
-                    jobs, event, dag_run.dag_id, dag_run.conf, payload, _settings.get("api_conn_id"), deadline=deadline,
-                    parent=_parent_try(context),
-                )
-                payload = {**payload, "triggered": [j for j in triggered if j in started]}
-        sends = [(a, _payloads.BUILDERS[a.action](payload)) for a in actions if a.action in _payloads.BUILDERS]
-        _deliver(sends, event, context, configured, deadline, ledger, inline_end)
+        payload = _event_payload_and_runs(context, event, hooks, log_text, per_attempt or run_level, deadline)
+        messages = _messages(context, event, hooks, payload)
+        # a task's on_success runs once, in its process; a failure's or a run's event may run twice
+        _outbox.send(
+            messages, policy=configured, by=_outbox.DAG_PROCESSOR if run_level else _outbox.WORKER, deadline=deadline,
+            inline_end=inline_end, ledger=ledger, drop_held=event != "on_success" or run_level,
+        )
+
+
+def _event_payload_and_runs(
+    context: Mapping[str, Any], event: str, hooks: Hooks, log_text: str | None, starts_runs: bool, deadline: float
+) -> dict[str, Any]:
+    """
+    ``event``'s payload; its ``triggered`` names the ``trigger_job`` targets that close no cycle.
+    Where no task of the graph starts them (a per-attempt ``on_error``, a DAG run's events), they
+    are started here, and ``triggered`` names those that were.
+    """
+    from airflow_ordo_hooks import _settings
+    from airflow_ordo_hooks._trigger import cycle, start_runs
+
+    jobs = [a.target for a in hooks.for_event(event) if a.action == "trigger_job"]
+    if not jobs:
+        return event_payload(context, event, log_text=log_text)
+    dag_run = context["dag_run"]
+    closing = {j: chain for j in jobs if (chain := cycle(j, dag_run.conf, dag_run.dag_id, dag_run.run_id))}
+    triggered = [j for j in jobs if j not in closing]
+    payload = event_payload(context, event, log_text=log_text, triggered=triggered)
+    if not starts_runs:  # an outcome's trigger_job is a task of the graph, which says so itself
+        return payload
+    for target, chain in closing.items():
+        log.error("trigger_job: not starting %s again, it would close the cycle %s", target, " -> ".join(chain))
+    started = start_runs(
+        triggered, event, dag_run.dag_id, dag_run.conf, payload, _settings.get("api_conn_id"), deadline=deadline,
+        parent=_parent_try(context),
+    )
+    return {**payload, "triggered": [j for j in triggered if j in started]}
+
+
+def _messages(context: Mapping[str, Any], event: str, hooks: Hooks, payload: Mapping[str, Any]) -> list[Any]:
+    """One message per webhook action of ``event``: the action's body built from ``payload``, with its ``webhook-id``."""
+    from airflow_ordo_hooks import _event_id, _outbox, _payloads
+    from airflow_ordo_hooks.hooks.webhook import encode
+
+    facts = event_facts(context)
+    return [
+        _outbox.Message(
+            webhook_id=_event_id.webhook_id(**facts, event=event, target=a.target), **facts, event=event, action=a.action,
+            target=a.target, body=encode(_payloads.BUILDERS[a.action](payload)), source="callback",
+        )
+        for a in hooks.for_event(event)
+        if a.action in _payloads.BUILDERS
+    ]
 
 
 def event_facts(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -381,136 +413,7 @@ def event_facts(context: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _deliver(
-    sends: Sequence[tuple[Any, Mapping[str, Any]]],
-    event: str,
-    context: Mapping[str, Any],
-    configured: Any,
-    deadline: float,
-    ledger: Callable[[], bool],
-    inline_end: float,
-) -> None:
-    """
-    Deliver one event's payloads, each with the ``webhook-id`` every path derives for it. With the
-    ledger, until ``inline_end`` (what ``[ordo_hooks] inline_budget`` leaves), then every delivery is
-    recorded and what failed is left to the API server's redelivery; without it, or when the ledger
-    cannot be reached, what failed is retried within what is left of the callback's time.
-    """
-    from airflow_ordo_hooks import _event_id, _ledger, _settings
-    from airflow_ordo_hooks.hooks.webhook import deliver_all, encode
-
-    if not sends:
-        return
-    facts = event_facts(context)
-    ids = [_event_id.webhook_id(**facts, event=event, target=action.target) for action, _ in sends]
-    api: Any = None  # the ledger's client: one for the event, its connection and token got once
-    if (event != "on_success" or is_run_context(context)) and ledger():
-        # A failure can be reported more than once: the scheduler asks the DAG processor to run a
-        # try's failure callbacks both when its heartbeat times out and when the executor's report
-        # disagrees, and a run's sweep may have recovered the event already. What the ledger holds
-        # was sent, or will be, by that other path. (A task's on_success runs once, in its process.)
-        try:
-            api = _ledger.client(deadline, _ledger.prepared_client())
-            held = _ledger.existing(ids, dag_id=facts["dag_id"], deadline=deadline, api=api)
-        except Exception as exc:  # cannot ask: send, at least once
-            log.info("airflow-ordo-hooks: could not ask the ledger what %s already holds (%s)", event, exc)
-            held = set()
-        if held:
-            log.info("airflow-ordo-hooks: %d delivery(ies) of %s already in the ledger (another path fired them): not sent again",
-                     len(held), event)
-            sends, ids = [s for s, i in zip(sends, ids) if i not in held], [i for i in ids if i not in held]
-            if not sends:
-                return
-    bodies = [encode(payload) for _, payload in sends]
-    started = time.monotonic()
-    budget = min(configured.budget, deadline - started, inline_end - started)
-    policy = dataclasses.replace(configured, budget=max(budget, MIN_INLINE_BUDGET))
-    if api is None:  # made while the try ran; else made once the webhooks are sent
-        api = _ledger.prepared_client()
-    records = deliver_all([(a.target, body, wid) for (a, _), body, wid in zip(sends, bodies, ids)], policy=policy)
-    if not ledger():  # what failed is retried within the callback's own time, up to the delivery budget
-        retry = [(a.target, body, wid) for (a, _), body, wid, r in zip(sends, bodies, ids, records) if not r.ok]
-        left = min(configured.budget - (time.monotonic() - started), deadline - time.monotonic())
-        if retry and left > MIN_INLINE_BUDGET:
-            deliver_all(retry, policy=dataclasses.replace(configured, budget=left))
-        return
-    by = "dag-processor" if is_run_context(context) else "worker"
-    items = [
-        _ledger.item(**facts, webhook_id=wid, event=event, action=a.action, target=a.target, body=body, source="callback",
-                     record=r, by=by)
-        for (a, _), body, wid, r in zip(sends, bodies, ids, records)
-    ]
-    if _ledger.record(items, deadline=deadline, api=api):
-        failed = sum(not r.ok for r in records)
-        if failed:
-            log.info("airflow-ordo-hooks: %d delivery(ies) of %s left to the API server's redelivery", failed, event)
-        return
-    retry = [(a.target, body, wid) for (a, _), body, wid, r in zip(sends, bodies, ids, records) if not r.ok]
-    left = deadline - time.monotonic()
-    if retry and left > 0.5:  # the ledger cannot take them: keep trying within the callback's own time
-        deliver_all(retry, policy=dataclasses.replace(configured, budget=min(configured.budget, left)))
-
-
 def _parent_try(context: Mapping[str, Any]) -> tuple[str, str | None, int, int]:
     """``(run_id, task_id, map_index, try_number)`` of the try (or the run: no task, try 0) an event is of."""
     facts = event_facts(context)
     return facts["run_id"], facts["task_id"], facts["map_index"], facts["try_number"]
-
-
-def start_runs(
-    targets: Sequence[str],
-    event: str,
-    dag_id: str,
-    parent_conf: Mapping[str, Any] | None,
-    payload: Mapping[str, Any],
-    conn_id: str,
-    *,
-    parent: tuple[str, str | None, int, int],
-    deadline: float | None = None,
-) -> list[str]:
-    """
-    Start runs of ``targets`` through Airflow's REST API, from a callback, where no task can do it
-    (``on_error`` of a retried try, a DAG run's events); never raises.
-
-    :param parent: ``(run_id, task_id, map_index, try_number)`` of the event's try (task ``None``
-        and try 0 for a run): each child gets a run id of its own for this event, so that a request
-        the API server failed is asked again without ever starting a second run.
-    :return: the DAG ids a run was created for.
-    """
-    from airflow_ordo_hooks._trigger import child_conf, child_run_id, cycle
-    from airflow_ordo_hooks.hooks.airflow_api import AirflowApiHook, DeliveryPolicy
-
-    started: list[str] = []
-    todo = []
-    for target in targets:
-        closed = cycle(target, parent_conf, dag_id, parent[0])
-        if closed:
-            log.error("trigger_job: not starting %s again, it would close the cycle %s", target, " -> ".join(closed))
-        else:
-            todo.append(target)
-    if not todo:
-        return started
-    try:
-        policy = DeliveryPolicy.from_airflow_config()
-        if deadline is not None:  # the callback's time, token request included, not a webhook's budget
-            policy = dataclasses.replace(policy, budget=max(deadline - time.monotonic(), 0.01))
-        api = AirflowApiHook(conn_id, policy=policy, deadline=deadline)
-    except Exception as exc:
-        log.error(
-            "trigger_job: cannot start %s from %s: Airflow's REST API is not reachable through connection %r (%s). "
-            "Create an HTTP connection %r to the API server (login and password, or a token in its extra).",
-            ", ".join(todo), event, conn_id, exc, conn_id,
-        )
-        return started
-    for target in todo:
-        try:
-            # an id of its own per event: the request can be retried, and never starts a second run;
-            # the context is signed for that run alone
-            run_id = child_run_id(event, dag_id, *parent, target)
-            conf = child_conf(event, parent_conf, dag_id, parent[0], payload, target=target, target_run_id=run_id)
-            api.trigger_dag_run(target, conf, run_id=run_id)
-            started.append(target)
-            log.info("trigger_job: started a run of %s (%s of %s)", target, event, dag_id)
-        except Exception as exc:
-            log.error("trigger_job: could not start %s: %s", target, exc)
-    return started

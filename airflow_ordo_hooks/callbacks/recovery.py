@@ -118,10 +118,10 @@ def recover(
     :param before_try: look only at tries before this one (a retry's own start).
     :return: how many deliveries were handed over.
     """
-    from airflow_ordo_hooks import _event_id, _events, _ledger, _payloads, _settings
+    from airflow_ordo_hooks import _event_id, _events, _ledger, _outbox, _payloads, _settings
     from airflow_ordo_hooks.hooks.webhook import encode
 
-    api = _ledger._api(deadline)
+    api = _ledger.new_client(deadline)
     base = f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}/taskInstances"
     if only is None:
         instances = [(ti["task_id"], ti.get("map_index", -1), ti.get("try_number") or 0)
@@ -169,16 +169,16 @@ def recover(
         payload = try_payload(dag_run, t, event, logs[key], retries, triggered)
         ended = _time(t.get("end_date")) or datetime.now(timezone.utc)
         not_before = max(ended + timedelta(seconds=overtime + GRACE_MARGIN), datetime.now(timezone.utc))
-        items.append(_ledger.item(
+        items.append(_outbox.Message(
             webhook_id=wid, dag_id=dag_id, run_id=run_id, task_id=t["task_id"], map_index=key[1], try_number=key[2],
             event=event, action=action.action, target=action.target, body=encode(_payloads.BUILDERS[action.action](payload)),
             source="recovery", not_before=not_before.isoformat(timespec="milliseconds"),
         ))
-    if _ledger.record(items, api=api):
+    if _outbox.hand_over(items, api=api):
         log.warning(
             "airflow-ordo-hooks: %d event delivery(ies) of tries that ended without running their callbacks "
             "(killed, out of memory, worker lost) handed to the ledger: %s",
-            len(items), ", ".join(sorted({f"{i['task_id']} try {i['try_number']} {i['event']}" for i in items})),
+            len(items), ", ".join(sorted({f"{i.task_id} try {i.try_number} {i.event}" for i in items})),
         )
     return len(items)
 

@@ -13,7 +13,7 @@ from airflow_ordo_hooks import _settings
 from airflow_ordo_hooks._on_exit import OnExitStep, shown_params
 from airflow_ordo_hooks._report import RunSnapshot, build_report
 from airflow_ordo_hooks._run_state import read_run, with_artifact
-from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy, deliver, encode
+from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy, encode
 
 log = logging.getLogger(__name__)
 
@@ -51,26 +51,27 @@ def send_report(
     the step's, the same from this task and from the timed-out run's fallback.
     """
     import dataclasses
+    import time
 
-    from airflow_ordo_hooks import _event_id, _ledger
+    from airflow_ordo_hooks import _event_id, _ledger, _outbox
 
     snapshot = dataclasses.replace(snapshot, params=shown_params(step, snapshot.params))
     report = build_report(snapshot, finished_at=datetime.now(timezone.utc), on_exit=waits_for)
     target = url if isinstance(url, str) else ""
-    body = encode(report)
-    webhook_id = _event_id.webhook_id(snapshot.dag_id, snapshot.run_id, step.id, -1, 0, "on_exit", target)
+    message = _outbox.Message(
+        webhook_id=_event_id.webhook_id(snapshot.dag_id, snapshot.run_id, step.id, -1, 0, "on_exit", target),
+        dag_id=snapshot.dag_id, run_id=snapshot.run_id, task_id=step.id, map_index=-1, try_number=0, event="on_exit",
+        action="call_webhook", target=target, body=encode(report), source="on_exit",
+    )
     ledger = bool(target) and _ledger.in_use()
-    policy = DeliveryPolicy.from_airflow_config()
-    if ledger:
-        policy = dataclasses.replace(policy, budget=min(policy.budget, _settings.get("inline_budget")))
-    record = deliver(target, body, policy=policy, untrusted=True, webhook_id=webhook_id)  # the URL comes from the run's conf
+    inline_end = time.monotonic() + _settings.get("inline_budget") if ledger else None
+    # the URL comes from the run's conf: the egress policy checks it
+    sent = _outbox.send([message], policy=DeliveryPolicy.from_airflow_config(), by=by, inline_end=inline_end,
+                        ledger=lambda: ledger, untrusted=True)
+    (record,) = sent.records
     result = {"delivery": record.to_dict(), "job_status": report["job"]["status"], "source": snapshot.source}
-    if ledger and record.attempts:  # a URL refused before sending is not redelivered either
-        item = _ledger.item(
-            webhook_id=webhook_id, dag_id=snapshot.dag_id, run_id=snapshot.run_id, task_id=step.id, map_index=-1, try_number=0,
-            event="on_exit", action="call_webhook", target=target, body=body, source="on_exit", record=record, by=by,
-        )
-        result["ledger"] = ("recorded" if record.ok else "redelivery") if _ledger.record([item]) else "unavailable"
+    if sent.ledger:  # a URL refused before sending is not redelivered either
+        result["ledger"] = ("recorded" if record.ok else "redelivery") if sent.ledger == "recorded" else "unavailable"
     return result
 
 
