@@ -5,10 +5,16 @@ Built by ``make docs`` (and so by ``make test``) with warnings as errors and nit
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "_ext"))
+DOCS = Path(__file__).resolve().parent
+sys.path.insert(0, str(DOCS / "_ext"))
+# autodoc imports the package, and through it Airflow, which makes its home's folders on import:
+# the build has a home of its own, so it writes nothing into ~/airflow and reads no deployment's
+# configuration
+os.environ["AIRFLOW_HOME"] = str(DOCS / "_build" / "airflow-home")
 
 from airflow_ordo_hooks._version import __version__  # noqa: E402
 
