@@ -128,18 +128,9 @@ def job_event_payload(
         name=ti.task_id,
         retry_attempt=max(ti.try_number - 1, 0),
         retries_exhausted=retries_exhausted,
-        duration=round((now - start).total_seconds() * 1000) if start else None,
+        duration=_duration_ms(start, now),
         triggered=triggered,
-        airflow={
-            "dag_id": ti.dag_id,
-            "task_id": ti.task_id,
-            "run_id": ti.run_id,
-            "map_index": ti.map_index,
-            "try_number": ti.try_number,
-            "max_tries": ti.max_tries,
-            "state": state,
-            "log_url": _log_url(ti),
-        },
+        airflow=_task_fields(ti.dag_id, ti.task_id, ti.run_id, ti.map_index, ti.try_number, ti.max_tries, state, _log_url(ti)),
     )
 
 
@@ -183,18 +174,9 @@ def watched_task_payload(
         name=task_id,
         retry_attempt=retry_attempt,
         retries_exhausted=retries_exhausted,
-        duration=round((end_date - start_date).total_seconds() * 1000) if start_date and end_date else None,
+        duration=_duration_ms(start_date, end_date),
         triggered=triggered,
-        airflow={
-            "dag_id": dag_run.dag_id,
-            "task_id": task_id,
-            "run_id": dag_run.run_id,
-            "map_index": map_index,
-            "try_number": try_number,
-            "max_tries": max_tries,
-            "state": state,
-            "log_url": log_url,
-        },
+        airflow=_task_fields(dag_run.dag_id, task_id, dag_run.run_id, map_index, try_number, max_tries, state, log_url),
     )
 
 
@@ -235,7 +217,7 @@ def run_event_payload(
         name=dag_run.dag_id,
         retry_attempt=0,
         retries_exhausted=False,
-        duration=round(((dag_run.end_date or now) - start).total_seconds() * 1000) if start else None,
+        duration=_duration_ms(start, dag_run.end_date or now),
         triggered=triggered,
         airflow=airflow,
     )
@@ -243,6 +225,27 @@ def run_event_payload(
 
 def _state(value: Any) -> str:
     return str(getattr(value, "value", value))
+
+
+def _duration_ms(start: datetime | None, end: datetime | None) -> int | None:
+    """cheek's ``duration``: whole milliseconds from ``start`` to ``end``; ``None`` without both."""
+    return round((end - start).total_seconds() * 1000) if start and end else None
+
+
+def _task_fields(
+    dag_id: str, task_id: str, run_id: str, map_index: int, try_number: int | None, max_tries: int | None, state: str, log_url: str | None
+) -> dict[str, Any]:
+    """A task event's ``airflow`` object: which try of which task instance, its state, and where its log is."""
+    return {
+        "dag_id": dag_id,
+        "task_id": task_id,
+        "run_id": run_id,
+        "map_index": map_index,
+        "try_number": try_number,
+        "max_tries": max_tries,
+        "state": state,
+        "log_url": log_url,
+    }
 
 
 def _payload(dag_run: Any, *, triggered: Sequence[str], airflow: dict[str, Any], **fields: Any) -> dict[str, Any]:

@@ -162,82 +162,102 @@ def build_report(snapshot: RunSnapshot, *, finished_at: datetime, on_exit: Mappi
     statuses = [_STEP_STATUS.get(s.state or "", "pending") for s in steps]
     failed = [s.step_id for s, status in zip(steps, statuses) if status == "failed"]
     succeeded = statuses.count("success")
-    total = len(steps)
-
-    step_rows = []
-    timeline = []
-    for s, status in zip(steps, statuses):
-        # a step that never ran gets times from Airflow all the same (when it was marked): it has no start
-        start = None if s.never_ran else s.start_date
-        started, ended = ordo_time(start), ordo_time(s.end_date)
-        step_rows.append({
-            "job_id": job_id,
-            "step_id": s.step_id,
-            "step_type": s.step_type,
-            "status": status,
-            "airflow_state": s.state,
-            "attempt": None if s.never_ran else s.try_number,
-            "map_index": s.map_index,
-            "started_at": started,
-            "finished_at": ended,
-            "error": (s.error or f"task ended {s.state}") if status == "failed" else None,
-        })
-        timeline.append({
-            "step": s.step_id,
-            "type": s.step_type,
-            "status": status,
-            "started_at": started,
-            "finished_at": ended,
-            "duration_ms": _ms(start, s.end_date),
-        })
-    # steps that started, by when; then the others in the DAG's run order where it is known
-    started_rows = sorted((t for t in timeline if t["started_at"] is not None), key=lambda t: t["started_at"])
-    never = [t for t, s in sorted(((t, s) for t, s in zip(timeline, steps) if t["started_at"] is None),
-                                  key=lambda pair: (pair[1].order is None, pair[1].order or 0))]
-
     return {
-        "job": {
-            "id": job_id,
-            "recipe_id": snapshot.dag_id,
-            "status": snapshot.status if snapshot.status in ("success", "failed") else "running",
-            "airflow_state": snapshot.status,
-            "created_at": ordo_time(snapshot.created_at),
-            "started_at": ordo_time(snapshot.started_at),
-            "finished_at": ordo_time(finished_at),
-            "error": f"{len(failed)} step(s) failed: {', '.join(failed[:20])}{' …' if len(failed) > 20 else ''}" if failed else None,
-            "params": masked_params(snapshot.params),
-        },
+        "job": _job(snapshot, finished_at, failed),
         "progress": {
-            "percentage": succeeded / total if total else 1,
+            "percentage": succeeded / len(steps) if steps else 1,
             "completed_steps": succeeded + len(failed),
-            "total_steps": total,
+            "total_steps": len(steps),
         },
         "duration_ms": _ms(snapshot.started_at, finished_at),
-        "timeline": started_rows + never,
-        "steps": step_rows,
+        "timeline": _timeline(steps, statuses),
+        "steps": [_step_row(job_id, s, status) for s, status in zip(steps, statuses)],
         "artifacts": [
-            {
-                "job_id": job_id,
-                "name": a.key,
-                "type": "xcom",
-                "uri": f"step:{a.task_id}.{a.key}",
-                "producer_step": a.task_id if a.map_index < 0 else f"{a.task_id}[{a.map_index}]",
-                "metadata": {"value": a.value} if a.value is not None else {},
-                "created_at": ordo_time(a.created_at),
-            }
-            for a in sorted(snapshot.artifacts, key=lambda a: (a.task_id, a.map_index, a.key))
+            _artifact(job_id, a) for a in sorted(snapshot.artifacts, key=lambda a: (a.task_id, a.map_index, a.key))
         ],
-        "outputs": [
-            {
-                "job_id": job_id,
-                "artifact_name": o.name,
-                "path": o.uri,
-                "delivered_uri": o.uri,
-                "delivered_at": ordo_time(o.created_at),
-                "created_at": ordo_time(o.created_at),
-                "producer_step": o.task_id,
-            }
-            for o in snapshot.outputs
-        ],
+        "outputs": [_output(job_id, o) for o in snapshot.outputs],
         "on_exit": {**on_exit, "source": snapshot.source},
+    }
+
+
+def _job(snapshot: RunSnapshot, finished_at: datetime, failed: list[str]) -> dict[str, Any]:
+    """The report's ``job``: the run as Ordo names a job, its failed steps named in ``error``, its params masked."""
+    shown = ", ".join(failed[:20]) + (" …" if len(failed) > 20 else "")
+    return {
+        "id": snapshot.run_id,
+        "recipe_id": snapshot.dag_id,
+        "status": snapshot.status if snapshot.status in ("success", "failed") else "running",
+        "airflow_state": snapshot.status,
+        "created_at": ordo_time(snapshot.created_at),
+        "started_at": ordo_time(snapshot.started_at),
+        "finished_at": ordo_time(finished_at),
+        "error": f"{len(failed)} step(s) failed: {shown}" if failed else None,
+        "params": masked_params(snapshot.params),
+    }
+
+
+def _started_at(step: StepRecord) -> datetime | None:
+    """When a step started: one that never ran has times from Airflow all the same (when it was marked), but no start."""
+    return None if step.never_ran else step.start_date
+
+
+def _step_row(job_id: str, step: StepRecord, status: str) -> dict[str, Any]:
+    """A row of the report's ``steps``: Ordo's step status beside Airflow's state, its try, its times and why it failed."""
+    return {
+        "job_id": job_id,
+        "step_id": step.step_id,
+        "step_type": step.step_type,
+        "status": status,
+        "airflow_state": step.state,
+        "attempt": None if step.never_ran else step.try_number,
+        "map_index": step.map_index,
+        "started_at": ordo_time(_started_at(step)),
+        "finished_at": ordo_time(step.end_date),
+        "error": (step.error or f"task ended {step.state}") if status == "failed" else None,
+    }
+
+
+def _timeline(steps: list[StepRecord], statuses: list[str]) -> list[dict[str, Any]]:
+    """The report's ``timeline``: the steps that started, by when; then the others in the DAG's run order where it is known."""
+    rows = [(step, _timeline_row(step, status)) for step, status in zip(steps, statuses)]
+    started = sorted((row for _, row in rows if row["started_at"] is not None), key=lambda row: row["started_at"])
+    never = sorted(((step, row) for step, row in rows if row["started_at"] is None), key=lambda pair: (pair[0].order is None, pair[0].order or 0))
+    return started + [row for _, row in never]
+
+
+def _timeline_row(step: StepRecord, status: str) -> dict[str, Any]:
+    start = _started_at(step)
+    return {
+        "step": step.step_id,
+        "type": step.step_type,
+        "status": status,
+        "started_at": ordo_time(start),
+        "finished_at": ordo_time(step.end_date),
+        "duration_ms": _ms(start, step.end_date),
+    }
+
+
+def _artifact(job_id: str, artifact: ArtifactRecord) -> dict[str, Any]:
+    """An XCom as one of the report's ``artifacts``, named ``step:<task_id>.<key>`` as Ordo references an output."""
+    return {
+        "job_id": job_id,
+        "name": artifact.key,
+        "type": "xcom",
+        "uri": f"step:{artifact.task_id}.{artifact.key}",
+        "producer_step": artifact.task_id if artifact.map_index < 0 else f"{artifact.task_id}[{artifact.map_index}]",
+        "metadata": {"value": artifact.value} if artifact.value is not None else {},
+        "created_at": ordo_time(artifact.created_at),
+    }
+
+
+def _output(job_id: str, output: OutputRecord) -> dict[str, Any]:
+    """An asset event as one of the report's ``outputs``: delivered where and when it was emitted."""
+    return {
+        "job_id": job_id,
+        "artifact_name": output.name,
+        "path": output.uri,
+        "delivered_uri": output.uri,
+        "delivered_at": ordo_time(output.created_at),
+        "created_at": ordo_time(output.created_at),
+        "producer_step": output.task_id,
     }
