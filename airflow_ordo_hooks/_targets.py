@@ -55,7 +55,6 @@ def _control(text: str) -> str | None:
     return next((c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Cs")), None)
 
 
-
 def mask_url(url: str) -> str:
     """
     The URL as any text of this package names it: scheme and host[:port] only, then a fingerprint
@@ -112,7 +111,7 @@ def _parse(url: str) -> Url | None:
     """
     ``url`` as urllib3 reads it, host and scheme lower-case and empty when absent; ``None`` when it
     cannot. Kept for the few URLs a process sends to: a delivery reads its URL four times (its
-    masked name, its origin, the check), and urllib3 takes about 15 µs each.
+    masked name, its origin, the check).
     """
     from urllib3.exceptions import LocationParseError
     from urllib3.util import parse_url
@@ -190,57 +189,73 @@ def _check_unambiguous(url: str) -> None:
     bracketed IPv6 address, a port of digits from 1 to 65535. What urlsplit (the standard library)
     and urllib3 (which connects) disagree on is refused here, before either is asked.
     """
-    import ipaddress
-
-    bad = re.match(_RFC3986, url)
-    if bad.end() < len(url):
-        char = url[bad.end()]
-        authority_end = re.search(r"[/?#]", url[url.index("://") + 3 :])
-        in_authority = authority_end is None or bad.end() < url.index("://") + 3 + authority_end.start()
-        if char == "\\":
-            why = "a backslash, which URL parsers read differently (urllib3 as '/', urlsplit as part of the host)"
-        elif char.isspace():
-            why = "white space: a URL cannot contain white space"
-        elif ord(char) > 127 and in_authority:
-            why = f"the non-ASCII character {char!r} in its host: write the host in punycode (xn--...)"
-        elif ord(char) > 127:
-            why = f"the non-ASCII character {char!r}: percent-encode it"
-        elif char == "%":
-            why = "a '%' not followed by two hex digits"
-        else:
-            why = f"the character {char!r}, which RFC 3986 does not allow in a URL: percent-encode it"
-        raise TargetError(f"{_shown(url)}: contains {why}")
+    _check_characters(url)
     authority = re.split(r"[/?#]", url.split("://", 1)[1], maxsplit=1)[0]
     userinfo, at, hostport = authority.rpartition("@")
     if userinfo.count("@") or (at and not re.fullmatch(_USERINFO, userinfo)):
         raise TargetError(f"{_shown(url)}: its user information is not one RFC 3986 allows (one '@' at the most), "
                           "which URL parsers read differently")
-    if hostport.startswith("["):
-        host, bracket, port = hostport[1:].partition("]")
-        if not bracket or (port and not port.startswith(":")):
-            raise TargetError(f"{_shown(url)}: expected ':<port>' after the IPv6 address")
-        has_port, port = bool(port), port[1:]
-        try:
-            if "%" in host:  # a zone: urllib3 decodes its %25, urlsplit does not
-                raise ValueError(host)
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise TargetError(f"{_shown(url)}: {host!r} is not an IPv6 address (without a zone)") from None
-    else:
-        host, has_port, port = hostport.partition(":")
-        if not host:
-            raise TargetError(f"{_shown(url)}: the URL has no host")
-        if not re.fullmatch(_HOST_NAME, host):
-            raise TargetError(f"{_shown(url)}: the host {host!r} is not a DNS name or an IP address "
-                              "(letters, digits, '-', '_' and '.'; IPv6 in brackets)")
-        if re.fullmatch(_NUMERIC_LABEL, host.rstrip(".").rpartition(".")[2]):  # as WHATWG and inet_aton read a host
-            try:
-                ipaddress.IPv4Address(host)
-            except ValueError:
-                raise TargetError(f"{_shown(url)}: the host {host!r} is read as an IPv4 address by some parsers and resolvers, "
-                                  "and as a name by others: write an address as four decimal numbers (127.0.0.1)") from None
-    if has_port and not (port.isdigit() and 1 <= int(port) <= 65535):
+    port = _check_ipv6_host(url, hostport) if hostport.startswith("[") else _check_host(url, hostport)
+    if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
         raise TargetError(f"{_shown(url)} is not a valid URL: expected a port from 1 to 65535 after ':', got {port[:20]!r}")
+
+
+def _check_characters(url: str) -> None:
+    """Refuse a character RFC 3986 does not allow in a URL (or a '%' that encodes nothing), saying why."""
+    allowed = re.match(_RFC3986, url)
+    if allowed.end() == len(url):
+        return
+    char = url[allowed.end()]
+    authority_end = re.search(r"[/?#]", url[url.index("://") + 3 :])
+    in_authority = authority_end is None or allowed.end() < url.index("://") + 3 + authority_end.start()
+    if char == "\\":
+        why = "a backslash, which URL parsers read differently (urllib3 as '/', urlsplit as part of the host)"
+    elif char.isspace():
+        why = "white space: a URL cannot contain white space"
+    elif ord(char) > 127 and in_authority:
+        why = f"the non-ASCII character {char!r} in its host: write the host in punycode (xn--...)"
+    elif ord(char) > 127:
+        why = f"the non-ASCII character {char!r}: percent-encode it"
+    elif char == "%":
+        why = "a '%' not followed by two hex digits"
+    else:
+        why = f"the character {char!r}, which RFC 3986 does not allow in a URL: percent-encode it"
+    raise TargetError(f"{_shown(url)}: contains {why}")
+
+
+def _check_ipv6_host(url: str, hostport: str) -> str | None:
+    """Refuse a bracketed host that is not an IPv6 address without a zone; the port written after it, if any."""
+    import ipaddress
+
+    host, bracket, port = hostport[1:].partition("]")
+    if not bracket or (port and not port.startswith(":")):
+        raise TargetError(f"{_shown(url)}: expected ':<port>' after the IPv6 address")
+    try:
+        if "%" in host:  # a zone: urllib3 decodes its %25, urlsplit does not
+            raise ValueError(host)
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        raise TargetError(f"{_shown(url)}: {host!r} is not an IPv6 address (without a zone)") from None
+    return port[1:] if port else None
+
+
+def _check_host(url: str, hostport: str) -> str | None:
+    """Refuse a host that is not a DNS name or a dotted-decimal IPv4 address; the port written after it, if any."""
+    import ipaddress
+
+    host, has_port, port = hostport.partition(":")
+    if not host:
+        raise TargetError(f"{_shown(url)}: the URL has no host")
+    if not re.fullmatch(_HOST_NAME, host):
+        raise TargetError(f"{_shown(url)}: the host {host!r} is not a DNS name or an IP address "
+                          "(letters, digits, '-', '_' and '.'; IPv6 in brackets)")
+    if re.fullmatch(_NUMERIC_LABEL, host.rstrip(".").rpartition(".")[2]):  # as WHATWG and inet_aton read a host
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise TargetError(f"{_shown(url)}: the host {host!r} is read as an IPv4 address by some parsers and resolvers, "
+                              "and as a name by others: write an address as four decimal numbers (127.0.0.1)") from None
+    return port if has_port else None
 
 
 def read_checked(url: str) -> Url:
