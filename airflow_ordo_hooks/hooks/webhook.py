@@ -13,10 +13,6 @@ imported on first use, so that importing this module (a DAG file does, to check 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import json
 import logging
 import math
@@ -33,12 +29,14 @@ from airflow_ordo_hooks.exceptions import EgressRefused, TargetError
 from airflow_ordo_hooks.hooks._http import (
     USER_AGENT,
     DeliveryPolicy,
+    _error,
     _Outcome,
     _plain_session,
     _send,
     _short,
     _with_retries,
 )
+from airflow_ordo_hooks.hooks._signing import _mask_secret, _signature, _signing_key, sign
 
 if TYPE_CHECKING:
     import requests
@@ -98,37 +96,6 @@ def _resolve(target: str, checked: bool) -> tuple[str, requests.Session, str | N
     hook = WebhookHook(conn_id)
     session = hook.get_conn()
     return hook.url_from_endpoint(endpoint or None), session, hook.signing_secret
-
-
-def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
-    """
-    The Standard Webhooks ``webhook-signature`` value: ``v1,`` + base64 HMAC-SHA256 of ``id.timestamp.body``.
-
-    :raises ValueError: ``secret`` is not ``whsec_`` + base64 of at least one byte (the message does not quote it).
-    """
-    signed = f"{webhook_id}.{timestamp}.".encode() + body
-    return "v1," + base64.b64encode(hmac.new(_signing_key(secret), signed, hashlib.sha256).digest()).decode()
-
-
-def _signing_key(secret: str) -> bytes:
-    try:
-        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
-    except (binascii.Error, ValueError):
-        key = b""
-    if not key:
-        raise ValueError(
-            f"the signing secret ({len(secret)} characters) is not a Standard Webhooks secret: "
-            "expected 'whsec_' followed by the base64 of a key"
-        )
-    return key
-
-
-def _mask_secret(secret: str | None) -> None:
-    """Have Airflow's secrets masker hide ``secret`` in every log line of the task and its supervisor."""
-    if secret:
-        from airflow.sdk.log import mask_secret
-
-        mask_secret(secret)
 
 
 def _clean(value: Any) -> Any:
@@ -192,80 +159,132 @@ def deliver(
         beginning ``refused by egress policy: `` (:data:`REFUSED_PREFIX`).
     :return: the record of what happened (status code, attempts, elapsed ms, error).
     """
-    start = time.monotonic()
-    urls = [target] if isinstance(target, str) else []
-    masked = mask_url(target) if isinstance(target, str) and "://" in target else mask_text(str(target))
-    webhook_id = webhook_id or f"msg_{uuid.uuid4().hex}"
-    attempts = 0
-    attempt_log: list[dict[str, Any]] = []
-    secret = None
+    delivery = _Delivery(target, webhook_id or f"msg_{uuid.uuid4().hex}")
     try:
-        policy = policy or DeliveryPolicy.from_airflow_config()
-        egress = None
-        if untrusted:  # checked before anything is sent, and by the connection at every hop
-            egress = EgressPolicy.from_settings()
-            if isinstance(target, str) and target.startswith(CONN_PREFIX):
-                raise EgressRefused(f"{masked}: a target that the operator did not choose must be an http:// or https:// URL")
-            egress.check_url(target)
-        else:
-            check_target(target)
-        url, session, conn_secret = _resolve(target, checked=untrusted)
-        urls.append(url)
-        masked = mask_url(url)
-        secret = signing_secret or conn_secret
-        _mask_secret(signing_secret)
-        body = encode(payload)
-        send_headers = {
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-            **(headers or {}),
-            "webhook-id": webhook_id,  # signed or not: a receiver drops duplicates by it
-        }
-        if secret:
-            _signing_key(secret)  # a secret that is not one is refused before anything is sent
-        # the budget is the whole delivery's, resolving the target included: a callback's time is counted
-        deadline = start + policy.budget
-
-        def attempt() -> _Outcome:
-            nonlocal attempts
-            attempts += 1
-            sent_headers = send_headers
-            if secret:  # each attempt signed afresh: the timestamp is part of the signature
-                timestamp = int(time.time())
-                sent_headers = {
-                    **send_headers,
-                    "webhook-timestamp": str(timestamp),
-                    "webhook-signature": sign(secret, webhook_id, timestamp, body),
-                }
-            at, began = datetime.now(timezone.utc), time.monotonic()
-            result = _send(session, "POST", url, policy, deadline, stream=True, egress=egress, data=body, headers=sent_headers)
-            attempt_log.append({
-                "at": at.isoformat(timespec="milliseconds"),
-                "status_code": result.status_code,
-                "error": None if result.ok else mask_text(result.error or "", urls),
-                "elapsed_ms": round((time.monotonic() - began) * 1000),
-            })
-            return result
-
-        outcome = _with_retries(attempt, policy, deadline, f"Webhook {masked}")
+        prepared = _prepare(delivery, payload, policy, signing_secret, headers, untrusted)
+        outcome = _with_retries(
+            lambda: _attempt(prepared, delivery), prepared.policy, prepared.deadline, f"Webhook {delivery.masked}"
+        )
         error = outcome.error
         if outcome.retryable:
-            error = f"{error}; gave up after {attempts} attempt(s) within the {policy.budget:g} s budget"
+            error = f"{error}; gave up after {delivery.attempts} attempt(s) within the {prepared.policy.budget:g} s budget"
     except EgressRefused as exc:
-        outcome, error = _Outcome(), _short(REFUSED_PREFIX + mask_text(str(exc), urls))
+        outcome, error = _Outcome(), _short(REFUSED_PREFIX + mask_text(str(exc), delivery.urls))
     except Exception as exc:  # a delivery must never raise into Airflow
-        outcome, error = _Outcome(), _short(mask_text(f"{type(exc).__name__}: {exc}", urls))
+        outcome, error = _Outcome(), _error(exc, delivery.urls)
+    return _record(delivery, outcome, error)
+
+
+class _Delivery:
+    """One delivery as it goes: what its texts name it by, and its attempts, for its record."""
+
+    def __init__(self, target: str, webhook_id: str) -> None:
+        self.start = time.monotonic()
+        self.target = target
+        self.urls = [target] if isinstance(target, str) else []  # every URL its texts mask
+        self.masked = mask_url(target) if isinstance(target, str) and "://" in target else mask_text(str(target))
+        self.webhook_id = webhook_id
+        self.signed = False
+        self.attempts = 0
+        self.attempt_log: list[dict[str, Any]] = []
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """What every attempt of a delivery sends, and where: ``key`` signs it (``None``: unsigned)."""
+
+    url: str
+    session: requests.Session
+    policy: DeliveryPolicy
+    deadline: float
+    egress: EgressPolicy | None
+    body: bytes
+    headers: dict[str, str]
+    key: bytes | None
+
+
+def _prepare(
+    delivery: _Delivery,
+    payload: Mapping[str, Any] | bytes,
+    policy: DeliveryPolicy | None,
+    signing_secret: str | None,
+    headers: Mapping[str, str] | None,
+    untrusted: bool,
+) -> _Prepared:
+    """The delivery checked and made ready to send, nothing sent: its target resolved, its body, headers and signing key."""
+    policy = policy or DeliveryPolicy.from_airflow_config()
+    egress = _check(delivery.target, delivery.masked, untrusted)
+    url, session, conn_secret = _resolve(delivery.target, checked=untrusted)
+    delivery.urls.append(url)
+    delivery.masked = mask_url(url)
+    secret = signing_secret or conn_secret
+    delivery.signed = bool(secret)
+    _mask_secret(signing_secret)
+    body = encode(payload)
+    send_headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        **(headers or {}),
+        "webhook-id": delivery.webhook_id,  # signed or not: a receiver drops duplicates by it
+    }
+    key = _signing_key(secret) if secret else None  # a secret that is not one is refused before anything is sent
+    # the budget is the whole delivery's, resolving the target included: a callback's time is counted
+    deadline = delivery.start + policy.budget
+    return _Prepared(url, session, policy, deadline, egress, body, send_headers, key)
+
+
+def _check(target: str, masked: str, untrusted: bool) -> EgressPolicy | None:
+    """
+    Refuse a target the delivery may not send to, before anything is sent; an ``untrusted`` one's
+    egress policy, which its connections check again at every hop.
+    """
+    if not untrusted:
+        check_target(target)
+        return None
+    egress = EgressPolicy.from_settings()
+    if isinstance(target, str) and target.startswith(CONN_PREFIX):
+        raise EgressRefused(f"{masked}: a target that the operator did not choose must be an http:// or https:// URL")
+    egress.check_url(target)
+    return egress
+
+
+def _attempt(prepared: _Prepared, delivery: _Delivery) -> _Outcome:
+    """One POST of the delivery, within its deadline, entered in its attempt log."""
+    delivery.attempts += 1
+    headers = prepared.headers
+    if prepared.key is not None:  # each attempt signed afresh: the timestamp is part of the signature
+        timestamp = int(time.time())
+        headers = {
+            **headers,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": _signature(prepared.key, delivery.webhook_id, timestamp, prepared.body),
+        }
+    at, began = datetime.now(timezone.utc), time.monotonic()
+    outcome = _send(prepared.session, "POST", prepared.url, prepared.policy, prepared.deadline, stream=True,
+                    egress=prepared.egress, data=prepared.body, headers=headers)
+    delivery.attempt_log.append({
+        "at": at.isoformat(timespec="milliseconds"),
+        "status_code": outcome.status_code,
+        "error": None if outcome.ok else mask_text(outcome.error or "", delivery.urls),
+        "elapsed_ms": round((time.monotonic() - began) * 1000),
+    })
+    return outcome
+
+
+def _record(delivery: _Delivery, outcome: _Outcome, error: str | None) -> DeliveryRecord:
+    """The delivery's record, logged once: at INFO if delivered, else at WARNING."""
     record = DeliveryRecord(
-        target=masked,
+        target=delivery.masked,
         ok=outcome.ok,
         status_code=outcome.status_code,
-        attempts=attempts,
-        elapsed_ms=round((time.monotonic() - start) * 1000),
-        error=None if outcome.ok else mask_text(error or "", urls),
-        webhook_id=webhook_id,
-        attempt_log=tuple(attempt_log),
-        signed=bool(secret) and attempts > 0,
+        attempts=delivery.attempts,
+        elapsed_ms=round((time.monotonic() - delivery.start) * 1000),
+        error=None if outcome.ok else mask_text(error or "", delivery.urls),
+        webhook_id=delivery.webhook_id,
+        attempt_log=tuple(delivery.attempt_log),
+        signed=delivery.signed and delivery.attempts > 0,
     )
+    masked, attempts = delivery.masked, delivery.attempts
     if record.ok:
         log.info("Webhook %s: delivered, HTTP %d, %d attempt(s), %d ms", masked, record.status_code, attempts, record.elapsed_ms)
     else:
