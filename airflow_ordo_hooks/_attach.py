@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_ordo_hooks import _airflow
 from airflow_ordo_hooks._events import RUN_EVENTS
 from airflow_ordo_hooks._hooks_config import Hooks, parse_hooks
-from airflow_ordo_hooks.callbacks.job_event import JobEventCallback, PrepareEvents, import_early_in_task_process
+from airflow_ordo_hooks.callbacks.job_event import JobEventCallback
+from airflow_ordo_hooks.callbacks.prepare import PrepareEvents, import_early_in_task_process
 from airflow_ordo_hooks.callbacks.recovery import RecoverEarlierTries, RecoverRun
 from airflow_ordo_hooks._task_log import CopyTryOutput, StopTryOutputCopy
 from airflow_ordo_hooks.exceptions import HooksConfigError, OnExitConfigError

@@ -19,7 +19,7 @@ from airflow_ordo_hooks import _settings
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-    from airflow_ordo_hooks._outbox import Message
+    from airflow_ordo_hooks._message import Message
     from airflow_ordo_hooks.hooks.airflow_api import AirflowApiHook, DeliveryPolicy
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import logging
 import socket
 
 from airflow_ordo_hooks import _ledger
-from airflow_ordo_hooks._outbox import Message
+from airflow_ordo_hooks._message import Message
 from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy, deliver, encode
 
 
