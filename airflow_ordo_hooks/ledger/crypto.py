@@ -16,7 +16,10 @@ from typing import TYPE_CHECKING
 from airflow_ordo_hooks.exceptions import OrdoHooksError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from cryptography.fernet import Fernet, MultiFernet
+    from sqlalchemy import Row
     from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
@@ -130,12 +133,30 @@ def reencrypt(session: Session, *, batch: int = BATCH) -> int:
         (its ``changed`` says how many were re-encrypted).
     """
     from cryptography.fernet import InvalidToken
-    from sqlalchemy import select, update
+
+    first, every = _keys()
+    changed, undecryptable = 0, []
+    for webhook_id, stored, encrypted in _stored_targets(session, batch):
+        try:
+            new = _rotated(first, every, stored, encrypted)
+        except InvalidToken:
+            undecryptable.append(webhook_id)
+            continue
+        if new is not None:
+            changed += _replace_target(session, webhook_id, stored, new)
+    session.flush()
+    if undecryptable:
+        raise UndecryptableTargets(changed, undecryptable)
+    return changed
+
+
+def _stored_targets(session: Session, batch: int) -> Iterator[Row[tuple[str, str, bool | None]]]:
+    """Every delivery's ``(webhook_id, stored target, target_is_encrypted)``, read ``batch`` rows at a time in webhook_id order."""
+    from sqlalchemy import select
 
     from airflow_ordo_hooks.ledger.models import Delivery
 
-    first, every = _keys()
-    changed, undecryptable, after = 0, [], ""
+    after = ""
     while True:
         rows = session.execute(
             select(Delivery.webhook_id, Delivery.target_encrypted, Delivery.target_is_encrypted)
@@ -144,31 +165,39 @@ def reencrypt(session: Session, *, batch: int = BATCH) -> int:
             .limit(batch)
         ).all()
         if not rows:
-            break
+            return
         after = rows[-1].webhook_id
-        for webhook_id, stored, encrypted in rows:
-            token = _is_token(stored) if encrypted is None else encrypted
-            try:
-                if not token:
-                    new = first.encrypt(stored.encode("utf-8"))
-                elif encrypted and _decrypts(first, stored):
-                    continue
-                else:
-                    new = every.rotate(stored.encode("utf-8"))
-            except InvalidToken:
-                undecryptable.append(webhook_id)
-                continue
-            result = session.execute(
-                update(Delivery)
-                .where(Delivery.webhook_id == webhook_id, Delivery.target_encrypted == stored)
-                .values(target_encrypted=new.decode("utf-8"), target_is_encrypted=True)
-                .execution_options(synchronize_session="fetch")
-            )
-            changed += result.rowcount
-    session.flush()
-    if undecryptable:
-        raise UndecryptableTargets(changed, undecryptable)
-    return changed
+        yield from rows
+
+
+def _rotated(first: Fernet, every: MultiFernet, stored: str, encrypted: bool | None) -> bytes | None:
+    """
+    ``stored`` encrypted with the first key: a plain target encrypted, a token rotated; ``None`` if
+    it already is.
+
+    :raises cryptography.fernet.InvalidToken: no key decrypts it.
+    """
+    token = _is_token(stored) if encrypted is None else encrypted
+    if not token:
+        return first.encrypt(stored.encode("utf-8"))
+    if encrypted and _decrypts(first, stored):
+        return None
+    return every.rotate(stored.encode("utf-8"))
+
+
+def _replace_target(session: Session, webhook_id: str, stored: str, new: bytes) -> int:
+    """Store ``new`` as the delivery's target if its target is still ``stored`` (an API server may write meanwhile); rows changed."""
+    from sqlalchemy import update
+
+    from airflow_ordo_hooks.ledger.models import Delivery
+
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.webhook_id == webhook_id, Delivery.target_encrypted == stored)
+        .values(target_encrypted=new.decode("utf-8"), target_is_encrypted=True)
+        .execution_options(synchronize_session="fetch")
+    )
+    return result.rowcount
 
 
 def _decrypts(key: Fernet, token: str) -> bool:
