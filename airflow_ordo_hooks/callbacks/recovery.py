@@ -21,12 +21,15 @@ try's own ``trigger_job`` (started by its callback) is not started for it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
+from airflow_ordo_hooks._ended_try import EndedTry
+from airflow_ordo_hooks._message import Message
 from airflow_ordo_hooks.callbacks.job_event import EventCallback, JobEventCallback
 
 if TYPE_CHECKING:
@@ -100,6 +103,15 @@ def hooks_of(task: Any) -> Hooks | None:
     return None
 
 
+class _Wanted(NamedTuple):
+    """An event of an ended try that should be in the ledger: the try, the event, the action, and whether the try was the task's last."""
+
+    ended: EndedTry
+    event: str
+    action: Any
+    final: bool
+
+
 def recover(
     dag_id: str,
     run_id: str,
@@ -118,8 +130,7 @@ def recover(
     :param before_try: look only at tries before this one (a retry's own start).
     :return: how many deliveries were handed over.
     """
-    from airflow_ordo_hooks import _event_id, _events, _ledger, _outbox, _payloads, _settings
-    from airflow_ordo_hooks.hooks.webhook import encode
+    from airflow_ordo_hooks import _ledger, _outbox
 
     api = _ledger.new_client(deadline)
     base = f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}/taskInstances"
@@ -128,65 +139,85 @@ def recover(
                      for ti in api.pages(base, "task_instances") if ti["task_id"] in hooked]
     else:
         instances = [(task_id, map_index, before_try or 0) for task_id, map_index in only]
-    wanted: dict[str, tuple[dict[str, Any], str, Any, bool]] = {}
+    wanted: dict[str, _Wanted] = {}
     for task_id, map_index, last_try in instances:
-        if last_try < 1 or (before_try is not None and last_try < 2):
-            continue
-        hooks, retries = hooked[task_id]
-        tries = api.get(f"{base}/{quote(task_id, safe='')}{'' if map_index < 0 else f'/{map_index}'}/tries")["task_instances"]
-        for t in tries:
-            number, state = t.get("try_number") or 0, t.get("state")
-            if before_try is not None and number >= before_try:
-                continue
-            final = not (number < last_try or state == "up_for_retry")
-            if not final:
-                events = ["on_error"] if state in ("failed", "up_for_retry") else []
-            else:
-                change = _CHANGE_OF_FINAL_STATE.get(state or "")
-                events = _events.task_events(change, retries) if change else []
-            for event in events:
-                for action in hooks.for_event(event):
-                    if action.action in _payloads.BUILDERS:
-                        wid = _event_id.webhook_id(dag_id, run_id, task_id, map_index, number, event, action.target)
-                        wanted[wid] = (t, event, action, final)
-    if not wanted:
-        return 0
-    missing = [wid for wid in wanted if wid not in _ledger.existing(wanted, dag_id=dag_id, api=api)]
+        if last_try >= 1 and (before_try is None or last_try >= 2):
+            wanted.update(_wanted_of_task(api, base, dag_id, run_id, hooked[task_id], task_id, map_index, last_try, before_try))
+    held = _ledger.existing(wanted, dag_id=dag_id, api=api) if wanted else set()
+    missing = [w for wid, w in wanted.items() if wid not in held]
     if not missing:
         return 0
-    overtime = _settings.task_success_overtime()
-    logs: dict[tuple[str, int, int], str] = {}
-    items = []
-    for wid in missing:
-        t, event, action, final = wanted[wid]
-        key = (t["task_id"], t.get("map_index", -1), t["try_number"])
-        if key not in logs:
-            logs[key] = _try_log(api, base, *key, max_chars=_settings.get("log_max_chars"))
-        hooks, retries = hooked[t["task_id"]]
-        # a final try's trigger_job is a task of the graph (TriggerJobOperator), which ran; a retried
-        # try's is started by its callback, which did not
-        triggered = [a.target for a in hooks.for_event(event) if a.action == "trigger_job"] if final else []
-        payload = try_payload(dag_run, t, event, logs[key], retries, triggered)
-        ended = _time(t.get("end_date")) or datetime.now(timezone.utc)
-        not_before = max(ended + timedelta(seconds=overtime + GRACE_MARGIN), datetime.now(timezone.utc))
-        items.append(_outbox.Message(
-            webhook_id=wid, dag_id=dag_id, run_id=run_id, task_id=t["task_id"], map_index=key[1], try_number=key[2],
-            event=event, action=action.action, target=action.target, body=encode(_payloads.BUILDERS[action.action](payload)),
-            source="recovery", not_before=not_before.isoformat(timespec="milliseconds"),
-        ))
-    if _outbox.hand_over(items, api=api):
+    messages = _messages(api, base, dag_run, hooked, missing)
+    if _outbox.hand_over(messages, api=api):
         log.warning(
             "airflow-ordo-hooks: %d event delivery(ies) of tries that ended without running their callbacks "
             "(killed, out of memory, worker lost) handed to the ledger: %s",
-            len(items), ", ".join(sorted({f"{i.task_id} try {i.try_number} {i.event}" for i in items})),
+            len(messages), ", ".join(sorted({f"{m.task_id} try {m.try_number} {m.event}" for m in messages})),
         )
-    return len(items)
+    return len(messages)
 
 
-def _time(value: datetime | str | None) -> datetime | None:
-    if isinstance(value, datetime) or not value:
-        return value or None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+def _wanted_of_task(
+    api: Any, base: str, dag_id: str, run_id: str, hooked: tuple[Hooks, int], task_id: str, map_index: int,
+    last_try: int, before_try: int | None,
+) -> dict[str, _Wanted]:
+    """The events, by ``webhook-id``, that the tries of one task instance fired, or would have had their callbacks run."""
+    from airflow_ordo_hooks import _event_id, _events, _payloads
+
+    hooks, retries = hooked
+    tries = api.get(f"{base}/{quote(task_id, safe='')}{'' if map_index < 0 else f'/{map_index}'}/tries")["task_instances"]
+    wanted = {}
+    for t in tries:
+        number, state = t.get("try_number") or 0, t.get("state")
+        if before_try is not None and number >= before_try:
+            continue
+        final = not (number < last_try or state == "up_for_retry")
+        if not final:
+            events = ["on_error"] if state in ("failed", "up_for_retry") else []
+        else:
+            change = _CHANGE_OF_FINAL_STATE.get(state or "")
+            events = _events.task_events(change, retries) if change else []
+        for event in events:
+            for action in hooks.for_event(event):
+                if action.action in _payloads.BUILDERS:
+                    wid = _event_id.webhook_id(dag_id, run_id, task_id, map_index, number, event, action.target)
+                    wanted[wid] = _Wanted(EndedTry.from_rest(t), event, action, final)
+    return wanted
+
+
+def _messages(api: Any, base: str, dag_run: Any, hooked: Mapping[str, tuple[Hooks, int]], missing: Sequence[_Wanted]) -> list[Message]:
+    """
+    A message per missing event, its payload built from the try's log (read once a try), sent no
+    earlier than ``[core] task_success_overtime`` (and a margin) after the try ended.
+    """
+    from airflow_ordo_hooks import _event_id, _payloads, _settings
+    from airflow_ordo_hooks._ended_try import NO_CALLBACKS, payload
+    from airflow_ordo_hooks.hooks.webhook import encode
+
+    overtime = _settings.task_success_overtime()
+    logs: dict[tuple[str, int, int | None], str] = {}
+    messages = []
+    for ended, event, action, final in missing:
+        key = (ended.task_id, ended.map_index, ended.try_number)
+        if key not in logs:
+            logs[key] = _try_log(api, base, ended.task_id, ended.map_index, ended.try_number or 0,
+                                 max_chars=_settings.get("log_max_chars"))
+        hooks, retries = hooked[ended.task_id]
+        # a final try's trigger_job is a task of the graph (TriggerJobOperator), which ran; a retried
+        # try's is started by its callback, which did not
+        triggered = [a.target for a in hooks.for_event(event) if a.action == "trigger_job"] if final else []
+        logged = dataclasses.replace(ended, log=logs[key]).logged(NO_CALLBACKS)
+        body = encode(_payloads.BUILDERS[action.action](payload(dag_run, logged, event=event, retries=retries, triggered=triggered)))
+        not_before = max((ended.end_date or datetime.now(timezone.utc)) + timedelta(seconds=overtime + GRACE_MARGIN),
+                         datetime.now(timezone.utc))
+        messages.append(Message(
+            webhook_id=_event_id.webhook_id(dag_run.dag_id, dag_run.run_id, ended.task_id, ended.map_index, ended.try_number or 0,
+                                            event, action.target),
+            dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=ended.task_id, map_index=ended.map_index,
+            try_number=ended.try_number or 0, event=event, action=action.action, target=action.target, body=body,
+            source="recovery", not_before=not_before.isoformat(timespec="milliseconds"),
+        ))
+    return messages
 
 
 def _try_log(api: Any, base: str, task_id: str, map_index: int, try_number: int, *, max_chars: int) -> str:
@@ -196,37 +227,3 @@ def _try_log(api: Any, base: str, task_id: str, map_index: int, try_number: int,
         return rest_try_log(api, f"{base}/{quote(task_id, safe='')}", try_number, map_index, max_chars)
     except Exception as exc:
         return f"the log of try {try_number} could not be read: {exc}"
-
-
-def try_payload(
-    dag_run: Any, t: Mapping[str, Any], event: str, log_text: str, retries: int, triggered: Sequence[str]
-) -> dict[str, Any]:
-    """
-    cheek's payload of ``event`` for a try that has ended, from what can be read of it afterwards.
-
-    :param t: the try as the REST API gives a task instance: ``task_id``, ``state``, ``try_number``,
-        ``max_tries``, ``map_index``, ``start_date`` and ``end_date`` (ISO 8601, or datetimes).
-    :param log_text: its log, bounded and masked ("" when unknown).
-    """
-    from airflow.sdk import conf
-
-    from airflow_ordo_hooks._payloads import log_url, watched_task_payload
-
-    state = t.get("state") or "failed"
-    payload = watched_task_payload(
-        dag_run,
-        task_id=t["task_id"],
-        state=state,
-        log=log_text or f"{t['task_id']} try {t.get('try_number')} ended {state} without running its callbacks",
-        retries_exhausted=event == "on_retries_exhausted",
-        retries=retries,
-        triggered=triggered,
-        try_number=t.get("try_number"),
-        max_tries=t.get("max_tries"),
-        map_index=t.get("map_index", -1),
-        start_date=_time(t.get("start_date")),
-        end_date=_time(t.get("end_date")),
-        log_url=log_url(conf.get("api", "base_url", fallback="http://localhost:8080/"), dag_run.dag_id, dag_run.run_id,
-                        t["task_id"], t.get("map_index", -1), t.get("try_number")),
-    )
-    return payload

@@ -194,7 +194,8 @@ def preview(args: Any) -> None:
     from airflow_ordo_hooks import _settings
     from airflow_ordo_hooks._payloads import BUILDERS
     from airflow_ordo_hooks._task_log import read_try_log
-    from airflow_ordo_hooks.callbacks.recovery import hooks_of, try_payload
+    from airflow_ordo_hooks._ended_try import NO_CALLBACKS, EndedTry, payload
+    from airflow_ordo_hooks.callbacks.recovery import hooks_of
     from airflow_ordo_hooks.hooks.webhook import encode, mask_url
 
     dag = get_bagged_dag(None, args.dag_id)
@@ -211,20 +212,18 @@ def preview(args: Any) -> None:
     if found is None:
         dag_run = SimpleNamespace(dag_id=args.dag_id, run_id=args.run_id or f"manual__{now.isoformat()}", run_type="manual",
                                   conf={}, start_date=now, run_after=now)
-        t = {"task_id": args.task_id, "state": state, "try_number": 1, "max_tries": task.retries or 0,
-             "map_index": args.map_index, "start_date": now, "end_date": now}
-        log_text, source = "", "a made-up try (the task has none in the database)"
+        ended = EndedTry(args.task_id, state, try_number=1, max_tries=task.retries or 0, map_index=args.map_index,
+                         start_date=now, end_date=now)
+        source = "a made-up try (the task has none in the database)"
     else:
         dag_run, ti = found
-        t = {"task_id": ti.task_id, "state": state, "try_number": ti.try_number, "max_tries": ti.max_tries,
-             "map_index": ti.map_index, "start_date": ti.start_date, "end_date": ti.end_date}
-        log_text = read_try_log(ti, _settings.get("log_max_chars"), catch_up=False)
+        ended = EndedTry.from_orm(ti, state=state, log=read_try_log(ti, _settings.get("log_max_chars"), catch_up=False))
         source = f"run {dag_run.run_id}, try {ti.try_number} ({ti.state})"
     jobs = [a.target for a in actions if a.action == "trigger_job"]
-    payload = try_payload(dag_run, t, args.event, log_text, task.retries or 0, jobs)
+    built = payload(dag_run, ended.logged(NO_CALLBACKS), event=args.event, retries=task.retries or 0, triggered=jobs)
     sends = [
         {"action": a.action, "target": mask_url(a.target) if "://" in a.target else a.target,
-         "body": json.loads(encode(BUILDERS[a.action](payload)))}
+         "body": json.loads(encode(BUILDERS[a.action](built)))}
         for a in actions if a.action in BUILDERS
     ]
     if args.output in ("json", "yaml"):

@@ -13,14 +13,13 @@ the task's state. What the child gets, and the cycle guard, are :mod:`airflow_or
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 
 from airflow_ordo_hooks import _airflow, _settings
-from airflow_ordo_hooks._payloads import log_url, watched_task_payload
+from airflow_ordo_hooks._ended_try import EndedTry, payload
 from airflow_ordo_hooks._task_log import log_file, read_try_log, rest_try_log
 from airflow_ordo_hooks._trigger import child_conf, child_run_id, cycle, task_id_for
 
@@ -80,8 +79,7 @@ class TriggerJobOperator(TriggerDagRunOperator):
         The payload of the watched task's event, built here from what can be read once that task has
         ended: its callback may never run (a killed task), so nothing is waited for.
         """
-        from airflow.sdk import BaseHook, conf
-
+        from airflow.sdk import BaseHook
 
         ti = context["ti"]
         retries = self.dag.get_task(self.source_task_id).retries or 0
@@ -90,56 +88,34 @@ class TriggerJobOperator(TriggerDagRunOperator):
         try:
             BaseHook.get_connection(conn_id)
         except Exception:
-            details, missing = None, f"there is no connection {conn_id!r} to Airflow's REST API"
+            ended, missing = None, f"there is no connection {conn_id!r} to Airflow's REST API"
         else:
             try:
-                details = _read_through_api(conn_id, ti.dag_id, ti.run_id, self.source_task_id, max_chars)
+                ended = _read_through_api(conn_id, ti.dag_id, ti.run_id, self.source_task_id, state, max_chars)
             except Exception as exc:
-                details, missing = None, f"Airflow's REST API (connection {conn_id!r}) failed: {exc}"
-        if details is None:
-            details = _read_locally(ti, self.source_task_id, retries, max_chars)
+                ended, missing = None, f"Airflow's REST API (connection {conn_id!r}) failed: {exc}"
+        if ended is None:
+            ended = _read_locally(ti, self.source_task_id, state, retries, max_chars)
             log.info(
                 "trigger_job: %s, so %s's %s payload is built from its state%s: its times, duration and max_tries are null%s",
-                missing, self.source_task_id, self.event, " and its log file" if details["log"] else "",
-                ", try_number too, and retry_attempt is derived" if details["try_number"] is None else "",
+                missing, self.source_task_id, self.event, " and its log file" if ended.log else "",
+                ", try_number too, and retry_attempt is derived" if ended.try_number is None else "",
             )
-        if not details["log"] and state != "success":  # a failure's log is never empty
-            details["log"] = f"{self.source_task_id} ended {state}; its log could not be read"
-        return watched_task_payload(
-            context["dag_run"],
-            task_id=self.source_task_id,
-            state=state,
-            retries_exhausted=self.event == "on_retries_exhausted",
-            retries=retries,
-            triggered=[self.trigger_dag_id],
-            log_url=log_url(
-                conf.get("api", "base_url", fallback="http://localhost:8080/"),
-                ti.dag_id, ti.run_id, self.source_task_id, details.get("map_index", -1), details["try_number"],
-            ),
-            **details,
-        )
+        if state != "success":  # a failure's log is never empty
+            ended = ended.logged("{task_id} ended {state}; its log could not be read")
+        return payload(context["dag_run"], ended, event=self.event, retries=retries, triggered=[self.trigger_dag_id])
 
 
-def _time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-
-def _read_through_api(conn_id: str, dag_id: str, run_id: str, task_id: str, max_chars: int) -> dict[str, Any]:
-    """A task instance's details and its try's log (tail, masked), through Airflow's REST API v2."""
+def _read_through_api(conn_id: str, dag_id: str, run_id: str, task_id: str, state: str, max_chars: int) -> EndedTry:
+    """A task instance's last try and its log (tail, masked), through Airflow's REST API v2."""
     from airflow_ordo_hooks.hooks.airflow_api import AirflowApiHook
 
     api = AirflowApiHook(conn_id)
     path = f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}/taskInstances/{quote(task_id, safe='')}"
     ti = api.get(path)
     try_number = ti.get("try_number")
-    return {
-        "try_number": try_number,
-        "max_tries": ti.get("max_tries"),
-        "map_index": ti.get("map_index", -1),
-        "start_date": _time(ti.get("start_date")),
-        "end_date": _time(ti.get("end_date")),
-        "log": rest_try_log(api, path, try_number, ti.get("map_index", -1), max_chars) if try_number else "",
-    }
+    log_text = rest_try_log(api, path, try_number, ti.get("map_index", -1), max_chars) if try_number else ""
+    return EndedTry.from_rest(ti, state=state, log=log_text)
 
 
 class _TryOf:
@@ -152,10 +128,10 @@ class _TryOf:
         return getattr(self._ti, name)
 
 
-def _read_locally(ti: Any, task_id: str, retries: int, max_chars: int) -> dict[str, Any]:
+def _read_locally(ti: Any, task_id: str, state: str, retries: int, max_chars: int) -> EndedTry:
     """The watched task's last try and its log, when that log's file is on this machine (a worker that ran it, or a shared log folder)."""
     for try_number in range(retries + 1, 0, -1):
         attempt = _TryOf(ti, task_id, try_number)
         if log_file(attempt) is not None:
-            return {"try_number": try_number, "log": read_try_log(attempt, max_chars, catch_up=False)}
-    return {"try_number": None, "log": ""}
+            return EndedTry(task_id, state, try_number=try_number, log=read_try_log(attempt, max_chars, catch_up=False))
+    return EndedTry(task_id, state)
