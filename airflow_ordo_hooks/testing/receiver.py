@@ -17,82 +17,29 @@ and verifies its Standard Webhooks signature (``--help`` says how)::
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from http.server import ThreadingHTTPServer
+from typing import TYPE_CHECKING
+
+from airflow_ordo_hooks.testing._behaviours import (
+    Behaviour,
+    Drop,
+    NeverFinish,
+    ReceivedRequest,
+    Respond,
+    Trickle,
+    handler_class,
+)
 
 if TYPE_CHECKING:
     import argparse
 
-
-@dataclass(frozen=True)
-class ReceivedRequest:
-    """One request as the receiver got it."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    received_at: float
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    def header(self, name: str) -> str | None:
-        """A header by case-insensitive name."""
-        wanted = name.lower()
-        return next((v for k, v in self.headers.items() if k.lower() == wanted), None)
-
-
-@dataclass(frozen=True)
-class Respond:
-    """Answer with ``status`` after ``delay`` seconds."""
-
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b""
-    delay: float = 0.0
-
-
-@dataclass(frozen=True)
-class Drop:
-    """Close the connection without answering."""
-
-
-@dataclass(frozen=True)
-class NeverFinish:
-    """Send ``status`` and headers announcing a body, then a few bytes of it, then nothing, ever."""
-
-    status: int = 200
-
-
-@dataclass(frozen=True)
-class Trickle:
-    """
-    Send the status line, then one byte every ``interval`` seconds until the receiver stops: of a
-    header that never ends (``part="headers"``), or of a body announced long (``part="body"``, the
-    headers complete). Each byte keeps a per-read timeout from firing.
-    """
-
-    interval: float = 0.25
-    status: int = 200
-    part: str = "headers"
-
-    def __post_init__(self) -> None:
-        if self.part not in ("headers", "body"):
-            raise ValueError(f"Trickle part: expected 'headers' or 'body', got {self.part!r}")
-
-
-_Script = Respond | Drop | NeverFinish | Trickle
-Behaviour = _Script | Callable[[ReceivedRequest], _Script]
+__all__ = ["Behaviour", "Drop", "NeverFinish", "ReceivedRequest", "Respond", "Trickle", "WebhookReceiver", "main"]
 
 
 class WebhookReceiver:
@@ -124,7 +71,7 @@ class WebhookReceiver:
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> WebhookReceiver:
         self._stopping.clear()
-        self._server = ThreadingHTTPServer((self._host, self._port), self._handler_class())
+        self._server = ThreadingHTTPServer((self._host, self._port), handler_class(self._record, self._stopping))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-receiver", daemon=True)
         self._thread.start()
@@ -186,66 +133,6 @@ class WebhookReceiver:
         if self._on_request:
             self._on_request(request)
         return behaviour
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:  # keep test output quiet
-                pass
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                request = ReceivedRequest(self.command, self.path, dict(self.headers.items()), body, time.time())
-                behaviour = receiver._record(request)
-                if callable(behaviour) and not isinstance(behaviour, (Respond, Drop, NeverFinish, Trickle)):
-                    behaviour = behaviour(request)
-                if isinstance(behaviour, Drop):
-                    self.close_connection = True
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                    return
-                if isinstance(behaviour, NeverFinish):
-                    self.send_response(behaviour.status)
-                    self.send_header("Content-Length", "1000000")
-                    self.end_headers()
-                    self.wfile.write(b"{")
-                    self.wfile.flush()
-                    receiver._stopping.wait()
-                    self.close_connection = True
-                    return
-                if isinstance(behaviour, Trickle):
-                    self._trickle(behaviour)
-                    return
-                if behaviour.delay and receiver._stopping.wait(behaviour.delay):
-                    self.close_connection = True
-                    return
-                self.send_response(behaviour.status)
-                for name, value in behaviour.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(behaviour.body)))
-                self.end_headers()
-                self.wfile.write(behaviour.body)
-
-            def _trickle(self, behaviour: Trickle) -> None:
-                self.close_connection = True
-                start = f"HTTP/1.1 {behaviour.status} Slow\r\n"
-                if behaviour.part == "body":
-                    start += "Content-Length: 1000000\r\n\r\n"
-                else:
-                    start += "X-Trickle: "
-                try:
-                    self.wfile.write(start.encode())
-                    while not receiver._stopping.wait(behaviour.interval):
-                        self.wfile.write(b"x")
-                except OSError:  # the client gave up: what a trickle is for
-                    pass
-
-            do_POST = do_GET = do_PUT = _handle
-
-        return Handler
 
 
 # -- the command: python -m airflow_ordo_hooks.testing.receiver -----------------------------------
@@ -357,17 +244,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """The command: listen, print each request until Ctrl-C or SIGTERM, then stop; the exit code."""
-    import signal
-
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.secret is not None:
-        from airflow_ordo_hooks.hooks.webhook import _signing_key
-
-        try:
-            _signing_key(args.secret)
-        except ValueError as exc:
-            parser.error(f"argument --secret: {exc}")
+    _check_secret(parser, args.secret)
     if hasattr(sys.stdout, "reconfigure"):  # a body's text is printed whatever the terminal's encoding
         sys.stdout.reconfigure(errors="backslashreplace")
     lock = threading.Lock()
@@ -382,10 +261,33 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.flush()
         receiver.reset()  # the command keeps nothing: a receiver left running for days does not grow
 
+    receiver = WebhookReceiver(args.port, on_request=on_request, host=args.host, default=Respond(args.status))
+    if not _serve(receiver, args, parser.prog):
+        return 1
+    with lock:
+        print(f"stopped after {count} request(s)", flush=True)
+    return 0
+
+
+def _check_secret(parser: argparse.ArgumentParser, secret: str | None) -> None:
+    """Refuse, as argparse refuses an argument, a ``--secret`` that is not a Standard Webhooks secret."""
+    if secret is None:
+        return
+    from airflow_ordo_hooks.hooks.webhook import _signing_key
+
+    try:
+        _signing_key(secret)
+    except ValueError as exc:
+        parser.error(f"argument --secret: {exc}")
+
+
+def _serve(receiver: WebhookReceiver, args: argparse.Namespace, prog: str) -> bool:
+    """Serve until Ctrl-C or SIGTERM, then stop; false if the receiver cannot listen (said on stderr)."""
+    import signal
+
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    receiver = WebhookReceiver(args.port, on_request=on_request, host=args.host, default=Respond(args.status))
     started = False
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, interrupt)
@@ -393,8 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             receiver.start()
         except OSError as exc:
-            print(f"{parser.prog}: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
-            return 1
+            print(f"{prog}: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+            return False
         started = True
         checked = "verifying signatures with --secret" if args.secret else "not verifying signatures (no --secret)"
         print(f"listening on {receiver.url()}: {checked}, answering every request HTTP {args.status}; "
@@ -408,9 +310,7 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signum, signal.SIG_IGN)
         if started:  # a receiver interrupted while starting is left to the process's exit
             receiver.stop()
-    with lock:
-        print(f"stopped after {count} request(s)", flush=True)
-    return 0
+    return True
 
 
 if __name__ == "__main__":
