@@ -1,4 +1,4 @@
-"""cheek's ``trigger_job`` context: what a parent passes to the run it starts, signed, and the guard against cycles.
+"""cheek's ``trigger_job``: what a parent passes to the run it starts, signed; the guard against cycles; and starting runs from a callback.
 
 The child's ``conf`` carries, under the key ``airflow_ordo_hooks``, ``triggered_by``
 (``job[<parent>]`` or ``retries_exhausted[<parent>]``), ``triggered_by_job_run`` (the parent's
@@ -252,8 +252,7 @@ def start_runs(
     from airflow_ordo_hooks.hooks.airflow_api import AirflowApiHook, DeliveryPolicy
 
     started: list[str] = []
-    todo = list(targets)
-    if not todo:
+    if not targets:
         return started
     try:
         policy = DeliveryPolicy.from_airflow_config()
@@ -264,10 +263,10 @@ def start_runs(
         log.error(
             "trigger_job: cannot start %s from %s: Airflow's REST API is not reachable through connection %r (%s). "
             "Create an HTTP connection %r to the API server (login and password, or a token in its extra).",
-            ", ".join(todo), event, conn_id, exc, conn_id,
+            ", ".join(targets), event, conn_id, exc, conn_id,
         )
         return started
-    for target in todo:
+    for target in targets:
         try:
             # an id of its own per event: the request can be retried, and never starts a second run;
             # the context is signed for that run alone

@@ -191,10 +191,8 @@ def preview(args: Any) -> None:
     """
     from airflow.utils.cli import get_bagged_dag
 
-    from airflow_ordo_hooks import _settings
     from airflow_ordo_hooks._payloads import BUILDERS
-    from airflow_ordo_hooks._task_log import read_try_log
-    from airflow_ordo_hooks._ended_try import NO_CALLBACKS, EndedTry, payload
+    from airflow_ordo_hooks._ended_try import NO_CALLBACKS, payload
     from airflow_ordo_hooks.callbacks.recovery import hooks_of
     from airflow_ordo_hooks.hooks.webhook import encode, mask_url
 
@@ -206,19 +204,7 @@ def preview(args: Any) -> None:
     actions = hooks.for_event(args.event) if hooks else ()
     if not actions:
         raise SystemExit(f"preview: task {args.task_id!r} of DAG {args.dag_id!r} has no action on {args.event}")
-    state = "success" if args.event == "on_success" else "failed"
-    found = _latest_try(args.dag_id, args.task_id, args.run_id, args.map_index)
-    now = datetime.now(timezone.utc)
-    if found is None:
-        dag_run = SimpleNamespace(dag_id=args.dag_id, run_id=args.run_id or f"manual__{now.isoformat()}", run_type="manual",
-                                  conf={}, start_date=now, run_after=now)
-        ended = EndedTry(args.task_id, state, try_number=1, max_tries=task.retries or 0, map_index=args.map_index,
-                         start_date=now, end_date=now)
-        source = "a made-up try (the task has none in the database)"
-    else:
-        dag_run, ti = found
-        ended = EndedTry.from_orm(ti, state=state, log=read_try_log(ti, _settings.get("log_max_chars"), catch_up=False))
-        source = f"run {dag_run.run_id}, try {ti.try_number} ({ti.state})"
+    dag_run, ended, source = _preview_try(args, task.retries or 0)
     jobs = [a.target for a in actions if a.action == "trigger_job"]
     built = payload(dag_run, ended.logged(NO_CALLBACKS), event=args.event, retries=task.retries or 0, triggered=jobs)
     sends = [
@@ -235,6 +221,25 @@ def preview(args: Any) -> None:
         print(json.dumps(send["body"], indent=2, ensure_ascii=False))
     if jobs:
         print(f"\ntrigger_job: {', '.join(jobs)}")
+
+
+def _preview_try(args: Any, retries: int) -> tuple[Any, Any, str]:
+    """``(dag_run, ended try, where it comes from)``: the task's latest try in the database, or a made-up one."""
+    from airflow_ordo_hooks import _settings
+    from airflow_ordo_hooks._ended_try import EndedTry
+    from airflow_ordo_hooks._task_log import read_try_log
+
+    state = "success" if args.event == "on_success" else "failed"
+    found = _latest_try(args.dag_id, args.task_id, args.run_id, args.map_index)
+    if found is not None:
+        dag_run, ti = found
+        ended = EndedTry.from_orm(ti, state=state, log=read_try_log(ti, _settings.get("log_max_chars"), catch_up=False))
+        return dag_run, ended, f"run {dag_run.run_id}, try {ti.try_number} ({ti.state})"
+    now = datetime.now(timezone.utc)
+    dag_run = SimpleNamespace(dag_id=args.dag_id, run_id=args.run_id or f"manual__{now.isoformat()}", run_type="manual",
+                              conf={}, start_date=now, run_after=now)
+    ended = EndedTry(args.task_id, state, try_number=1, max_tries=retries, map_index=args.map_index, start_date=now, end_date=now)
+    return dag_run, ended, "a made-up try (the task has none in the database)"
 
 
 def sample_payload(now: datetime) -> dict[str, Any]:
