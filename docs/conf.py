@@ -56,13 +56,11 @@ html_show_sourcelink = False
 # (their objects stay documented, so references to them resolve) until their modules are fixed:
 # {object's full name: why}
 WITHHELD_DOCSTRINGS = {
-    "airflow_ordo_hooks.notifications.job_event": "its example is indented without '::' (Unexpected indentation)",
     "airflow_ordo_hooks.hooks.webhook.deliver": (
         "``refused by egress policy: `` ends a literal with a space (Inline literal start-string without "
         "end-string), and :data:`REFUSED_PREFIX` is not documented"
     ),
     "airflow_ordo_hooks.hooks.webhook.check_target": ":class:`TargetError` and :data:`MAX_TARGET` do not resolve",
-    "airflow_ordo_hooks.hooks.webhook.AirflowApiHook": ":class:`AirflowApiError` does not resolve",
 }
 
 

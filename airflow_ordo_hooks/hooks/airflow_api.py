@@ -68,7 +68,7 @@ class AirflowApiHook(BaseHook):
     :param http_conn_id: the connection; ``[ordo_hooks] api_conn_id`` when not given.
     :param policy: timeouts, budget and retries; ``DeliveryPolicy.from_airflow_config()`` when not given.
     :param deadline: a ``time.monotonic()`` value bounding every request of the hook, the token's
-        included: none starts past it and none outlives it (an :class:`AirflowApiError` says so),
+        included: none starts past it and none outlives it (an :class:`~airflow_ordo_hooks.exceptions.AirflowApiError` says so),
         so that a callback can count what it asks of the API against its own time.
     """
 

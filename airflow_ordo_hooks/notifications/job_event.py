@@ -1,4 +1,4 @@
-"""Notifiers for authors who prefer code to cheek's config: one per cheek notify action.
+"""Notifiers for authors who prefer code to cheek's config: one per cheek notify action::
 
     BashOperator(
         task_id="brew",
