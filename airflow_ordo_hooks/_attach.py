@@ -41,7 +41,7 @@ def _as_list(callbacks: Any) -> list:
 
 def _add_trigger_tasks(task: Any, hooks: Hooks) -> None:
     """A TriggerJobOperator teardown after ``task`` for each outcome-level trigger_job (once each)."""
-    # Airflow's TriggerDagRunOperator costs ~1.5 s to import: paid only by DAGs that trigger jobs
+    # Airflow's TriggerDagRunOperator is slow to import (bench imports): paid only by DAGs that trigger jobs
     from airflow_ordo_hooks._trigger import task_id_for
     from airflow_ordo_hooks.operators.trigger_job import TriggerJobOperator
 

@@ -39,8 +39,8 @@ def in_use() -> bool:
     """
     Whether the ledger is to be used: ``[ordo_hooks] ledger`` and the API connection exists.
 
-    Every event asks, and looking a connection up goes through the secrets backends (about 0.3 ms
-    for a missing one outside a task; a round trip to the supervisor in one): a process looks each
+    Every event asks, and looking a connection up goes through the secrets backends (a round trip
+    to the supervisor in a task): a process looks each
     id up once a minute at the most, so that a long-lived DAG processor still sees a connection
     created after it started (one defined in the environment is seen at once).
     """

@@ -151,8 +151,8 @@ def values(*names: str) -> dict[str, Any]:
     ``{name: get(name)}`` for each of ``names``, in one pass over the section; within
     :func:`one_reading`, each key is read once and kept.
 
-    One ``conf.getsection`` (about 30 µs) tells which keys are set to something other than their
-    default; only those are read exactly with ``conf.get`` (about 50 µs each).
+    One ``conf.getsection`` tells which keys are set to something other than their default; only
+    those are read exactly with ``conf.get``, which costs more a key.
     """
     kept = _READING.get()
     if kept is None:

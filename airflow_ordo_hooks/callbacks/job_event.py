@@ -185,7 +185,7 @@ def _collector_paused() -> Iterator[None]:
     """
     Python's garbage collector off while the events are sent, back as it was after: at a try's end
     a collection of the older generations, which the payload's few allocations can set off, scans
-    every object the process has made (1.6 ms in the live benchmark's tries, inside the webhook's
+    every object the process has made (``python -m bench live`` saw it inside the webhook's
     encoding) and holds the webhook up. What the events leave is collected after, as before.
     """
     import gc
