@@ -23,7 +23,6 @@ log = logging.getLogger(__name__)
 
 WHEN_FIRED = (
     "airflow_ordo_hooks._ledger",
-    "airflow_ordo_hooks._message",
     "airflow_ordo_hooks._outbox",
     "airflow_ordo_hooks._payloads",
     "airflow_ordo_hooks._event_id",
