@@ -48,3 +48,11 @@ class AirflowApiError(OrdoHooksError):
     def __init__(self, message: str, status_code: int | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+
+class LedgerConflict(OrdoHooksError):
+    """An item names a ``webhook_id`` the ledger already holds for another event (DAG, run, task, try or event)."""
+
+    def __init__(self, message: str, webhook_id: str) -> None:
+        super().__init__(message)
+        self.webhook_id = webhook_id

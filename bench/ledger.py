@@ -164,7 +164,8 @@ def _fill_due(target_of: Callable[[int], str], run: str) -> list[str]:
     """:data:`DUE` deliveries of one run, due now, of :data:`DAGS` DAGs; return their webhook ids."""
     from airflow import settings
 
-    from airflow_ordo_hooks.ledger import store
+    from airflow_ordo_hooks.ledger import recording
+    from airflow_ordo_hooks.plugins.ledger_models import DeliveryIn
 
     now = datetime.now(timezone.utc)
     items = [
@@ -174,7 +175,7 @@ def _fill_due(target_of: Callable[[int], str], run: str) -> list[str]:
     ]
     session = settings.NonScopedSession()
     try:
-        states = {r["state"] for r in store.record(session, items, by="worker")}
+        states = {r["state"] for r in recording.record(session, [DeliveryIn.model_validate(i) for i in items], by="worker")}
         session.commit()
     finally:
         session.close()
@@ -186,7 +187,7 @@ def _states(webhook_ids: list[str]) -> dict[str, int]:
     from airflow import settings
     from sqlalchemy import func, select
 
-    from airflow_ordo_hooks.ledger.store import Delivery
+    from airflow_ordo_hooks.ledger.models import Delivery
 
     session = settings.NonScopedSession()
     try:

@@ -29,7 +29,8 @@ def _fill(session) -> str:
     from airflow.models.dag import DagModel
     from airflow.models.dagbundle import DagBundleModel
 
-    from airflow_ordo_hooks.ledger import store
+    from airflow_ordo_hooks.ledger import recording
+    from airflow_ordo_hooks.plugins.ledger_models import AttemptIn, DeliveryIn
 
     session.merge(DagBundleModel(name="bench"))
     session.flush()
@@ -38,25 +39,25 @@ def _fill(session) -> str:
     session.commit()
     t0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
     log = "x" * 1800
-    items = []
+    items = []  # as the API's route hands them to the ledger, without its checks: these ids are not derived from their events
     for n in range(DELIVERIES):
         at = t0 + timedelta(seconds=n)
         ok = n % 10 != 0
         attempts = [{"at": at.isoformat(), "status_code": 503, "error": "HTTP 503", "elapsed_ms": 40, "by": "worker"}]
         if ok:
             attempts.append({"at": (at + timedelta(seconds=5)).isoformat(), "status_code": 200, "error": None, "elapsed_ms": 30, "by": "api-server"})
-        items.append({
+        items.append(DeliveryIn.model_construct(**{
             "webhook_id": f"msg_bench{n:07d}", "dag_id": f"bench_dag_{n % DAGS}", "run_id": f"manual__{n // 100}",
             "task_id": f"task_{n % 7}", "map_index": -1, "try_number": 1, "event": "on_error", "action": "notify_webhook",
             "target": f"https://hooks.example.com/bench/{n % 5}", "target_masked": "https://hooks.example.com/…",
             "payload": json.dumps({"id": n, "name": f"task_{n % 7}", "status": 1, "log": log}),
-            "source": "callback", "attempts": attempts, "outcome": "delivered" if ok else "failed",
-            "not_before": None if ok else (t0 + timedelta(days=30)).isoformat(),
-        })
+            "source": "callback", "attempts": [AttemptIn.model_construct(**a) for a in attempts],
+            "outcome": "delivered" if ok else "failed", "not_before": None if ok else (t0 + timedelta(days=30)).isoformat(),
+        }))
     for start in range(0, DELIVERIES, 500):
-        store.record(session, items[start : start + 500], by="worker")
+        recording.record(session, items[start : start + 500], by="worker")
         session.commit()
-    return items[4321]["webhook_id"]
+    return items[4321].webhook_id
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ def test_an_item_holds_the_body_sent_each_attempt_and_a_masked_target(receiver):
 
 
 def test_a_recovered_item_is_pending_with_no_attempts_and_its_conn_target_shown_without_its_endpoint():
-    from airflow_ordo_hooks.ledger.store import shown_target
+    from airflow_ordo_hooks.ledger.shown import shown_target
 
     item = Message(
         webhook_id="msg_x", dag_id="d", run_id="r", task_id=None, map_index=-1, try_number=0, event="on_success",

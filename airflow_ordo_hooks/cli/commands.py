@@ -77,16 +77,16 @@ def deliveries(args: Any) -> None:
     """``airflow ordo-hooks deliveries``: the ledger's deliveries, newest first; with their payloads and attempts as JSON or YAML."""
     from airflow.utils.session import create_session
 
-    from airflow_ordo_hooks.ledger import store
+    from airflow_ordo_hooks.ledger import queries, shown
 
     if args.limit < 1:
         raise SystemExit(f"--limit: expected a number of deliveries from 1, got {args.limit}")
     with create_session(scoped=False) as session:
-        rows, _ = store.query(
+        rows, _ = queries.query(
             session, dag_id=args.dag_id, run_id=args.run_id, task_id=args.task_id, event=args.event, state=args.state,
             limit=args.limit,
         )
-        found = [store.as_dict(r) for r in rows]
+        found = [shown.as_dict(r) for r in rows]
     _print(found, args.output)
 
 
@@ -96,31 +96,32 @@ def redeliver(args: Any) -> None:
     from airflow.utils.session import create_session
 
     from airflow_ordo_hooks import _settings
-    from airflow_ordo_hooks.ledger import store
+    from airflow_ordo_hooks.ledger import claims, queries, shown
+    from airflow_ordo_hooks.ledger.schedule import utcnow
 
     if not args.webhook_ids and not args.failed_since:
         raise SystemExit("redeliver: name the webhook-id of each delivery, or give --failed-since")
     if not _settings.get("ledger"):
         raise SystemExit("redeliver: [ordo_hooks] ledger is false: no API server redelivers anything")
-    now = store.utcnow()
+    now = utcnow()
     with create_session(scoped=False) as session:
         wanted = list(args.webhook_ids)
         if args.failed_since:
-            wanted += store.failed_since(session, _since(args.failed_since, now), dag_id=args.dag_id)
-        made_due = store.request_redelivery(session, wanted, now)
+            wanted += queries.failed_since(session, _since(args.failed_since, now), dag_id=args.dag_id)
+        made_due = claims.request_redelivery(session, wanted, now)
     missing = [w for w in dict.fromkeys(wanted) if w not in made_due]
     if args.wait > 0 and made_due:
         deadline = time.monotonic() + args.wait
         while True:
             with create_session(scoped=False) as session:
-                found = [store.as_dict(r) for r in (store.get(session, w) for w in made_due) if r is not None]
+                found = [shown.as_dict(r) for r in (queries.get(session, w) for w in made_due) if r is not None]
             # settled, and by an attempt made after the request (a delivered one is made pending first)
             if all(d["state"] in _SETTLED for d in found) or time.monotonic() >= deadline:
                 break
             time.sleep(0.2)
     else:
         with create_session(scoped=False) as session:
-            found = [store.as_dict(r) for r in (store.get(session, w) for w in made_due) if r is not None]
+            found = [shown.as_dict(r) for r in (queries.get(session, w) for w in made_due) if r is not None]
     if found:
         _print(found, args.output)
     elif not missing:

@@ -22,12 +22,12 @@ the operator's own connection, and recording one needs permission to read it. A 
 refuses is recorded as an attempt whose error says so, and the delivery is failed at once: an
 operator who then allows the address can Redeliver it.
 
-**Fair.** Due deliveries are claimed a DAG at a time, in turn (:func:`~airflow_ordo_hooks.ledger.store.due_ids`),
+**Fair.** Due deliveries are claimed a DAG at a time, in turn (:func:`~airflow_ordo_hooks.ledger.claims.due_ids`),
 so that no DAG's backlog, or a caller's flood of rows pointing at a receiver that never answers,
 keeps another DAG's from being sent.
 
 **Several at once.** Every process of every API server runs a loop on the same database: each
-delivery is claimed by a conditional ``UPDATE`` (:func:`~airflow_ordo_hooks.ledger.store.claim_due`),
+delivery is claimed by a conditional ``UPDATE`` (:func:`~airflow_ordo_hooks.ledger.claims.claim_due`),
 so exactly one sends each attempt. A claim is a lease of the delivery's longest attempt (connect
 and read timeouts) and 5 s more: when the process dies mid-attempt, another claims it once the
 lease has passed. A receiver may so get an attempt twice, with the same ``webhook-id``.
@@ -47,12 +47,15 @@ from airflow_ordo_hooks import _settings
 from airflow_ordo_hooks._egress import REFUSED_PREFIX
 from airflow_ordo_hooks._targets import CONN_PREFIX
 from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy, deliver
-from airflow_ordo_hooks.ledger import store
+from airflow_ordo_hooks.ledger import claims
+from airflow_ordo_hooks.ledger.models import Delivery
+from airflow_ordo_hooks.ledger.schedule import SERVER, utcnow
+from airflow_ordo_hooks.ledger.shown import clean_error, target_of
 
 log = logging.getLogger(__name__)
 
 CANDIDATES = 32
-"""Due deliveries the loop reads in turn (:func:`store.due_ids`) at a time, to claim from over the next polls."""
+"""Due deliveries the loop reads in turn (:func:`claims.due_ids`) at a time, to claim from over the next polls."""
 CANDIDATES_SECONDS = 1.0
 """How long those are claimed from before they are read again: fairness keeps up with new deliveries within it."""
 LEASE_MARGIN = 5.0
@@ -163,13 +166,13 @@ class Redeliverer:
             return 0
         from airflow.utils.session import create_session
 
-        now = now or store.utcnow()
+        now = now or utcnow()
         with create_session(scoped=False) as session:  # committed on leaving: the claims are visible before sending
             # reading who is due, in turn, costs a scan of what is due: in a backlog, read a few polls' worth at once
             if not self._candidates or time.monotonic() - self._candidates_read >= CANDIDATES_SECONDS:
-                self._candidates = store.due_ids(session, now, max(CANDIDATES, free))
+                self._candidates = claims.due_ids(session, now, max(CANDIDATES, free))
                 self._candidates_read = time.monotonic()
-            rows = store.claim_due(session, now, lease_seconds=self.lease_seconds, limit=free, candidates=self._candidates)
+            rows = claims.claim_due(session, now, lease_seconds=self.lease_seconds, limit=free, candidates=self._candidates)
             jobs = [self._job(row) for row in rows]
         for job in jobs:
             with self._lock:
@@ -178,16 +181,16 @@ class Redeliverer:
         return len(jobs)
 
     @staticmethod
-    def _job(row: store.Delivery) -> _Job:
+    def _job(row: Delivery) -> _Job:
         try:
-            target: str | None = store.target_of(row)
+            target: str | None = target_of(row)
         except Exception:  # a changed [core] fernet_key: recorded as the attempt's error
             target = None
         return _Job(row.webhook_id, row.event, target, row.payload.encode("utf-8"), row.target_masked)
 
     def _send(self, job: _Job) -> None:
         try:
-            started = store.utcnow()
+            started = utcnow()
             if job.target is None:
                 status_code, error, elapsed_ms = None, "the target cannot be decrypted: was [core] fernet_key changed?", 0
             else:
@@ -197,8 +200,8 @@ class Redeliverer:
                 status_code, error, elapsed_ms = record.status_code, record.error, record.elapsed_ms
             refused = bool(error) and error.startswith(REFUSED_PREFIX)
             self._record(
-                job.webhook_id, status_code=status_code, error=store.clean_error(error, job.target),
-                elapsed_ms=elapsed_ms, at=started, by=store.SERVER, schedule=self.schedule, refused=refused,
+                job.webhook_id, status_code=status_code, error=clean_error(error, job.target),
+                elapsed_ms=elapsed_ms, at=started, by=SERVER, schedule=self.schedule, refused=refused,
             )
         except Exception:  # its lease passes and it is claimed again
             log.exception("airflow-ordo-hooks: redelivery of %s (webhook-id %s) could not be recorded", job.shown, job.webhook_id)
@@ -209,7 +212,7 @@ class Redeliverer:
     @staticmethod
     def _record(webhook_id: str, **attempt: object) -> None:
         """
-        Record an attempt (:func:`store.finish_attempt`), asking again for up to :data:`RECORD_WITHIN`
+        Record an attempt (:func:`claims.finish_attempt`), asking again for up to :data:`RECORD_WITHIN`
         while the database refuses it for now (SQLite's lock, a PostgreSQL failover): an attempt
         made is an attempt the ledger shows, and one whose record failed would be sent again only
         once its lease had passed, late by that lease.
@@ -225,4 +228,4 @@ class Redeliverer:
             reraise=True,
         ):
             with trying, create_session(scoped=False) as session:
-                store.finish_attempt(session, webhook_id, **attempt)
+                claims.finish_attempt(session, webhook_id, **attempt)

@@ -13,10 +13,12 @@ import pytest
 import standardwebhooks
 
 from airflow_ordo_hooks._event_id import webhook_id
-from airflow_ordo_hooks.ledger import store
 from airflow_ordo_hooks.ledger.models import Delivery
 from airflow_ordo_hooks.ledger.redelivery import Redeliverer
+from airflow_ordo_hooks.ledger.schedule import utcnow
+from airflow_ordo_hooks.ledger.shown import as_dict, target_of
 from airflow_ordo_hooks.testing.receiver import Respond
+from tests.ledger.reported import record
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -55,7 +57,7 @@ def item(target: str, *, task_id: str = "brew", state_attempts=(503,), dag_id: s
         "try_number": 1, "event": "on_error", "action": "notify_webhook", "target": target, "target_masked": "",
         "payload": json.dumps({"name": task_id, "status": 1}), "source": "callback", "outcome": "failed",
         "not_before": None,
-        "attempts": [{"at": store.utcnow().isoformat(), "status_code": s, "error": f"HTTP {s}", "elapsed_ms": 5, "by": "worker"}
+        "attempts": [{"at": utcnow().isoformat(), "status_code": s, "error": f"HTTP {s}", "elapsed_ms": 5, "by": "worker"}
                      for s in state_attempts],
     }
 
@@ -69,8 +71,8 @@ def test_deliveries_lists_and_filters_the_ledger_with_targets_masked(ledger):
     secret_url = "https://hooks.example.com/services/T000/B000/s3cr3t-path"
     failed = item(secret_url, state_attempts=(503, 503))
     pending = item("https://other.example/hook", task_id="grind")
-    store.record(ledger, [failed], by="worker", schedule=(0,))  # a schedule of the inline step only: given up
-    store.record(ledger, [pending], by="worker")
+    record(ledger, [failed], by="worker", schedule=(0,))  # a schedule of the inline step only: given up
+    record(ledger, [pending], by="worker")
     ledger.commit()
 
     code, out = cli("deliveries", "--state", "failed", "-o", "json")
@@ -91,7 +93,7 @@ def test_deliveries_lists_and_filters_the_ledger_with_targets_masked(ledger):
 def test_redeliver_sends_a_given_up_delivery_again_with_its_webhook_id(ledger, receiver):
     path = f"/hooks/{uuid.uuid4().hex}"
     given = item(receiver.url(path), state_attempts=(503, 503))
-    store.record(ledger, [given], by="worker", schedule=(0,))  # a schedule of the inline step only: given up
+    record(ledger, [given], by="worker", schedule=(0,))  # a schedule of the inline step only: given up
     ledger.commit()
     assert state_of(ledger, given["webhook_id"]) == "failed"
 
@@ -110,8 +112,8 @@ def test_redeliver_failed_since_takes_only_those_given_up_and_says_when_one_fail
     down = item(receiver.url("/still-down"), state_attempts=(503, 503))
     other_dag = item(receiver.url("/other"), state_attempts=(503, 503), dag_id="tea_house")
     waiting = item(receiver.url("/waiting"), task_id="grind")  # pending: not given up
-    store.record(ledger, [down, other_dag], by="worker", schedule=(0,))  # a schedule of the inline step only: given up
-    store.record(ledger, [waiting], by="worker")
+    record(ledger, [down, other_dag], by="worker", schedule=(0,))  # a schedule of the inline step only: given up
+    record(ledger, [waiting], by="worker")
     ledger.commit()
 
     with Redeliverer():
@@ -143,7 +145,7 @@ def test_rotate_fernet_key_reencrypts_the_ledger_so_that_the_new_key_alone_reads
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     fernet_key(old)
     given = [item("https://hooks.example.com/services/T000/B000/s3cr3t-path"), item("conn:slack/services/x", task_id="grind")]
-    store.record(ledger, given, by="worker")
+    record(ledger, given, by="worker")
     ledger.commit()
 
     fernet_key("")
@@ -154,7 +156,7 @@ def test_rotate_fernet_key_reencrypts_the_ledger_so_that_the_new_key_alone_reads
 
     fernet_key(new)  # the old key dropped: the redelivery loop reads targets as target_of does
     ledger.expire_all()
-    assert [store.target_of(ledger.get(Delivery, g["webhook_id"])) for g in given] == [g["target"] for g in given]
+    assert [target_of(ledger.get(Delivery, g["webhook_id"])) for g in given] == [g["target"] for g in given]
 
 
 def test_rotate_fernet_key_names_what_no_key_decrypts_and_keeps_the_rest_reencrypted(ledger, fernet_key):
@@ -163,10 +165,10 @@ def test_rotate_fernet_key_names_what_no_key_decrypts_and_keeps_the_rest_reencry
     lost, old, new = (Fernet.generate_key().decode() for _ in range(3))
     fernet_key(lost)
     gone = item("https://lost.example/hook", task_id="lost")
-    store.record(ledger, [gone], by="worker")
+    record(ledger, [gone], by="worker")
     fernet_key(old)
     kept = item("https://kept.example/hook", task_id="kept")
-    store.record(ledger, [kept], by="worker")
+    record(ledger, [kept], by="worker")
     ledger.commit()
 
     fernet_key(f"{new},{old}")
@@ -176,7 +178,7 @@ def test_rotate_fernet_key_names_what_no_key_decrypts_and_keeps_the_rest_reencry
     assert "no key of [core] fernet_key decrypts the target of 1 deliveries" in out and gone["webhook_id"] in out
     fernet_key(new)
     ledger.expire_all()
-    assert store.target_of(ledger.get(Delivery, kept["webhook_id"])) == "https://kept.example/hook"
+    assert target_of(ledger.get(Delivery, kept["webhook_id"])) == "https://kept.example/hook"
 
 
 def test_test_fire_sends_a_signed_sample_event_that_standard_webhooks_verifies(receiver):
@@ -223,7 +225,7 @@ def test_deliveries_shows_payloads_masked_as_the_api_and_the_view_do(ledger):
     # one masking for every reader of payloads: a conf's password kept in a payload never prints
     given = {**item("https://hooks.example.com/x", task_id="secretive"),
              "payload": json.dumps({"name": "secretive", "params": {"password": "hunter2", "api_token": "tok-123", "rows": 3}})}
-    store.record(ledger, [given], by="worker")
+    record(ledger, [given], by="worker")
     ledger.commit()
     code, out = cli("deliveries", "--task-id", "secretive", "-o", "json")
     assert code == 0
@@ -231,4 +233,4 @@ def test_deliveries_shows_payloads_masked_as_the_api_and_the_view_do(ledger):
     assert shown["payload"] == {"name": "secretive", "params": {"password": "***", "api_token": "***", "rows": 3}}
     assert "hunter2" not in out and "tok-123" not in out
     row = ledger.get(Delivery, given["webhook_id"])
-    assert shown["payload"] == store.as_dict(row)["payload"]  # what the API's routes answer
+    assert shown["payload"] == as_dict(row)["payload"]  # what the API's routes answer

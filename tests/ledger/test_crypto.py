@@ -17,7 +17,7 @@ OLD, NEW, LOST = Fernet.generate_key().decode(), Fernet.generate_key().decode(),
 
 def delivery(webhook_id: str, target: str, *, encrypted: bool | None) -> Delivery:
     """A row of the ledger with ``target`` stored as ``[core] fernet_key`` stores it now; ``encrypted`` is what the row records."""
-    from airflow_ordo_hooks.ledger.store import utcnow
+    from airflow_ordo_hooks.ledger.schedule import utcnow
 
     stored, _ = crypto.encrypt(target)
     return Delivery(
@@ -62,11 +62,12 @@ def test_with_a_key_the_process_does_not_warn(fernet_key, monkeypatch, caplog):
 @pytest.mark.parametrize("key", [NEW, ""])
 def test_a_recorded_delivery_says_whether_its_target_is_encrypted(ledger, fernet_key, key):
     from airflow_ordo_hooks._event_id import webhook_id
-    from airflow_ordo_hooks.ledger import store
+    from airflow_ordo_hooks.ledger.shown import target_of
+    from tests.ledger.reported import record
 
     fernet_key(key)
     wid = webhook_id("coffee_shop", "manual__1", "brew", -1, 1, "on_error", SECRET_URL)
-    store.record(ledger, [{
+    record(ledger, [{
         "webhook_id": wid, "dag_id": "coffee_shop", "run_id": "manual__1", "task_id": "brew", "map_index": -1, "try_number": 1,
         "event": "on_error", "action": "notify_slack_webhook", "target": SECRET_URL, "payload": "{}", "source": "callback",
         "outcome": "failed", "not_before": None, "attempts": [],
@@ -76,7 +77,7 @@ def test_a_recorded_delivery_says_whether_its_target_is_encrypted(ledger, fernet
     row = ledger.get(Delivery, wid)
     assert row.target_is_encrypted is bool(key)
     assert (row.target_encrypted != SECRET_URL and "s3cr3t" not in row.target_encrypted) if key else row.target_encrypted == SECRET_URL
-    assert store.target_of(row) == SECRET_URL
+    assert target_of(row) == SECRET_URL
 
 
 def test_an_encrypted_target_is_not_read_without_the_key_nor_with_another(fernet_key):

@@ -13,10 +13,12 @@ from sqlalchemy import text
 
 from airflow_ordo_hooks._event_id import webhook_id
 from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy, deliver
-from airflow_ordo_hooks.ledger import store
+from airflow_ordo_hooks.ledger.claims import due_ids, request_redelivery
 from airflow_ordo_hooks.ledger.models import Delivery
 from airflow_ordo_hooks.ledger.redelivery import Redeliverer
+from airflow_ordo_hooks.ledger.schedule import utcnow
 from airflow_ordo_hooks.testing.receiver import Respond
+from tests.ledger.reported import record
 
 
 @pytest.fixture(autouse=True)
@@ -57,12 +59,12 @@ def test_a_receiver_failing_twice_gets_three_attempts_with_one_webhook_id_and_th
     target = receiver.url(path)
     given = item(target)
     # the callback's own attempt, inline in the worker, as the client side reports it
-    started = store.utcnow()
+    started = utcnow()
     inline = deliver(target, given["payload"].encode(), policy=DeliveryPolicy(max_attempts=1), webhook_id=given["webhook_id"])
     assert inline.status_code == 500
     given.update(outcome="failed", attempts=[{"at": started.isoformat(), "status_code": inline.status_code, "error": inline.error,
                                               "elapsed_ms": inline.elapsed_ms, "by": "worker"}])
-    store.record(ledger, [given], by="worker")
+    record(ledger, [given], by="worker")
     ledger.commit()
 
     with Redeliverer(concurrency=2):
@@ -84,14 +86,14 @@ def test_a_410_stops_redelivery(ledger, receiver):
     path = f"/gone/{uuid.uuid4().hex}"
     receiver.script(path, Respond(410), Respond(200), Respond(200))
     given = item(receiver.url(path))
-    store.record(ledger, [given], by="worker")
+    record(ledger, [given], by="worker")
     ledger.commit()
     with Redeliverer():
         wait_until(lambda: state_of(ledger, given["webhook_id"]) == "gone", what="gone state")
         # a delivery recorded afterwards goes through the same loop: once it is delivered, the
         # loop has polled again, and the gone one was not sent to again
         after = item(receiver.url("/after"), task_id="after")
-        store.record(ledger, [after], by="worker")
+        record(ledger, [after], by="worker")
         ledger.commit()
         wait_until(lambda: state_of(ledger, after["webhook_id"]) == "delivered", what="the later delivery")
     assert len(receiver.requests) == 2 and receiver.requests[0].path == path
@@ -103,7 +105,7 @@ def test_the_last_failure_marks_failed_with_one_error_line_and_no_secret_anywher
     receiver.script(path, Respond(500), Respond(502), Respond(504), Respond(200))
     target = receiver.url(f"{path}?token=tok-{secret}")
     given = item(target)
-    store.record(ledger, [given], by="worker")
+    record(ledger, [given], by="worker")
     ledger.commit()
     with caplog.at_level(logging.INFO), Redeliverer():
         wait_until(lambda: state_of(ledger, given["webhook_id"]) == "failed", what="failed state")
@@ -123,7 +125,7 @@ def test_a_conn_target_is_resolved_in_the_api_server(ledger, receiver, monkeypat
     monkeypatch.setenv("AIRFLOW_CONN_LEDGER_RECEIVER", json.dumps(
         {"conn_type": "http", "host": "127.0.0.1", "port": receiver.port, "schema": "http"}))
     given = item("conn:ledger_receiver/hooks/conn-path")
-    store.record(ledger, [given], by="worker")
+    record(ledger, [given], by="worker")
     ledger.commit()
     with Redeliverer():
         wait_until(lambda: state_of(ledger, given["webhook_id"]) == "delivered", what="delivered state")
@@ -142,9 +144,9 @@ def test_every_url_the_api_server_sends_to_passes_its_egress_policy(ledger, rece
     given = item(receiver.url(f"/internal/{event}"), event=event, task_id=None if event == "on_exit" else "brew")
     if event == "on_exit":
         given["action"] = "call_webhook"
-    store.record(ledger, [given], by="worker")
+    record(ledger, [given], by="worker")
     ledger.commit()
-    with caplog.at_level(logging.ERROR, logger="airflow_ordo_hooks.ledger.store"), Redeliverer():
+    with caplog.at_level(logging.ERROR, logger="airflow_ordo_hooks.ledger.schedule"), Redeliverer():
         wait_until(lambda: state_of(ledger, given["webhook_id"]) == "failed", what="failed state")
     assert receiver.requests == []
     ledger.expire_all()
@@ -156,7 +158,7 @@ def test_every_url_the_api_server_sends_to_passes_its_egress_policy(ledger, rece
 
     # the operator allows the address, and a person's Redeliver sends it
     monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__ALLOWED_HOSTS", "127.0.0.1")
-    store.request_redelivery(ledger, [given["webhook_id"]], store.utcnow())
+    request_redelivery(ledger, [given["webhook_id"]], utcnow())
     ledger.commit()
     with Redeliverer():
         wait_until(lambda: state_of(ledger, given["webhook_id"]) == "delivered", what="delivered state")
@@ -169,17 +171,17 @@ def test_one_dags_backlog_does_not_keep_another_dags_delivery_waiting(ledger):
     flood = [item(f"https://tarpit.example/{n}", task_id=f"t{n}") for n in range(50)]
     other = {**item("https://hooks.example/real", task_id="real"), "dag_id": "another_dag"}
     other["webhook_id"] = webhook_id("another_dag", "manual__1", "real", -1, 1, "on_error", other["target"])
-    store.record(ledger, [*flood, other], by="worker")
+    record(ledger, [*flood, other], by="worker")
     ledger.execute(text("UPDATE ordo_hooks_delivery SET next_attempt_at = '1970-01-01 00:00:00' WHERE dag_id = 'coffee_shop'"))
     ledger.commit()
-    due = store.due_ids(ledger, store.utcnow(), 2)
+    due = due_ids(ledger, utcnow(), 2)
     assert other["webhook_id"] in due and len(due) == 2
-    assert store.due_ids(ledger, store.utcnow(), 4).count(other["webhook_id"]) == 1
+    assert due_ids(ledger, utcnow(), 4).count(other["webhook_id"]) == 1
 
 
 def test_the_loop_survives_an_undecryptable_target_and_stops_cleanly(ledger, receiver):
     broken, fine = item("https://example.invalid/x", task_id="broken"), item(receiver.url("/fine"), task_id="fine")
-    store.record(ledger, [broken, fine], by="worker")
+    record(ledger, [broken, fine], by="worker")
     ledger.execute(text("UPDATE ordo_hooks_delivery SET target_encrypted = 'not-a-fernet-token' WHERE webhook_id = :id"),
                    {"id": broken["webhook_id"]})
     ledger.commit()
@@ -196,7 +198,7 @@ def test_the_loop_survives_an_undecryptable_target_and_stops_cleanly(ledger, rec
 
 def test_the_loop_goes_on_when_the_database_fails(ledger, receiver, caplog):
     given = item(receiver.url("/after-an-outage"))
-    store.record(ledger, [given], by="worker")
+    record(ledger, [given], by="worker")
     ledger.execute(text("ALTER TABLE ordo_hooks_delivery RENAME TO ordo_hooks_delivery_away"))
     ledger.commit()
     with caplog.at_level(logging.ERROR, logger="airflow_ordo_hooks.ledger.redelivery"), Redeliverer():
@@ -232,7 +234,7 @@ def test_an_attempt_made_while_the_database_is_locked_is_recorded_once_the_lock_
     path = f"/hooks/{uuid.uuid4().hex}"
     receiver.script(path, Respond(200, delay=1.0))  # time to take the lock once it has arrived
     given = item(receiver.url(path))
-    store.record(ledger, [given], by="worker")
+    record(ledger, [given], by="worker")
     ledger.commit()
     ledger.close()  # its connection holds no lock while the other writer does
 

@@ -15,7 +15,7 @@ import requests
 
 from airflow_ordo_hooks._event_id import webhook_id
 from airflow_ordo_hooks.get_provider_info import get_provider_info
-from airflow_ordo_hooks.ledger import store
+from airflow_ordo_hooks.ledger.shown import shown_target
 from airflow_ordo_hooks.testing.embedded import serve_api_app
 from airflow_ordo_hooks.testing.receiver import Respond
 
@@ -122,7 +122,7 @@ def test_post_then_get_round_trip(admin, ledger):
     assert shown == admin.get(f"/deliveries/{given['webhook_id']}").json()
     assert "target_encrypted" not in shown and "target" not in shown
     # the server names the target itself, whatever the caller said (the item claims '…#123456')
-    assert shown["target_masked"] == store.shown_target(given["target"]) != given["target_masked"]
+    assert shown["target_masked"] == shown_target(given["target"]) != given["target_masked"]
     assert shown["payload_hidden"] is False
     assert "secret-part" not in json.dumps(shown)
     assert shown["payload"] == {"name": "brew", "status": 1}
