@@ -10,22 +10,38 @@ read instead.
 The supervisor writes the file from what the task process sends it over sockets, so it may still
 be behind the task when a callback starts (a try that logs a burst of lines just before it ends):
 before reading, the callback waits, bounded, until the supervisor has read its stdout and stderr,
-then logs a marker line and waits until the supervisor has written it (:func:`_catch_up`). Exceptions the task logged are in the file as
-structlog's dicts (under ``error_detail``); they are read back as Python prints a traceback.
+then logs a marker line and waits until the supervisor has written it (:func:`_catch_up`). The
+records read are turned into text by :mod:`airflow_ordo_hooks._log_records`.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
-import re
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from airflow_ordo_hooks._log_records import MARKER, error_of, format_record, mask, readable_lines
+
+__all__ = [  # error_of, format_record, mask and readable_lines, of _log_records, are read from here too
+    "CATCH_UP_TIMEOUT",
+    "CopyTryOutput",
+    "StopTryOutputCopy",
+    "error_of",
+    "format_record",
+    "log_file",
+    "log_file_template",
+    "mask",
+    "read_try_log",
+    "readable_lines",
+    "rest_log_text",
+    "rest_try_log",
+    "rest_try_records",
+]
 
 
 log = logging.getLogger(__name__)
@@ -36,9 +52,6 @@ CATCH_UP_TIMEOUT = 2.0
 _POLL = 0.02
 _SETTLED_POLLS = 3  # the file has stopped growing once its size is the same this many polls in a row
 _DRAIN_POLL = 0.0005  # while the supervisor reads what is left in a socket, and writes the marker (about 1 ms)
-_EXIT_FIELDS = ("signal", "signal_name", "exit_code")
-_MARKER = "airflow-ordo-hooks: reading this try's log"
-_MARKER_LINE = re.compile(re.escape(_MARKER) + r" \[[0-9a-f]{12}\]")
 
 
 @functools.lru_cache(maxsize=8)
@@ -103,7 +116,7 @@ def _catch_up(path: Path, timeout: float = CATCH_UP_TIMEOUT, streams: Sequence[A
     if marker_seen:
         counted = False  # nothing to wait behind: wait for the file to settle
     else:
-        log.info("%s %s", _MARKER, token.decode())
+        log.info("%s %s", MARKER, token.decode())
     last_size, same = -1, 0
     while time.monotonic() < deadline:
         size = _size(path)
@@ -145,124 +158,6 @@ def _unread(fd: int) -> int | None:
         return struct.unpack("i", fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0" * 4))[0]  # SIOCOUTQ is TIOCOUTQ's number
     except Exception:
         return None
-
-
-def _traceback(stacks: Any) -> str:
-    """structlog's dict traceback (the raised exception first, then its causes) as Python prints it."""
-    from airflow_ordo_hooks._payloads import RUNNER_FRAMES  # left out as failure_text leaves them out
-
-    lines: list[str] = []
-    cause = None
-    for stack in reversed([s for s in stacks if isinstance(s, dict)]):  # the first cause first, as Python does
-        if cause is not None:
-            lines += [
-                "",
-                "The above exception was the direct cause of the following exception:"
-                if cause
-                else "During handling of the above exception, another exception occurred:",
-                "",
-            ]
-        frames = [
-            f for f in stack.get("frames") or () if isinstance(f, dict) and not any(p in str(f.get("filename")) for p in RUNNER_FRAMES)
-        ]
-        if frames:
-            lines.append("Traceback (most recent call last):")
-            lines += [f'  File "{f.get("filename")}", line {f.get("lineno")}, in {f.get("name")}' for f in frames]
-        value = stack.get("exc_value")
-        lines.append(f"{stack.get('exc_type')}: {value}" if value else str(stack.get("exc_type")))
-        lines += [str(note) for note in stack.get("exc_notes") or ()]
-        cause = bool(stack.get("is_cause"))
-    return "\n".join(lines)
-
-
-def _record(raw: Any) -> Any:
-    """A log record: a line of the file parsed (JSON), a record as it came; a line that is not JSON as it is."""
-    if isinstance(raw, str):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
-    return raw
-
-
-def _exit_text(record: dict[str, Any]) -> str:
-    """How the supervisor says the process ended, as `` signal=-9 signal_name=SIGKILL``; ``""`` if the record does not."""
-    return "".join(f" {key}={record[key]}" for key in _EXIT_FIELDS if key in record)
-
-
-def format_record(line: str | dict[str, Any]) -> str:
-    """One line of a try's log file (a JSON record, as the supervisor writes them), or a record, as a line of text."""
-    record = _record(line)
-    if not isinstance(record, dict):
-        return str(line)
-    text = f"[{record.get('timestamp', '')}] {str(record.get('level', '')).upper()} - {record.get('event', '')}"
-    # what the supervisor says of how the process ended ("Process terminated by signal." signal=-9)
-    text += _exit_text(record)
-    # structlog's dict tracebacks: the supervisor writes them under "error_detail", structlog under "exception"
-    stacks = record.get("error_detail") or record.get("exception")
-    if isinstance(stacks, list) and stacks:
-        text += "\n" + _traceback(stacks)
-    return text
-
-
-_OUTPUT_LOGGERS = frozenset({"task.stdout", "task.stderr"})
-"""What the task printed: it reaches the supervisor over sockets of its own, so it is often written
-after Airflow's ``Post Execute`` group has begun; it is kept wherever it lands."""
-
-_BOILERPLATE = ("Tmp dir root location:",)
-"""The starts of lines Airflow's operators log on every try, outside its groups, that say nothing of the task."""
-
-
-def readable_lines(records: Iterable[Any]) -> list[str]:
-    """
-    A try's log records (lines of its file, or the REST API's records) as lines of text, without
-    what Airflow logs around every task: its ``::group::`` sections (loading the DAG bundle and
-    parsing the DAG file before the task, its callbacks after it), the lines of :data:`_BOILERPLATE`,
-    and our own marker. What the task printed and logged stays, its error, and the supervisor's
-    line saying how the process ended: those two kept even inside a group (printed lines arrive
-    late, inside ``Post Execute``; a try may be killed while it is parsed).
-    """
-    lines: list[str] = []
-    in_group = False
-    for raw in records:
-        record = _record(raw)
-        if not isinstance(record, dict):
-            if not in_group:
-                lines.append(str(raw))
-            continue
-        event = str(record.get("event", ""))
-        if event.startswith("::group::"):
-            in_group = True
-        elif event.startswith("::endgroup::"):
-            if not in_group:  # what was read began inside a group
-                lines.clear()
-            in_group = False
-        elif any(key in record for key in _EXIT_FIELDS) or str(record.get("logger", "")) in _OUTPUT_LOGGERS:
-            lines.append(format_record(record))
-        elif not in_group and not event.startswith(_BOILERPLATE) and not _MARKER_LINE.search(event):
-            lines.append(format_record(record))
-    return lines
-
-
-def error_of(records: Iterable[Any]) -> str | None:
-    """
-    What made a try fail, from its log records: the exception it raised (``Type: message``, as
-    Python's last traceback line reads), else the last error line (how the supervisor says the
-    process ended, with its signal); ``None`` if the log says neither.
-    """
-    error = None
-    for raw in records:
-        record = _record(raw)
-        if not isinstance(record, dict):
-            continue
-        stacks = record.get("error_detail") or record.get("exception")
-        if isinstance(stacks, list) and stacks and isinstance(stacks[0], dict):
-            raised = stacks[0]  # the raised exception first, then its causes
-            value = raised.get("exc_value")
-            error = f"{raised.get('exc_type')}: {value}" if value else str(raised.get("exc_type"))
-        elif str(record.get("level", "")).lower() in ("error", "critical"):
-            error = str(record.get("event", "")) + _exit_text(record)
-    return mask(error) if error else None
 
 
 def read_try_log(ti: Any, max_chars: int, *, catch_up: bool = True) -> str:
@@ -351,15 +246,8 @@ class StopTryOutputCopy:
         return "StopTryOutputCopy()"
 
 
-def mask(text: str) -> str:
-    """``text`` with the secrets Airflow knows of replaced, by Airflow's own masker."""
-    from airflow.sdk.log import redact
-
-    return redact(text)
-
-
 def rest_log_text(records: Sequence[Any]) -> str:
-    """The REST API's log records, one a line as in the task's log file, without Airflow's own (see :func:`readable_lines`)."""
+    """The REST API's log records, one a line as in the task's log file, without Airflow's own (see :func:`~airflow_ordo_hooks._log_records.readable_lines`)."""
     return "\n".join(readable_lines(records))
 
 

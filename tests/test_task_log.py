@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from airflow_ordo_hooks import _task_log
+from airflow_ordo_hooks import _log_records, _task_log
 
 
 @pytest.fixture
@@ -222,7 +222,7 @@ def test_catching_up_waits_for_what_stdout_and_stderr_sent_before_the_marker(sup
 
     text = supervisor.path.read_text()
     assert "printed last" in text and "warned last" in text
-    assert text.rstrip().splitlines()[-1].startswith(_task_log._MARKER), "the marker comes after the output it waited for"
+    assert text.rstrip().splitlines()[-1].startswith(_log_records.MARKER), "the marker comes after the output it waited for"
 
 
 def test_catching_up_ends_when_the_marker_is_written_not_after_settling_polls(supervisor, monkeypatch):
