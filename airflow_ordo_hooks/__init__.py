@@ -36,6 +36,9 @@ _LAZY = {
     "HooksConfigError": "airflow_ordo_hooks.exceptions",
     "CheekScheduleError": "airflow_ordo_hooks.exceptions",
     "OnExitConfigError": "airflow_ordo_hooks.exceptions",
+    "EgressRefused": "airflow_ordo_hooks.exceptions",
+    "SigningSecretError": "airflow_ordo_hooks.exceptions",
+    "AirflowApiError": "airflow_ordo_hooks.exceptions",
 }
 
 __all__ = list(_LAZY)
@@ -47,12 +50,15 @@ if TYPE_CHECKING:
     from airflow_ordo_hooks._hooks_config import parse_hooks
     from airflow_ordo_hooks._on_exit import parse_on_exit
     from airflow_ordo_hooks.exceptions import (
+        AirflowApiError,
         CheekScheduleError,
         ConfigError,
+        EgressRefused,
         HooksConfigError,
         OnExitConfigError,
         OrdoHooksError,
         SettingsError,
+        SigningSecretError,
         TargetError,
     )
     from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy, DeliveryRecord, deliver, deliver_all

@@ -145,6 +145,7 @@ def rotate_fernet_key(args: Any) -> None:
     """
     from airflow.utils.session import create_session
 
+    from airflow_ordo_hooks.exceptions import FernetKeyError, UndecryptableTargets
     from airflow_ordo_hooks.ledger import crypto
 
     left = None
@@ -152,9 +153,9 @@ def rotate_fernet_key(args: Any) -> None:
         with create_session(scoped=False) as session:  # committed on leaving, also with targets left
             try:
                 changed = crypto.reencrypt(session)
-            except crypto.UndecryptableTargets as error:
+            except UndecryptableTargets as error:
                 changed, left = error.changed, error
-    except crypto.FernetKeyError as error:
+    except FernetKeyError as error:
         raise SystemExit(f"rotate-fernet-key: {error}") from None
     print(f"Re-encrypted the targets of {changed} deliveries with the first key of [core] fernet_key")
     if left is not None:

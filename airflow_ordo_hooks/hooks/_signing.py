@@ -12,12 +12,14 @@ import binascii
 import hashlib
 import hmac
 
+from airflow_ordo_hooks.exceptions import SigningSecretError
+
 
 def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
     """
     The Standard Webhooks ``webhook-signature`` value: ``v1,`` + base64 HMAC-SHA256 of ``id.timestamp.body``.
 
-    :raises ValueError: ``secret`` is not ``whsec_`` + base64 of at least one byte (the message does not quote it).
+    :raises SigningSecretError: ``secret`` is not ``whsec_`` + base64 of at least one byte (the message does not quote it).
     """
     return _signature(_signing_key(secret), webhook_id, timestamp, body)
 
@@ -29,13 +31,13 @@ def _signature(key: bytes, webhook_id: str, timestamp: int, body: bytes) -> str:
 
 
 def _signing_key(secret: str) -> bytes:
-    """The key of a Standard Webhooks secret (``whsec_`` + base64), or the ``ValueError`` :func:`sign` describes."""
+    """The key of a Standard Webhooks secret (``whsec_`` + base64), or the :class:`~airflow_ordo_hooks.exceptions.SigningSecretError` :func:`sign` describes."""
     try:
         key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
     except (binascii.Error, ValueError):
         key = b""
     if not key:
-        raise ValueError(
+        raise SigningSecretError(
             f"the signing secret ({len(secret)} characters) is not a Standard Webhooks secret: "
             "expected 'whsec_' followed by the base64 of a key"
         )

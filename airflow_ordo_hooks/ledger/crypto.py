@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from airflow_ordo_hooks.exceptions import OrdoHooksError
+from airflow_ordo_hooks.exceptions import FernetKeyError, UndecryptableTargets
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -27,23 +27,6 @@ log = logging.getLogger(__name__)
 BATCH = 500
 """Deliveries read and re-encrypted at a time by :func:`reencrypt` (their targets only, never their payloads)."""
 _warned = False
-
-
-class FernetKeyError(OrdoHooksError):
-    """``[core] fernet_key`` cannot do what was asked: it is empty, or it cannot be read as Fernet keys."""
-
-
-class UndecryptableTargets(FernetKeyError):
-    """Deliveries whose target no key of ``[core] fernet_key`` decrypts; :func:`reencrypt` left them as they are."""
-
-    def __init__(self, changed: int, webhook_ids: list[str]) -> None:
-        shown = ", ".join(webhook_ids[:20]) + (f" and {len(webhook_ids) - 20} more" if len(webhook_ids) > 20 else "")
-        super().__init__(
-            f"no key of [core] fernet_key decrypts the target of {len(webhook_ids)} deliveries, left as they are "
-            f"(was a key they were encrypted with dropped from it?): {shown}"
-        )
-        self.changed = changed
-        self.webhook_ids = webhook_ids
 
 
 def encrypt(target: str) -> tuple[str, bool]:

@@ -8,6 +8,7 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import select, text
 
+from airflow_ordo_hooks.exceptions import FernetKeyError, UndecryptableTargets
 from airflow_ordo_hooks.ledger import crypto
 from airflow_ordo_hooks.ledger.models import Delivery
 
@@ -86,7 +87,7 @@ def test_an_encrypted_target_is_not_read_without_the_key_nor_with_another(fernet
     fernet_key(OLD)
     stored, _ = crypto.encrypt(SECRET_URL)
     fernet_key("")
-    with pytest.raises(crypto.FernetKeyError, match=r"stored encrypted, but \[core\] fernet_key is empty"):
+    with pytest.raises(FernetKeyError, match=r"stored encrypted, but \[core\] fernet_key is empty"):
         crypto.decrypt(stored, True)
     fernet_key(NEW)
     with pytest.raises(InvalidToken):
@@ -127,7 +128,7 @@ def test_reencrypt_leaves_what_no_key_decrypts_and_names_it(ledger, fernet_key):
     lost_text = lost.target_encrypted
 
     fernet_key(f"{NEW},{OLD}")
-    with pytest.raises(crypto.UndecryptableTargets, match="decrypts the target of 1 deliveries") as refused:
+    with pytest.raises(UndecryptableTargets, match="decrypts the target of 1 deliveries") as refused:
         crypto.reencrypt(ledger)
     assert refused.value.changed == 1 and refused.value.webhook_ids == ["msg_lost"]
     ledger.commit()
@@ -143,7 +144,7 @@ def test_reencrypt_without_a_usable_key_changes_nothing(ledger, fernet_key, key,
     ledger.add(delivery("msg_plain", SECRET_URL, encrypted=False))
     ledger.commit()
     fernet_key(key)
-    with pytest.raises(crypto.FernetKeyError, match=message):
+    with pytest.raises(FernetKeyError, match=message):
         crypto.reencrypt(ledger)
     ledger.expire_all()
     assert ledger.get(Delivery, "msg_plain").target_encrypted == SECRET_URL
