@@ -127,11 +127,11 @@ def _parse(url: str) -> Url | None:
 
 def check_target(target: object, *, templates: bool = True) -> str:
     """
-    Return ``target`` if it is a usable webhook target, else raise :class:`TargetError` saying why.
+    Return ``target`` if it is a usable webhook target, else raise :class:`~airflow_ordo_hooks.exceptions.TargetError` saying why.
 
     A target is an ``http://`` or ``https://`` URL with a host, or ``conn:<conn_id>[/<endpoint>]``
     naming an Airflow HTTP connection (so that secrets stay in connections, not in DAG files), at
-    most :data:`MAX_TARGET` characters, without control characters.
+    most ``MAX_TARGET`` (2,048) characters, without control characters.
 
     :param templates: whether a Jinja template (``{{ ... }}``) is accepted, to be checked once
         rendered: the notifiers render theirs; a hooks config or a cheek schedule is never rendered.

@@ -55,13 +55,7 @@ html_show_sourcelink = False
 # Docstrings that are not valid reST, or that refer to names this site cannot resolve, withheld
 # (their objects stay documented, so references to them resolve) until their modules are fixed:
 # {object's full name: why}
-WITHHELD_DOCSTRINGS = {
-    "airflow_ordo_hooks.hooks.webhook.deliver": (
-        "``refused by egress policy: `` ends a literal with a space (Inline literal start-string without "
-        "end-string), and :data:`REFUSED_PREFIX` is not documented"
-    ),
-    "airflow_ordo_hooks.hooks.webhook.check_target": ":class:`TargetError` and :data:`MAX_TARGET` do not resolve",
-}
+WITHHELD_DOCSTRINGS: dict[str, str] = {}
 
 
 def _withhold(app, what, name, obj, options, lines):

@@ -156,7 +156,7 @@ def deliver(
         by ``[ordo_hooks] allowed_hosts`` (the egress policy, checked on the address the connection
         reached); it goes through the environment's proxy only with ``[ordo_hooks] egress_proxy``.
         Else the delivery is refused and not retried: ``ok`` false, no status code, an error
-        beginning ``refused by egress policy: `` (:data:`REFUSED_PREFIX`).
+        beginning with ``"refused by egress policy: "`` (``_egress.REFUSED_PREFIX``).
     :return: the record of what happened (status code, attempts, elapsed ms, error).
     """
     delivery = _Delivery(target, webhook_id or f"msg_{uuid.uuid4().hex}")
