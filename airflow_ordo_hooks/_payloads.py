@@ -130,7 +130,10 @@ def job_event_payload(
         retries_exhausted=retries_exhausted,
         duration=_duration_ms(start, now),
         triggered=triggered,
-        airflow=_task_fields(ti.dag_id, ti.task_id, ti.run_id, ti.map_index, ti.try_number, ti.max_tries, state, _log_url(ti)),
+        airflow=_task_fields(
+            ti.dag_id, ti.task_id, ti.run_id,
+            map_index=ti.map_index, try_number=ti.try_number, max_tries=ti.max_tries, state=state, log_url=_log_url(ti),
+        ),
     )
 
 
@@ -176,7 +179,10 @@ def watched_task_payload(
         retries_exhausted=retries_exhausted,
         duration=_duration_ms(start_date, end_date),
         triggered=triggered,
-        airflow=_task_fields(dag_run.dag_id, task_id, dag_run.run_id, map_index, try_number, max_tries, state, log_url),
+        airflow=_task_fields(
+            dag_run.dag_id, task_id, dag_run.run_id,
+            map_index=map_index, try_number=try_number, max_tries=max_tries, state=state, log_url=log_url,
+        ),
     )
 
 
@@ -233,7 +239,7 @@ def _duration_ms(start: datetime | None, end: datetime | None) -> int | None:
 
 
 def _task_fields(
-    dag_id: str, task_id: str, run_id: str, map_index: int, try_number: int | None, max_tries: int | None, state: str, log_url: str | None
+    dag_id: str, task_id: str, run_id: str, *, map_index: int, try_number: int | None, max_tries: int | None, state: str, log_url: str | None
 ) -> dict[str, Any]:
     """A task event's ``airflow`` object: which try of which task instance, its state, and where its log is."""
     return {
