@@ -172,7 +172,7 @@ def _fitted(payload: Mapping[str, Any]) -> dict[str, Any]:
     return payload
 
 
-def triggered_by(event: str, parent: str) -> str:
+def triggered_by_parent(event: str, parent: str) -> str:
     """cheek's ``triggered_by`` of a child: ``retries_exhausted[<parent>]`` or ``job[<parent>]``."""
     return f"retries_exhausted[{parent}]" if event == "on_retries_exhausted" else f"job[{parent}]"
 
@@ -191,7 +191,7 @@ def child_conf(
     reserved key, signed for that child run alone.
     """
     context: dict[str, Any] = {
-        "triggered_by": triggered_by(event, dag_id),
+        "triggered_by": triggered_by_parent(event, dag_id),
         "triggered_by_job_run": _fitted(payload),
         "chain": chain_of(conf, dag_id, run_id),
     }

@@ -85,7 +85,7 @@ class RecoverRun(EventCallback):
         from airflow_ordo_hooks import _ledger
 
         dag, dag_run = context["dag"], context["dag_run"]
-        hooked = {t.task_id: (h, t.retries or 0) for t in dag.tasks if (h := hooks_of(t))}
+        hooked = {t.task_id: (h, t.retries or 0) for t in dag.tasks if (h := attached_hooks(t))}
         if not hooked or not _ledger.in_use():
             return
         recover(dag_run.dag_id, dag_run.run_id, hooked, deadline=deadline, dag_run=dag_run)
@@ -94,7 +94,7 @@ class RecoverRun(EventCallback):
         return "RecoverRun()"
 
 
-def hooks_of(task: Any) -> Hooks | None:
+def attached_hooks(task: Any) -> Hooks | None:
     """The hooks ``attach_hooks`` gave ``task`` (task and DAG level combined), if any."""
     callbacks = getattr(task, "on_failure_callback", None)
     for callback in callbacks if isinstance(callbacks, (list, tuple)) else [callbacks]:

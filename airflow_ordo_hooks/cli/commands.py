@@ -195,14 +195,14 @@ def preview(args: Any) -> None:
 
     from airflow_ordo_hooks._payloads import BUILDERS
     from airflow_ordo_hooks._ended_try import NO_CALLBACKS, payload
-    from airflow_ordo_hooks.callbacks.recovery import hooks_of
+    from airflow_ordo_hooks.callbacks.recovery import attached_hooks
     from airflow_ordo_hooks.hooks.webhook import encode, mask_url
 
     dag = get_bagged_dag(None, args.dag_id)
     if args.task_id not in dag.task_dict:
         raise SystemExit(f"preview: DAG {args.dag_id!r} has no task {args.task_id!r}")
     task = dag.task_dict[args.task_id]
-    hooks = hooks_of(task)
+    hooks = attached_hooks(task)
     actions = hooks.for_event(args.event) if hooks else ()
     if not actions:
         raise SystemExit(f"preview: task {args.task_id!r} of DAG {args.dag_id!r} has no action on {args.event}")

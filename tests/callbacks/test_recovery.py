@@ -6,7 +6,7 @@ from datetime import datetime
 
 from airflow_ordo_hooks import attach_hooks
 from airflow_ordo_hooks._payloads import failure_status, kill_status
-from airflow_ordo_hooks.callbacks.recovery import RecoverEarlierTries, RecoverRun, hooks_of
+from airflow_ordo_hooks.callbacks.recovery import RecoverEarlierTries, RecoverRun, attached_hooks
 
 SUPERVISOR_LINE = (
     "[2026-11-23T07:00:00.000+0000] {supervisor.py:1226} CRITICAL - Process terminated by signal. Likely out of memory "
@@ -39,7 +39,7 @@ def test_attach_hooks_adds_one_recovery_per_task_and_one_per_dag_and_combines_ho
 
     (recover_a,) = [cb for cb in a.on_execute_callback if isinstance(cb, RecoverEarlierTries)]
     assert {x.target for x in recover_a.hooks.actions} == {"https://example.com/dag", "https://example.com/a"}
-    assert hooks_of(a) == recover_a.hooks
+    assert attached_hooks(a) == recover_a.hooks
     # the DAG's callbacks are shared by its tasks: a's own hooks are added to a's copies, not to b's
     for name in ("on_success_callback", "on_failure_callback", "on_retry_callback", "on_execute_callback"):
         ours_b = [cb for cb in getattr(b, name) if hasattr(cb, "hooks")]
