@@ -57,11 +57,14 @@ class Break:
 BREAKS = {
     "dag_processor_xcom_write": Break(
         module="callbacks/job_event.py",
-        line="    records = deliver_all([(a.target, body, wid) for (a, _), body, wid in zip(sends, bodies, ids)], policy=policy)\n",
+        line="        _outbox.send(\n",
         broken=(
-            "    records = deliver_all([(a.target, body, wid) for (a, _), body, wid in zip(sends, bodies, ids)], policy=policy)\n"
-            "    if is_run_context(context):  # BROKEN ON PURPOSE: a Task SDK write from a DAG callback\n"
-            "        context['ti'].xcom_push(key=f'ordo_hooks_{event}', value=[r.to_dict() for r in records])\n"
+            "        if run_level:  # BROKEN ON PURPOSE: a Task SDK write from a DAG callback, once its webhooks are sent\n"
+            "            sent = _outbox.send(messages, policy=configured, by=_outbox.DAG_PROCESSOR, deadline=deadline,\n"
+            "                                inline_end=inline_end, ledger=ledger, drop_held=True)\n"
+            "            context['ti'].xcom_push(key=f'ordo_hooks_{event}', value=[r.to_dict() for r in sent.records])\n"
+            "            continue\n"
+            "        _outbox.send(\n"
         ),
         dag_test=("tests/callbacks/test_job_event.py::test_dag_run_events_name_the_dag",),
         system=("tests/system/test_system_cheek.py::test_dag_run_events_are_sent_once_from_the_dag_processor",),
