@@ -21,19 +21,21 @@ try's own ``trigger_job`` (started by its callback) is not started for it.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
-from airflow_ordo_hooks._ended_try import EndedTry
-from airflow_ordo_hooks._message import Message
 from airflow_ordo_hooks.callbacks.job_event import EventCallback, JobEventCallback
 
 if TYPE_CHECKING:
+    from airflow_ordo_hooks._ended_try import EndedTry
     from airflow_ordo_hooks._hooks_config import Hooks
+    from airflow_ordo_hooks._message import Message
+
+# A DAG file that attaches hooks imports this module for its callbacks' classes; what recovering
+# needs (dataclasses and the modules built on it) is imported when a recovery runs.
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +165,7 @@ def _wanted_of_task(
 ) -> dict[str, _Wanted]:
     """The events, by ``webhook-id``, that the tries of one task instance fired, or would have had their callbacks run."""
     from airflow_ordo_hooks import _event_id, _events, _payloads
+    from airflow_ordo_hooks._ended_try import EndedTry
 
     hooks, retries = hooked
     tries = api.get(f"{base}/{quote(task_id, safe='')}{'' if map_index < 0 else f'/{map_index}'}/tries")["task_instances"]
@@ -190,8 +193,11 @@ def _messages(api: Any, base: str, dag_run: Any, hooked: Mapping[str, tuple[Hook
     A message per missing event, its payload built from the try's log (read once a try), sent no
     earlier than ``[core] task_success_overtime`` (and a margin) after the try ended.
     """
+    import dataclasses
+
     from airflow_ordo_hooks import _event_id, _payloads, _settings
     from airflow_ordo_hooks._ended_try import NO_CALLBACKS, payload
+    from airflow_ordo_hooks._message import Message
     from airflow_ordo_hooks.hooks.webhook import encode
 
     overtime = _settings.task_success_overtime()
