@@ -55,7 +55,6 @@ class Sent:
         ``None`` (not in use, or nothing to hand over).
     """
 
-    messages: list[Message]
     records: list[DeliveryRecord]
     ledger: str | None = None
 
@@ -91,22 +90,22 @@ def send(
     if drop_held and messages and ledger():
         api, messages = _not_held(messages, deadline)
     if not messages:
-        return Sent([], [])
+        return Sent([])
     started = time.monotonic()
     records = _attempt(messages, policy, deadline, inline_end, untrusted)
     attempted = [m.attempted(r, by) for m, r in zip(messages, records)]
     if not ledger():
-        _retry_here(attempted, records, policy, deadline, budget_from=started)
-        return Sent(attempted, records)
+        _retry_here(attempted, policy, deadline, budget_from=started)
+        return Sent(records)
     handed = [m for m, r in zip(attempted, records) if r.attempts or not untrusted]
     if not handed:
-        return Sent(attempted, records)
+        return Sent(records)
     if api is None:  # made while the try ran, or made now
         api = _ledger.prepared_client()
     took = _hand_over(handed, deadline, api)
     if not took:
-        _retry_here(attempted, records, policy, deadline)
-    return Sent(attempted, records, "recorded" if took else "unavailable")
+        _retry_here(attempted, policy, deadline)
+    return Sent(records, "recorded" if took else "unavailable")
 
 
 def _not_held(messages: Sequence[Message], deadline: float | None) -> tuple[Any, list[Message]]:
@@ -158,7 +157,6 @@ def _hand_over(messages: Sequence[Message], deadline: float | None, api: Any) ->
 
 def _retry_here(
     messages: Sequence[Message],
-    records: Sequence[DeliveryRecord],
     policy: DeliveryPolicy,
     deadline: float | None,
     *,
@@ -171,7 +169,7 @@ def _retry_here(
     """
     from airflow_ordo_hooks.hooks.webhook import deliver_all
 
-    retry = [(m.target, m.body, m.webhook_id) for m, r in zip(messages, records) if not r.ok]
+    retry = [(m.target, m.body, m.webhook_id) for m in messages if not m.delivered]
     if not retry or deadline is None:
         return
     now = time.monotonic()

@@ -22,6 +22,7 @@ from airflow_ordo_hooks import _events
 
 if TYPE_CHECKING:
     from airflow_ordo_hooks._hooks_config import Hooks
+    from airflow_ordo_hooks._message import Message
 
 # A DAG file that attaches hooks imports this module to build its callbacks; what they need when an
 # event fires (settings, the try's log, payloads, the parent context, the HTTP layer) is imported by
@@ -253,7 +254,7 @@ def _event_payload_and_runs(
     return {**payload, "triggered": [j for j in triggered if j in started]}
 
 
-def _messages(context: Mapping[str, Any], event: str, hooks: Hooks, payload: Mapping[str, Any]) -> list[Any]:
+def _messages(context: Mapping[str, Any], event: str, hooks: Hooks, payload: Mapping[str, Any]) -> list[Message]:
     """One message per webhook action of ``event``: the action's body built from ``payload``, with its ``webhook-id``."""
     from airflow_ordo_hooks import _event_id, _outbox, _payloads
     from airflow_ordo_hooks.hooks.webhook import encode
