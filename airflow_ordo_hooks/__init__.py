@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 _LAZY = {
     "__version__": "airflow_ordo_hooks._version",
     # authoring: cheek's hooks and schedule, Ordo's on_exit step
-    "attach_hooks": "airflow_ordo_hooks._attach",
-    "attach_run_hooks": "airflow_ordo_hooks._attach",
-    "parse_hooks": "airflow_ordo_hooks._hooks_config",
-    "load_cheek_schedule": "airflow_ordo_hooks._cheek_schedule",
-    "attach_on_exit": "airflow_ordo_hooks._attach",
-    "parse_on_exit": "airflow_ordo_hooks._on_exit",
+    "attach_hooks": "airflow_ordo_hooks.dag_file.attach",
+    "attach_run_hooks": "airflow_ordo_hooks.dag_file.attach",
+    "parse_hooks": "airflow_ordo_hooks.dag_file.job_events",
+    "load_cheek_schedule": "airflow_ordo_hooks.dag_file.cheek_schedule",
+    "attach_on_exit": "airflow_ordo_hooks.dag_file.attach",
+    "parse_on_exit": "airflow_ordo_hooks.dag_file.on_exit_step",
     # notifiers, operators, hooks
     "JobEventWebhookNotifier": "airflow_ordo_hooks.notifications.job_event",
     "JobEventSlackWebhookNotifier": "airflow_ordo_hooks.notifications.job_event",
@@ -45,10 +45,10 @@ __all__ = list(_LAZY)
 
 if TYPE_CHECKING:
     from airflow_ordo_hooks._version import __version__
-    from airflow_ordo_hooks._attach import attach_hooks, attach_on_exit, attach_run_hooks
-    from airflow_ordo_hooks._cheek_schedule import load_cheek_schedule
-    from airflow_ordo_hooks._hooks_config import parse_hooks
-    from airflow_ordo_hooks._on_exit import parse_on_exit
+    from airflow_ordo_hooks.dag_file.attach import attach_hooks, attach_on_exit, attach_run_hooks
+    from airflow_ordo_hooks.dag_file.cheek_schedule import load_cheek_schedule
+    from airflow_ordo_hooks.dag_file.job_events import parse_hooks
+    from airflow_ordo_hooks.dag_file.on_exit_step import parse_on_exit
     from airflow_ordo_hooks.exceptions import (
         AirflowApiError,
         CheekScheduleError,

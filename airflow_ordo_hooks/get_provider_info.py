@@ -19,7 +19,7 @@ def get_provider_info() -> dict:
         ],
         "config": _settings.provider_config(),
         # the delivery ledger: its tables (created by `airflow db migrate`), and the API server's routes
-        "db-managers": ["airflow_ordo_hooks.ledger.db_manager.OrdoHooksDBManager"],
+        "db-managers": ["airflow_ordo_hooks.server.db_manager.OrdoHooksDBManager"],
         "plugins": [{"name": "ordo_hooks", "plugin-class": "airflow_ordo_hooks.plugins.ledger.OrdoHooksPlugin"}],
         # `airflow ordo-hooks deliveries | redeliver | test-fire`
         "cli": ["airflow_ordo_hooks.cli.definition.get_cli_commands"],

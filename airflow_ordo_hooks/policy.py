@@ -24,7 +24,7 @@ from typing import Any
 from airflow.policies import hookimpl
 
 from airflow_ordo_hooks import _settings
-from airflow_ordo_hooks._hooks_config import Hooks, parse_hooks
+from airflow_ordo_hooks.dag_file.job_events import JobEvents, parse_hooks
 from airflow_ordo_hooks.exceptions import HooksConfigError
 
 log = logging.getLogger(__name__)
@@ -34,13 +34,13 @@ _MAX_LOGGED = 2_000  # characters of an unexpected error's message that the log 
 
 
 @functools.lru_cache(maxsize=4)
-def _parse(path: str, version: int) -> Hooks | None:
+def _parse(path: str, version: int) -> JobEvents | None:
     where = f"[ordo_hooks] hooks_file {path}"
     try:
-        from airflow_ordo_hooks import _schema
+        from airflow_ordo_hooks.dag_file import schema
 
-        hooks = parse_hooks(_schema.read_text(path, where, HooksConfigError) or "{}", where=where)
-        if any(a.action == "trigger_job" for a in hooks.actions):
+        job_events = parse_hooks(schema.read_text(path, where, HooksConfigError) or "{}", where=where)
+        if any(a.action == "trigger_job" for a in job_events.actions):
             raise HooksConfigError(f"{where}: trigger_job is not allowed in deployment-wide hooks (it would add tasks to every DAG)")
     except HooksConfigError as exc:
         log.error("airflow-ordo-hooks: deployment-wide hooks not applied: %s", exc)
@@ -49,10 +49,10 @@ def _parse(path: str, version: int) -> Hooks | None:
         message = f"{type(exc).__name__}: {exc}"[:_MAX_LOGGED]
         log.error("airflow-ordo-hooks: deployment-wide hooks not applied: %s: %s", where, message)
         return None
-    return hooks
+    return job_events
 
 
-def deployment_hooks() -> Hooks | None:
+def deployment_hooks() -> JobEvents | None:
     """The hooks of ``[ordo_hooks] hooks_file``, read again when the file changes; ``None`` when there are none."""
     path = _settings.get("hooks_file")
     if not path:
@@ -66,10 +66,10 @@ def deployment_hooks() -> Hooks | None:
 
 @hookimpl
 def dag_policy(dag: Any) -> None:
-    hooks = deployment_hooks()
-    if hooks:
+    job_events = deployment_hooks()
+    if job_events:
         # Airflow loads this policy in every process that parses DAGs: the operators attach_hooks
         # brings are imported only where a hooks file is in force
-        from airflow_ordo_hooks._attach import attach_hooks
+        from airflow_ordo_hooks.dag_file.attach import attach_hooks
 
-        attach_hooks(dag, hooks)
+        attach_hooks(dag, job_events)

@@ -32,10 +32,10 @@ def _median_ms(samples: list[float]) -> float:
 def one_event(receiver) -> None:
     import requests
 
-    from airflow_ordo_hooks._hooks_config import parse_hooks
+    from airflow_ordo_hooks.dag_file.job_events import parse_hooks
     from airflow_ordo_hooks.callbacks.job_event import fire
 
-    hooks = parse_hooks({"on_error": {"notify_webhook": [receiver.url("/event")]}})
+    job_events = parse_hooks({"on_error": {"notify_webhook": [receiver.url("/event")]}})
     now = datetime.now(timezone.utc)
     ti = SimpleNamespace(
         dag_id="bench", task_id="job", run_id="manual__bench", map_index=-1, try_number=1, max_tries=3,
@@ -49,7 +49,7 @@ def one_event(receiver) -> None:
     ours, transport = [], []
     for _ in range(ROUNDS):
         start = time.perf_counter()
-        fire(["on_error"], hooks, context)
+        fire(["on_error"], job_events, context)
         ours.append(time.perf_counter() - start)
         start = time.perf_counter()
         requests.post(receiver.url("/transport"), data=body, headers={"Content-Type": "application/json"}, timeout=10)
@@ -98,10 +98,10 @@ class _CallbackClock:
 
 def _callbacks(dag) -> list:
     """Every callback of ``dag`` and of its tasks, in the attributes attach_hooks and attach_run_hooks add to."""
-    from airflow_ordo_hooks import _attach
+    from airflow_ordo_hooks.dag_file import attach
 
-    holders = [(dag, _attach._RUN_CALLBACKS.values())] + [(t, _attach._TASK_CALLBACK_NAMES) for t in dag.tasks]
-    return [cb for holder, names in holders for name in names for cb in _attach._as_list(getattr(holder, name, None))]
+    holders = [(dag, attach._RUN_CALLBACKS.values())] + [(t, attach._TASK_CALLBACK_NAMES) for t in dag.tasks]
+    return [cb for holder, names in holders for name in names for cb in attach._as_list(getattr(holder, name, None))]
 
 
 def wide_dag(bag) -> None:

@@ -164,8 +164,8 @@ def _fill_due(target_of: Callable[[int], str], run: str) -> list[str]:
     """:data:`DUE` deliveries of one run, due now, of :data:`DAGS` DAGs; return their webhook ids."""
     from airflow import settings
 
-    from airflow_ordo_hooks.ledger import recording
-    from airflow_ordo_hooks.plugins.ledger_models import DeliveryIn
+    from airflow_ordo_hooks.server import recording
+    from airflow_ordo_hooks.server.api_models import DeliveryIn
 
     now = datetime.now(timezone.utc)
     items = [
@@ -187,7 +187,7 @@ def _states(webhook_ids: list[str]) -> dict[str, int]:
     from airflow import settings
     from sqlalchemy import func, select
 
-    from airflow_ordo_hooks.ledger.models import Delivery
+    from airflow_ordo_hooks.server.models import Delivery
 
     session = settings.NonScopedSession()
     try:
@@ -202,7 +202,7 @@ def _states(webhook_ids: list[str]) -> dict[str, int]:
 def _redelivery() -> None:
     import requests
 
-    from airflow_ordo_hooks.ledger.redelivery import Redeliverer
+    from airflow_ordo_hooks.server.redelivery import Redeliverer
     from bench._receiver import ReceiverProcess
 
     class Counted(Redeliverer):

@@ -201,7 +201,7 @@ def _call(qualname: str) -> Callable[[dict], bool]:
 
 STEPS: dict[str, Callable[[dict], bool]] = {
     "imports (outermost, after the state)": lambda r: r["ev"] == "import",
-    "log wait (_task_log._catch_up)": _call("_catch_up"),
+    "log wait (task_log._catch_up)": _call("_catch_up"),
     "payload (event_payload)": _call("event_payload"),
     "delivery (deliver_all)": _call("deliver_all"),
     "ledger client (AirflowApiHook())": _call("AirflowApiHook.__init__"),

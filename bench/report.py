@@ -11,7 +11,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from airflow_ordo_hooks.hooks.webhook import encode
-from airflow_ordo_hooks._report import ArtifactRecord, OutputRecord, RunSnapshot, StepRecord, build_report
+from airflow_ordo_hooks.callbacks.report import ArtifactRecord, OutputRecord, RunSnapshot, StepRecord, build_report
 
 SIZES = (10, 1_000, 10_000)
 T0 = datetime(2026, 11, 22, tzinfo=timezone.utc)

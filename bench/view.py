@@ -29,8 +29,8 @@ def _fill(session) -> str:
     from airflow.models.dag import DagModel
     from airflow.models.dagbundle import DagBundleModel
 
-    from airflow_ordo_hooks.ledger import recording
-    from airflow_ordo_hooks.plugins.ledger_models import AttemptIn, DeliveryIn
+    from airflow_ordo_hooks.server import recording
+    from airflow_ordo_hooks.server.api_models import AttemptIn, DeliveryIn
 
     session.merge(DagBundleModel(name="bench"))
     session.flush()

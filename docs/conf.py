@@ -38,13 +38,14 @@ autodoc_preserve_defaults = True
 # -n checks every reference. Without the internet there is no intersphinx, so references into
 # other projects' docs cannot resolve: the standard library's, and Airflow's and requests' types
 # (type hints imported under TYPE_CHECKING, so autodoc sees their bare names). The package's
-# private types (modules named _name, documented nowhere on purpose) are left out too. Nothing
+# internal types (the packages dag_file, callbacks and server, and modules named _name, documented
+# nowhere on purpose) are left out too. Nothing
 # else is ignored: a reference to a public name of this package must resolve.
 nitpick_ignore_regex = [
     ("py:class", r"collections\.abc\.\w+|(pathlib\.)?Path"),
     ("py:class", r"DAG|DagBag|requests\.sessions\.Session"),
-    ("py:class", r"(airflow_ordo_hooks\._\w+\.)?(Hooks|OnExitStep)"),
-    ("py:mod", r"airflow_ordo_hooks\._\w+"),
+    ("py:class", r"(airflow_ordo_hooks\.(_\w+|dag_file\.\w+)\.)?(JobEvents|OnExitStep)"),
+    ("py:mod", r"airflow_ordo_hooks\.(_\w+|dag_file|callbacks|server)(\.\w+)*"),
 ]
 
 html_theme = "alabaster"

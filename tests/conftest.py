@@ -70,7 +70,7 @@ def ledger(airflow_db):
     from airflow import settings
     from sqlalchemy import delete
 
-    from airflow_ordo_hooks.ledger.models import Attempt, Delivery
+    from airflow_ordo_hooks.server.models import Attempt, Delivery
 
     session = settings.NonScopedSession()
     session.execute(delete(Attempt))

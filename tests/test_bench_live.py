@@ -105,7 +105,7 @@ def test_receiver_down(kinds):
 def test_the_hooked_slot_by_step(kinds):
     steps = step_ms(kinds["up"]["hooked"].tries[0])
     assert steps["imports (outermost, after the state)"] == pytest.approx(80.0)
-    assert steps["log wait (_task_log._catch_up)"] == pytest.approx(20.0)
+    assert steps["log wait (task_log._catch_up)"] == pytest.approx(20.0)
     assert steps["delivery (deliver_all)"] == pytest.approx(10.0)
     assert steps["ledger token (POST /auth/token)"] == pytest.approx(20.0)
     assert steps["ledger POST (POST /ordo-hooks/api/v1/deliveries)"] == pytest.approx(20.0)

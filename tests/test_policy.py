@@ -31,7 +31,7 @@ def test_every_task_gets_the_deployments_hooks_and_they_fire(dagbag, receiver, t
 
     dag = _parse_plain(DAGS_FOLDER)
     (callback,) = _ours(dag.get_task("plain_task"))
-    assert [(a.event, a.target) for a in callback.hooks.actions] == [("on_success", receiver.url("/deployment/on_success"))]
+    assert [(a.event, a.target) for a in callback.job_events.actions] == [("on_success", receiver.url("/deployment/on_success"))]
 
     run = dag.test()
     assert str(run.state) == "success"

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_ordo_hooks import _events
 
 if TYPE_CHECKING:
-    from airflow_ordo_hooks._hooks_config import Hooks
-    from airflow_ordo_hooks._message import Message
+    from airflow_ordo_hooks.dag_file.job_events import JobEvents
+    from airflow_ordo_hooks.callbacks.message import Message
 
 # A DAG file that attaches hooks imports this module to build its callbacks; what they need when an
 # event fires (settings, the try's log, payloads, the parent context, the HTTP layer) is imported by
@@ -78,12 +78,12 @@ class JobEventCallback(EventCallback):
     already there.
 
     :param change: ``success``, ``retry`` or ``failure``.
-    :param hooks: the validated hooks to fire.
+    :param job_events: the validated hooks to fire.
     """
 
-    def __init__(self, change: str, hooks: Hooks) -> None:
+    def __init__(self, change: str, job_events: JobEvents) -> None:
         self.change = change
-        self.hooks = hooks
+        self.job_events = job_events
 
     @property
     def what(self) -> str:  # type: ignore[override]
@@ -92,7 +92,7 @@ class JobEventCallback(EventCallback):
     def __call__(self, context: Mapping[str, Any]) -> None:
         super().__call__(context)
         if not is_run_context(context):  # under dag.test(), a try whose events sent nothing has its output still copied
-            from airflow_ordo_hooks._task_log import StopTryOutputCopy
+            from airflow_ordo_hooks.callbacks.task_log import StopTryOutputCopy
 
             StopTryOutputCopy()(context)
 
@@ -101,26 +101,26 @@ class JobEventCallback(EventCallback):
             events = _events.run_events(self.change)
         else:
             events = _events.task_events(self.change, context["task"].retries or 0)
-        fire(events, self.hooks, context, per_attempt=self.change == "retry", deadline=deadline)
+        fire(events, self.job_events, context, per_attempt=self.change == "retry", deadline=deadline)
 
     def __repr__(self) -> str:
-        return f"JobEventCallback({self.change!r}, {len(self.hooks.actions)} actions)"
+        return f"JobEventCallback({self.change!r}, {len(self.job_events.actions)} actions)"
 
 
 def event_log(context: Mapping[str, Any], max_chars: int) -> str:
     """This try's log, masked and bounded; on failure never empty (the exception and its traceback at the least)."""
-    from airflow_ordo_hooks import _payloads, _task_log
+    from airflow_ordo_hooks.callbacks import payloads, task_log
 
-    text = _task_log.read_try_log(context["ti"], max_chars)
+    text = task_log.read_try_log(context["ti"], max_chars)
     exception = context.get("exception")
     if exception is not None:
-        failure = _payloads.failure_text(exception)
+        failure = payloads.failure_text(exception)
         last_line = failure.splitlines()[-1] if failure else ""
         # the log names the exception's class without its module: the error is there once already
         short = f"{type(exception).__name__}: {exception}".splitlines()[0] if isinstance(exception, BaseException) else last_line
         if last_line and last_line not in text and short not in text:
             text = f"{text}\n{failure}" if text else failure
-    return _payloads.keep_tail(_task_log.mask(text), max_chars)
+    return payloads.keep_tail(task_log.mask(text), max_chars)
 
 
 def failed_tasks(context: Mapping[str, Any]) -> list[str] | None:
@@ -144,21 +144,22 @@ def event_payload(
     context: Mapping[str, Any], event: str, log_text: str | None = None, triggered: list[str] | None = None
 ) -> dict[str, Any]:
     """cheek's generic payload of ``event`` for a callback context: a task's, or a DAG run's."""
-    from airflow_ordo_hooks import _payloads, _settings
+    from airflow_ordo_hooks import _settings
+    from airflow_ordo_hooks.callbacks import payloads
 
     now = datetime.now(timezone.utc)
     if is_run_context(context):
-        return _payloads.run_event_payload(context, now=now, triggered=triggered or (), failed_tasks=failed_tasks(context))
+        return payloads.run_event_payload(context, now=now, triggered=triggered or (), failed_tasks=failed_tasks(context))
     if log_text is None:
         log_text = event_log(context, _settings.get("log_max_chars"))
-    return _payloads.job_event_payload(
+    return payloads.job_event_payload(
         context, log=log_text, retries_exhausted=event == "on_retries_exhausted", now=now, triggered=triggered or ()
     )
 
 
 def fire(
     events: list[str],
-    hooks: Hooks,
+    job_events: JobEvents,
     context: Mapping[str, Any],
     *,
     per_attempt: bool = False,
@@ -172,13 +173,13 @@ def fire(
     ``trigger_job`` of an outcome is a task in the graph (``TriggerJobOperator``); a per-attempt
     ``on_error`` and a DAG run's events have no such task and start their runs through the REST API.
     """
-    events = [e for e in events if hooks.for_event(e)]
+    events = [e for e in events if job_events.for_event(e)]
     if not events:
         return
     from airflow_ordo_hooks import _settings
 
     with _settings.one_reading(), _collector_paused():  # one event, one configuration (a callback's own reading, if it has one)
-        _fire(events, hooks, context, per_attempt, deadline)
+        _fire(events, job_events, context, per_attempt, deadline)
 
 
 @contextlib.contextmanager
@@ -200,8 +201,9 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _fire(events: list[str], hooks: Hooks, context: Mapping[str, Any], per_attempt: bool, deadline: float | None) -> None:
-    from airflow_ordo_hooks import _ledger, _outbox, _settings
+def _fire(events: list[str], job_events: JobEvents, context: Mapping[str, Any], per_attempt: bool, deadline: float | None) -> None:
+    from airflow_ordo_hooks import _settings
+    from airflow_ordo_hooks.callbacks import ledger_client, outbox
     from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy
 
     if deadline is None:
@@ -210,23 +212,23 @@ def _fire(events: list[str], hooks: Hooks, context: Mapping[str, Any], per_attem
     # whether the ledger is in use (its connection looked up) is asked once it matters: after a
     # success's webhooks are sent, before a failure's (which asks the ledger what it holds)
     wanted = _settings.get("ledger")
-    ledger = functools.cache(_ledger.in_use) if wanted else lambda: False
+    ledger = functools.cache(ledger_client.in_use) if wanted else lambda: False
     # with the ledger, what a try's slot pays for its events is bounded by the inline budget, the hand-off included
     inline_end = time.monotonic() + _settings.get("inline_budget") - HAND_OFF_RESERVE if wanted else deadline
     run_level = is_run_context(context)
     log_text = None if run_level else event_log(context, _settings.get("log_max_chars"))  # read once for all events
     for event in events:
-        payload = _event_payload_and_runs(context, event, hooks, log_text, per_attempt or run_level, deadline)
-        messages = _messages(context, event, hooks, payload)
+        payload = _event_payload_and_runs(context, event, job_events, log_text, per_attempt or run_level, deadline)
+        messages = _messages(context, event, job_events, payload)
         # a task's on_success runs once, in its process; a failure's or a run's event may run twice
-        _outbox.send(
-            messages, policy=configured, by=_outbox.DAG_PROCESSOR if run_level else _outbox.WORKER, deadline=deadline,
+        outbox.send(
+            messages, policy=configured, by=outbox.DAG_PROCESSOR if run_level else outbox.WORKER, deadline=deadline,
             inline_end=inline_end, ledger=ledger, drop_held=event != "on_success" or run_level,
         )
 
 
 def _event_payload_and_runs(
-    context: Mapping[str, Any], event: str, hooks: Hooks, log_text: str | None, starts_runs: bool, deadline: float
+    context: Mapping[str, Any], event: str, job_events: JobEvents, log_text: str | None, starts_runs: bool, deadline: float
 ) -> dict[str, Any]:
     """
     ``event``'s payload; its ``triggered`` names the ``trigger_job`` targets that close no cycle.
@@ -234,9 +236,9 @@ def _event_payload_and_runs(
     are started here, and ``triggered`` names those that were.
     """
     from airflow_ordo_hooks import _settings
-    from airflow_ordo_hooks._trigger import cycle, start_runs
+    from airflow_ordo_hooks.callbacks.trigger import cycle, start_runs
 
-    jobs = [a.target for a in hooks.for_event(event) if a.action == "trigger_job"]
+    jobs = [a.target for a in job_events.for_event(event) if a.action == "trigger_job"]
     if not jobs:
         return event_payload(context, event, log_text=log_text)
     dag_run = context["dag_run"]
@@ -254,19 +256,20 @@ def _event_payload_and_runs(
     return {**payload, "triggered": [j for j in triggered if j in started]}
 
 
-def _messages(context: Mapping[str, Any], event: str, hooks: Hooks, payload: Mapping[str, Any]) -> list[Message]:
+def _messages(context: Mapping[str, Any], event: str, job_events: JobEvents, payload: Mapping[str, Any]) -> list[Message]:
     """One message per webhook action of ``event``: the action's body built from ``payload``, with its ``webhook-id``."""
-    from airflow_ordo_hooks import _event_id, _outbox, _payloads
+    from airflow_ordo_hooks import _event_id
+    from airflow_ordo_hooks.callbacks import outbox, payloads
     from airflow_ordo_hooks.hooks.webhook import encode
 
     facts = event_facts(context)
     return [
-        _outbox.Message(
+        outbox.Message(
             webhook_id=_event_id.webhook_id(**facts, event=event, target=a.target), **facts, event=event, action=a.action,
-            target=a.target, body=encode(_payloads.BUILDERS[a.action](payload)), source="callback",
+            target=a.target, body=encode(payloads.BUILDERS[a.action](payload)), source="callback",
         )
-        for a in hooks.for_event(event)
-        if a.action in _payloads.BUILDERS
+        for a in job_events.for_event(event)
+        if a.action in payloads.BUILDERS
     ]
 
 

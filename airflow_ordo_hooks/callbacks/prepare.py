@@ -16,18 +16,18 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow_ordo_hooks._hooks_config import Hooks
+    from airflow_ordo_hooks.dag_file.job_events import JobEvents
 
 log = logging.getLogger(__name__)
 
 
 WHEN_FIRED = (
-    "airflow_ordo_hooks._ledger",
-    "airflow_ordo_hooks._outbox",
-    "airflow_ordo_hooks._payloads",
+    "airflow_ordo_hooks.callbacks.ledger_client",
+    "airflow_ordo_hooks.callbacks.outbox",
+    "airflow_ordo_hooks.callbacks.payloads",
     "airflow_ordo_hooks._event_id",
-    "airflow_ordo_hooks._trigger",
-    "airflow_ordo_hooks._try_output",
+    "airflow_ordo_hooks.callbacks.trigger",
+    "airflow_ordo_hooks.callbacks.try_output",
     "airflow_ordo_hooks.hooks.webhook",
     "airflow_ordo_hooks.hooks.airflow_api",
 )
@@ -84,42 +84,42 @@ class PrepareEvents:
     A hooked task's first execute callback: while the try runs, a thread imports what its event
     callbacks will need (:data:`WHEN_FIRED`; in a task process, already begun while the DAG file
     was parsed: :func:`import_early_in_task_process`) and, where the try runs under a supervisor and still
-    runs a second in (``_ledger.PREPARE_AFTER``), looks the ledger's connection up and, for a task
+    runs a second in (``ledger_client.PREPARE_AFTER``), looks the ledger's connection up and, for a task
     with ``on_success`` webhooks (the outcome most tries have), makes the ledger's client (a token
     from the API server), so that when the try ends its webhook leaves at once and its delivery is
     recorded with one request.
     Importing twice is safe: a callback that fires first waits for the thread's import of the same
     module.
 
-    :param hooks: the task's hooks.
+    :param job_events: the task's hooks.
     """
 
-    def __init__(self, hooks: Hooks) -> None:
-        self.hooks = hooks
+    def __init__(self, job_events: JobEvents) -> None:
+        self.job_events = job_events
 
     def __call__(self, context: Mapping[str, Any]) -> None:
         import threading
 
-        from airflow_ordo_hooks import _ledger
+        from airflow_ordo_hooks.callbacks import ledger_client
 
         try:
             make_client = None
             supervised = _supervised()
             if supervised:
-                success_sends = any(a.action != "trigger_job" for a in self.hooks.for_event("on_success"))
-                make_client = _ledger.prepare_client(client=success_sends)
+                success_sends = any(a.action != "trigger_job" for a in self.job_events.for_event("on_success"))
+                make_client = ledger_client.prepare_client(client=success_sends)
             threading.Thread(target=_prepare, args=(supervised, make_client), name="ordo-hooks-prepare", daemon=True).start()
         except Exception:  # the callbacks then import, and make the ledger's client, for themselves
             log.debug("airflow-ordo-hooks: could not prepare this try's events", exc_info=True)
-            _ledger.forget_prepared()
+            ledger_client.forget_prepared()
 
     def __repr__(self) -> str:
-        return f"PrepareEvents({len(self.hooks.actions)} actions)"
+        return f"PrepareEvents({len(self.job_events.actions)} actions)"
 
 
 def _supervised() -> bool:
     """Whether the try runs in a task process of its own, under Airflow's supervisor (not ``dag.test()``): its stdout is a socket to it."""
-    from airflow_ordo_hooks._task_log import _socket_fd
+    from airflow_ordo_hooks.callbacks.task_log import _socket_fd
 
     return _socket_fd(sys.stdout) is not None
 
@@ -138,9 +138,9 @@ def _prepare(supervised: bool, make_client: Callable[[], None] | None) -> None:
     try:
         _import_when_fired()
         if supervised:
-            from airflow_ordo_hooks import _task_log
+            from airflow_ordo_hooks.callbacks import task_log
 
-            _task_log.log_file_template()  # compiled once a process
+            task_log.log_file_template()  # compiled once a process
     except Exception:
         log.debug("airflow-ordo-hooks: could not prepare this try's events", exc_info=True)
     finally:

@@ -30,9 +30,9 @@ from urllib.parse import quote
 from airflow_ordo_hooks.callbacks.job_event import EventCallback, JobEventCallback
 
 if TYPE_CHECKING:
-    from airflow_ordo_hooks._ended_try import EndedTry
-    from airflow_ordo_hooks._hooks_config import Hooks
-    from airflow_ordo_hooks._message import Message
+    from airflow_ordo_hooks.callbacks.ended_try import EndedTry
+    from airflow_ordo_hooks.dag_file.job_events import JobEvents
+    from airflow_ordo_hooks.callbacks.message import Message
 
 # A DAG file that attaches hooks imports this module for its callbacks' classes; what recovering
 # needs (dataclasses and the modules built on it) is imported when a recovery runs.
@@ -50,32 +50,32 @@ class RecoverEarlierTries(EventCallback):
     A hooked task's ``on_execute_callback``: when a retry starts, the events of the tries before it
     that the ledger does not hold (their process was killed before its callbacks ran).
 
-    :param hooks: the task's hooks.
+    :param job_events: the task's hooks.
     """
 
     what = "recovery of earlier tries' events"
 
-    def __init__(self, hooks: Hooks) -> None:
-        self.hooks = hooks
+    def __init__(self, job_events: JobEvents) -> None:
+        self.job_events = job_events
 
     def applies(self, context: Mapping[str, Any]) -> bool:
-        return (context["ti"].try_number or 0) > 1 and bool(self.hooks)  # a first try has no earlier one
+        return (context["ti"].try_number or 0) > 1 and bool(self.job_events)  # a first try has no earlier one
 
     def run(self, context: Mapping[str, Any], deadline: float) -> None:
-        from airflow_ordo_hooks import _ledger
+        from airflow_ordo_hooks.callbacks import ledger_client
 
-        if not _ledger.in_use():
+        if not ledger_client.in_use():
             return
         ti = context["ti"]
         task = context["task"]
         map_index = -1 if getattr(ti, "map_index", None) is None else ti.map_index
         recover(
-            ti.dag_id, ti.run_id, {task.task_id: (self.hooks, task.retries or 0)},
+            ti.dag_id, ti.run_id, {task.task_id: (self.job_events, task.retries or 0)},
             only=[(task.task_id, map_index)], before_try=ti.try_number, deadline=deadline, dag_run=context["dag_run"],
         )
 
     def __repr__(self) -> str:
-        return f"RecoverEarlierTries({len(self.hooks.actions)} actions)"
+        return f"RecoverEarlierTries({len(self.job_events.actions)} actions)"
 
 
 class RecoverRun(EventCallback):
@@ -84,11 +84,11 @@ class RecoverRun(EventCallback):
     what = "recovery of the run's events"
 
     def run(self, context: Mapping[str, Any], deadline: float) -> None:
-        from airflow_ordo_hooks import _ledger
+        from airflow_ordo_hooks.callbacks import ledger_client
 
         dag, dag_run = context["dag"], context["dag_run"]
         hooked = {t.task_id: (h, t.retries or 0) for t in dag.tasks if (h := attached_hooks(t))}
-        if not hooked or not _ledger.in_use():
+        if not hooked or not ledger_client.in_use():
             return
         recover(dag_run.dag_id, dag_run.run_id, hooked, deadline=deadline, dag_run=dag_run)
 
@@ -96,12 +96,12 @@ class RecoverRun(EventCallback):
         return "RecoverRun()"
 
 
-def attached_hooks(task: Any) -> Hooks | None:
+def attached_hooks(task: Any) -> JobEvents | None:
     """The hooks ``attach_hooks`` gave ``task`` (task and DAG level combined), if any."""
     callbacks = getattr(task, "on_failure_callback", None)
     for callback in callbacks if isinstance(callbacks, (list, tuple)) else [callbacks]:
         if isinstance(callback, JobEventCallback):
-            return callback.hooks
+            return callback.job_events
     return None
 
 
@@ -117,7 +117,7 @@ class _Wanted(NamedTuple):
 def recover(
     dag_id: str,
     run_id: str,
-    hooked: Mapping[str, tuple[Hooks, int]],
+    hooked: Mapping[str, tuple[JobEvents, int]],
     *,
     deadline: float,
     dag_run: Any,
@@ -127,14 +127,14 @@ def recover(
     """
     Hand the ledger the events of ended tries of ``hooked`` tasks that it does not hold.
 
-    :param hooked: ``{task_id: (hooks, retries)}``.
+    :param hooked: ``{task_id: (job_events, retries)}``.
     :param only: ``(task_id, map_index)`` of the task instances to look at; by default all of the run's.
     :param before_try: look only at tries before this one (a retry's own start).
     :return: how many deliveries were handed over.
     """
-    from airflow_ordo_hooks import _ledger, _outbox
+    from airflow_ordo_hooks.callbacks import ledger_client, outbox
 
-    api = _ledger.new_client(deadline)
+    api = ledger_client.new_client(deadline)
     base = f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}/taskInstances"
     if only is None:
         instances = [(ti["task_id"], ti.get("map_index", -1), ti.get("try_number") or 0)
@@ -145,12 +145,12 @@ def recover(
     for task_id, map_index, last_try in instances:
         if last_try >= 1 and (before_try is None or last_try >= 2):
             wanted.update(_wanted_of_task(api, base, dag_id, run_id, hooked[task_id], task_id, map_index, last_try, before_try))
-    held = _ledger.existing(wanted, dag_id=dag_id, api=api) if wanted else set()
+    held = ledger_client.existing(wanted, dag_id=dag_id, api=api) if wanted else set()
     missing = [w for wid, w in wanted.items() if wid not in held]
     if not missing:
         return 0
     messages = _messages(api, base, dag_run, hooked, missing)
-    if _outbox.hand_over(messages, api=api):
+    if outbox.hand_over(messages, api=api):
         log.warning(
             "airflow-ordo-hooks: %d event delivery(ies) of tries that ended without running their callbacks "
             "(killed, out of memory, worker lost) handed to the ledger: %s",
@@ -160,14 +160,15 @@ def recover(
 
 
 def _wanted_of_task(
-    api: Any, base: str, dag_id: str, run_id: str, hooked: tuple[Hooks, int], task_id: str, map_index: int,
+    api: Any, base: str, dag_id: str, run_id: str, hooked: tuple[JobEvents, int], task_id: str, map_index: int,
     last_try: int, before_try: int | None,
 ) -> dict[str, _Wanted]:
     """The events, by ``webhook-id``, that the tries of one task instance fired, or would have had their callbacks run."""
-    from airflow_ordo_hooks import _event_id, _events, _payloads
-    from airflow_ordo_hooks._ended_try import EndedTry
+    from airflow_ordo_hooks import _event_id, _events
+    from airflow_ordo_hooks.callbacks import payloads
+    from airflow_ordo_hooks.callbacks.ended_try import EndedTry
 
-    hooks, retries = hooked
+    job_events, retries = hooked
     tries = api.get(f"{base}/{quote(task_id, safe='')}{'' if map_index < 0 else f'/{map_index}'}/tries")["task_instances"]
     wanted = {}
     for t in tries:
@@ -181,23 +182,25 @@ def _wanted_of_task(
             change = _CHANGE_OF_FINAL_STATE.get(state or "")
             events = _events.task_events(change, retries) if change else []
         for event in events:
-            for action in hooks.for_event(event):
-                if action.action in _payloads.BUILDERS:
+            for action in job_events.for_event(event):
+                if action.action in payloads.BUILDERS:
                     wid = _event_id.webhook_id(dag_id, run_id, task_id, map_index, number, event, action.target)
                     wanted[wid] = _Wanted(EndedTry.from_rest(t), event, action, final)
     return wanted
 
 
-def _messages(api: Any, base: str, dag_run: Any, hooked: Mapping[str, tuple[Hooks, int]], missing: Sequence[_Wanted]) -> list[Message]:
+def _messages(api: Any, base: str, dag_run: Any, hooked: Mapping[str, tuple[JobEvents, int]], missing: Sequence[_Wanted]) -> list[Message]:
     """
     A message per missing event, its payload built from the try's log (read once a try), sent no
     earlier than ``[core] task_success_overtime`` (and a margin) after the try ended.
     """
     import dataclasses
 
-    from airflow_ordo_hooks import _event_id, _payloads, _settings
-    from airflow_ordo_hooks._ended_try import NO_CALLBACKS, payload
-    from airflow_ordo_hooks._message import Message
+    from airflow_ordo_hooks import _event_id, _settings
+
+    from airflow_ordo_hooks.callbacks import payloads
+    from airflow_ordo_hooks.callbacks.ended_try import NO_CALLBACKS, payload
+    from airflow_ordo_hooks.callbacks.message import Message
     from airflow_ordo_hooks.hooks.webhook import encode
 
     overtime = _settings.task_success_overtime()
@@ -208,12 +211,12 @@ def _messages(api: Any, base: str, dag_run: Any, hooked: Mapping[str, tuple[Hook
         if key not in logs:
             logs[key] = _try_log(api, base, ended.task_id, ended.map_index, ended.try_number or 0,
                                  max_chars=_settings.get("log_max_chars"))
-        hooks, retries = hooked[ended.task_id]
+        job_events, retries = hooked[ended.task_id]
         # a final try's trigger_job is a task of the graph (TriggerJobOperator), which ran; a retried
         # try's is started by its callback, which did not
-        triggered = [a.target for a in hooks.for_event(event) if a.action == "trigger_job"] if final else []
+        triggered = [a.target for a in job_events.for_event(event) if a.action == "trigger_job"] if final else []
         logged = dataclasses.replace(ended, log=logs[key]).logged(NO_CALLBACKS)
-        body = encode(_payloads.BUILDERS[action.action](payload(dag_run, logged, event=event, retries=retries, triggered=triggered)))
+        body = encode(payloads.BUILDERS[action.action](payload(dag_run, logged, event=event, retries=retries, triggered=triggered)))
         not_before = max((ended.end_date or datetime.now(timezone.utc)) + timedelta(seconds=overtime + GRACE_MARGIN),
                          datetime.now(timezone.utc))
         messages.append(Message(
@@ -227,7 +230,7 @@ def _messages(api: Any, base: str, dag_run: Any, hooked: Mapping[str, tuple[Hook
 
 
 def _try_log(api: Any, base: str, task_id: str, map_index: int, try_number: int, *, max_chars: int) -> str:
-    from airflow_ordo_hooks._task_log import rest_try_log
+    from airflow_ordo_hooks.callbacks.task_log import rest_try_log
 
     try:
         return rest_try_log(api, f"{base}/{quote(task_id, safe='')}", try_number, map_index, max_chars)

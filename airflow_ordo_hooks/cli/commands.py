@@ -77,7 +77,7 @@ def deliveries(args: Any) -> None:
     """``airflow ordo-hooks deliveries``: the ledger's deliveries, newest first; with their payloads and attempts as JSON or YAML."""
     from airflow.utils.session import create_session
 
-    from airflow_ordo_hooks.ledger import queries, shown
+    from airflow_ordo_hooks.server import queries, shown
 
     if args.limit < 1:
         raise SystemExit(f"--limit: expected a number of deliveries from 1, got {args.limit}")
@@ -96,8 +96,8 @@ def redeliver(args: Any) -> None:
     from airflow.utils.session import create_session
 
     from airflow_ordo_hooks import _settings
-    from airflow_ordo_hooks.ledger import claims, queries, shown
-    from airflow_ordo_hooks.ledger.schedule import utcnow
+    from airflow_ordo_hooks.server import claims, queries, shown
+    from airflow_ordo_hooks.server.schedule import utcnow
 
     if not args.webhook_ids and not args.failed_since:
         raise SystemExit("redeliver: name the webhook-id of each delivery, or give --failed-since")
@@ -146,7 +146,7 @@ def rotate_fernet_key(args: Any) -> None:
     from airflow.utils.session import create_session
 
     from airflow_ordo_hooks.exceptions import FernetKeyError, UndecryptableTargets
-    from airflow_ordo_hooks.ledger import crypto
+    from airflow_ordo_hooks.server import crypto
 
     left = None
     try:
@@ -193,8 +193,8 @@ def preview(args: Any) -> None:
     """
     from airflow.utils.cli import get_bagged_dag
 
-    from airflow_ordo_hooks._payloads import BUILDERS
-    from airflow_ordo_hooks._ended_try import NO_CALLBACKS, payload
+    from airflow_ordo_hooks.callbacks.payloads import BUILDERS
+    from airflow_ordo_hooks.callbacks.ended_try import NO_CALLBACKS, payload
     from airflow_ordo_hooks.callbacks.recovery import attached_hooks
     from airflow_ordo_hooks.hooks.webhook import encode, mask_url
 
@@ -228,8 +228,8 @@ def preview(args: Any) -> None:
 def _preview_try(args: Any, retries: int) -> tuple[Any, Any, str]:
     """``(dag_run, ended try, where it comes from)``: the task's latest try in the database, or a made-up one."""
     from airflow_ordo_hooks import _settings
-    from airflow_ordo_hooks._ended_try import EndedTry
-    from airflow_ordo_hooks._task_log import read_try_log
+    from airflow_ordo_hooks.callbacks.ended_try import EndedTry
+    from airflow_ordo_hooks.callbacks.task_log import read_try_log
 
     state = "success" if args.event == "on_success" else "failed"
     found = _latest_try(args.dag_id, args.task_id, args.run_id, args.map_index)
@@ -246,7 +246,7 @@ def _preview_try(args: Any, retries: int) -> tuple[Any, Any, str]:
 
 def sample_payload(now: datetime) -> dict[str, Any]:
     """cheek's ``on_error`` payload of a made-up task, as a real event of it would carry."""
-    from airflow_ordo_hooks._payloads import job_event_payload
+    from airflow_ordo_hooks.callbacks.payloads import job_event_payload
 
     started = now - timedelta(seconds=3)
     ti = SimpleNamespace(
@@ -262,7 +262,7 @@ def sample_payload(now: datetime) -> dict[str, Any]:
 @suppress_logs_and_warning
 def test_fire(args: Any) -> None:
     """``airflow ordo-hooks test-fire TARGET``: a sample event through the real delivery path; exit code 1 if not delivered."""
-    from airflow_ordo_hooks._payloads import BUILDERS
+    from airflow_ordo_hooks.callbacks.payloads import BUILDERS
     from airflow_ordo_hooks.hooks.webhook import deliver, encode
 
     body = encode(BUILDERS[args.action](sample_payload(datetime.now(timezone.utc))))

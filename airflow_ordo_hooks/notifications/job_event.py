@@ -25,7 +25,7 @@ from typing import Any
 from airflow.sdk import BaseNotifier
 
 from airflow_ordo_hooks._events import EVENTS
-from airflow_ordo_hooks._hooks_config import Action, Hooks
+from airflow_ordo_hooks.dag_file.job_events import Action, JobEvents
 from airflow_ordo_hooks.callbacks.job_event import fire, is_run_context
 from airflow_ordo_hooks.exceptions import HooksConfigError
 from airflow_ordo_hooks._targets import check_target
@@ -53,7 +53,7 @@ class JobEventWebhookNotifier(BaseNotifier):
 
     def notify(self, context: Mapping[str, Any]) -> None:
         event = self.event or ("on_success" if _succeeded(context) else "on_error")
-        fire([event], Hooks((Action(event, self.action, self.target),)), context)
+        fire([event], JobEvents((Action(event, self.action, self.target),)), context)
 
 
 class JobEventSlackWebhookNotifier(JobEventWebhookNotifier):

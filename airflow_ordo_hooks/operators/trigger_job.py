@@ -7,7 +7,7 @@ checks that its event really fired (the watched task ended ``success`` / ``faile
 itself otherwise. It builds the event's payload itself, at once, from what it can read of the
 ended task (the task's callback may never run: a killed task gets none): through the REST API on
 ``[ordo_hooks] api_conn_id`` when that connection exists (the try's details and log), else from
-the task's state. What the child gets, and the cycle guard, are :mod:`airflow_ordo_hooks._trigger`'s.
+the task's state. What the child gets, and the cycle guard, are :mod:`airflow_ordo_hooks.callbacks.trigger`'s.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from urllib.parse import quote
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 
 from airflow_ordo_hooks import _airflow, _settings
-from airflow_ordo_hooks._ended_try import EndedTry, payload
-from airflow_ordo_hooks._task_log import log_file, read_try_log, rest_try_log
-from airflow_ordo_hooks._trigger import child_conf, child_run_id, cycle, task_id_for
+from airflow_ordo_hooks.callbacks.ended_try import EndedTry, payload
+from airflow_ordo_hooks.callbacks.task_log import log_file, read_try_log, rest_try_log
+from airflow_ordo_hooks.callbacks.trigger import child_conf, child_run_id, cycle, task_id_for
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ class _BuiltOnFirstRead:
     def __get__(self, instance: object, owner: type) -> list[dict[str, Any]]:
         with self._lock:
             if self._apps is None:
-                from airflow_ordo_hooks.plugins.ledger_api import PREFIX, create_app
+                from airflow_ordo_hooks.server.api import PREFIX, create_app
 
                 self._apps = [{"name": "ordo-hooks", "app": create_app(), "url_prefix": PREFIX}]
             return self._apps

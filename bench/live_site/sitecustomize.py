@@ -32,7 +32,7 @@ STATES = frozenset({"SucceedTask", "TaskState", "RetryTask"})
 """The messages by which a task process reports its try's final state to the supervisor."""
 
 CALLS = {
-    "airflow_ordo_hooks._task_log": ["_catch_up"],
+    "airflow_ordo_hooks.callbacks.task_log": ["_catch_up"],
     "airflow_ordo_hooks.callbacks.job_event": ["event_payload"],
     "airflow_ordo_hooks.hooks.webhook": ["deliver_all"],
     "airflow_ordo_hooks.hooks._http_hooks": ["AirflowApiHook.__init__"],  # where it was

@@ -215,7 +215,7 @@ def test_the_garbage_collector_is_paused_while_the_events_are_sent_and_left_as_i
     """A full collection at a try's end scans every object of the process: none holds the webhook up; the collector is as it was after."""
     import gc
 
-    from airflow_ordo_hooks._hooks_config import parse_hooks
+    from airflow_ordo_hooks.dag_file.job_events import parse_hooks
     from airflow_ordo_hooks.callbacks import job_event
     from airflow_ordo_hooks.hooks import webhook
 
@@ -228,10 +228,10 @@ def test_the_garbage_collector_is_paused_while_the_events_are_sent_and_left_as_i
         return deliver_all(*args, **kwargs)
 
     monkeypatch.setattr(webhook, "deliver_all", watched)
-    hooks = parse_hooks({"on_success": {"notify_webhook": [receiver.url("/event")]}})
+    job_events = parse_hooks({"on_success": {"notify_webhook": [receiver.url("/event")]}})
     (gc.enable if enabled_before else gc.disable)()
     try:
-        job_event.fire(["on_success"], hooks, success_context())
+        job_event.fire(["on_success"], job_events, success_context())
         after = gc.isenabled()
     finally:
         gc.enable()

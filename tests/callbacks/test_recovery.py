@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow_ordo_hooks import attach_hooks
-from airflow_ordo_hooks._payloads import failure_status, kill_status
+from airflow_ordo_hooks.callbacks.payloads import failure_status, kill_status
 from airflow_ordo_hooks.callbacks.recovery import RecoverEarlierTries, RecoverRun, attached_hooks
 
 SUPERVISOR_LINE = (
@@ -38,16 +38,16 @@ def test_attach_hooks_adds_one_recovery_per_task_and_one_per_dag_and_combines_ho
     attach_hooks(a, {"on_success": {"notify_webhook": ["https://example.com/a"]}})
 
     (recover_a,) = [cb for cb in a.on_execute_callback if isinstance(cb, RecoverEarlierTries)]
-    assert {x.target for x in recover_a.hooks.actions} == {"https://example.com/dag", "https://example.com/a"}
-    assert attached_hooks(a) == recover_a.hooks
+    assert {x.target for x in recover_a.job_events.actions} == {"https://example.com/dag", "https://example.com/a"}
+    assert attached_hooks(a) == recover_a.job_events
     # the DAG's callbacks are shared by its tasks: a's own hooks are added to a's copies, not to b's
     for name in ("on_success_callback", "on_failure_callback", "on_retry_callback", "on_execute_callback"):
-        ours_b = [cb for cb in getattr(b, name) if hasattr(cb, "hooks")]
+        ours_b = [cb for cb in getattr(b, name) if hasattr(cb, "job_events")]
         assert len(ours_b) == (2 if name == "on_execute_callback" else 1), ours_b  # preparing the events, recovering
         for of_b in ours_b:
-            assert {x.target for x in of_b.hooks.actions} == {"https://example.com/dag"}, name
-        for of_a in [cb for cb in getattr(a, name) if hasattr(cb, "hooks")]:
-            assert {x.target for x in of_a.hooks.actions} == {"https://example.com/dag", "https://example.com/a"}, name
+            assert {x.target for x in of_b.job_events.actions} == {"https://example.com/dag"}, name
+        for of_a in [cb for cb in getattr(a, name) if hasattr(cb, "job_events")]:
+            assert {x.target for x in of_a.job_events.actions} == {"https://example.com/dag", "https://example.com/a"}, name
     # a skipped try's copy of its output is stopped, once, however many times hooks were attached
     assert [repr(cb) for cb in a.on_skipped_callback] == [repr(cb) for cb in b.on_skipped_callback] == ["StopTryOutputCopy()"]
     for name in ("on_success_callback", "on_failure_callback"):

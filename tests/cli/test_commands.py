@@ -13,12 +13,12 @@ import pytest
 import standardwebhooks
 
 from airflow_ordo_hooks._event_id import webhook_id
-from airflow_ordo_hooks.ledger.models import Delivery
-from airflow_ordo_hooks.ledger.redelivery import Redeliverer
-from airflow_ordo_hooks.ledger.schedule import utcnow
-from airflow_ordo_hooks.ledger.shown import as_dict, target_of
+from airflow_ordo_hooks.server.models import Delivery
+from airflow_ordo_hooks.server.redelivery import Redeliverer
+from airflow_ordo_hooks.server.schedule import utcnow
+from airflow_ordo_hooks.server.shown import as_dict, target_of
 from airflow_ordo_hooks.testing.receiver import Respond
-from tests.ledger.reported import record
+from tests.server.reported import record
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 

@@ -1,4 +1,4 @@
-"""A cheek schedule loaded from YAML: each field, run under dag.test() (see tests/test_cheek_schedule.py)."""
+"""A cheek schedule loaded from YAML: each field, run under dag.test() (see tests/dag_file/test_cheek_schedule.py)."""
 
 from __future__ import annotations
 

@@ -413,7 +413,7 @@ def test_the_rest_api_client_does_not_import_http_hook():
     import subprocess
     import sys
 
-    code = ("import sys; import airflow_ordo_hooks.hooks.airflow_api, airflow_ordo_hooks._ledger; "
+    code = ("import sys; import airflow_ordo_hooks.hooks.airflow_api, airflow_ordo_hooks.callbacks.ledger_client; "
             "print('airflow.providers.http.hooks.http' in sys.modules, 'aiohttp' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
@@ -503,7 +503,7 @@ def test_trigger_dag_run_with_a_run_id_is_asked_again_after_a_5xx_and_never_star
 
 
 def test_a_child_run_id_is_the_same_for_the_same_event_and_differs_otherwise():
-    from airflow_ordo_hooks._trigger import child_run_id
+    from airflow_ordo_hooks.callbacks.trigger import child_run_id
 
     facts = ("on_error", "coffee", "manual__1", "brew", -1, 1, "cleanup")
     assert child_run_id(*facts) == child_run_id(*facts)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from airflow_ordo_hooks._trigger import CONF_KEY, parent_context, task_id_for
+from airflow_ordo_hooks.callbacks.trigger import CONF_KEY, parent_context, task_id_for
 from airflow_ordo_hooks.testing.receiver import Respond
 
 pytestmark = pytest.mark.airflow

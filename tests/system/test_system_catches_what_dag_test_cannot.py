@@ -57,14 +57,14 @@ class Break:
 BREAKS = {
     "dag_processor_xcom_write": Break(
         module="callbacks/job_event.py",
-        line="        _outbox.send(\n",
+        line="        outbox.send(\n",
         broken=(
             "        if run_level:  # BROKEN ON PURPOSE: a Task SDK write from a DAG callback, once its webhooks are sent\n"
-            "            sent = _outbox.send(messages, policy=configured, by=_outbox.DAG_PROCESSOR, deadline=deadline,\n"
+            "            sent = outbox.send(messages, policy=configured, by=outbox.DAG_PROCESSOR, deadline=deadline,\n"
             "                                inline_end=inline_end, ledger=ledger, drop_held=True)\n"
             "            context['ti'].xcom_push(key=f'ordo_hooks_{event}', value=[r.to_dict() for r in sent.records])\n"
             "            continue\n"
-            "        _outbox.send(\n"
+            "        outbox.send(\n"
         ),
         dag_test=("tests/callbacks/test_job_event.py::test_dag_run_events_name_the_dag",),
         system=("tests/system/test_system_cheek.py::test_dag_run_events_are_sent_once_from_the_dag_processor",),

@@ -89,7 +89,7 @@ for outcome in ("success", "failed"):
 
 # A receiver answering 500 to everything, or one that is down, changes no state: each DAG with hooks
 # has a twin without.
-def _outcome_dag(dag_id: str, fails: bool, hooks: bool, receiver: str = RECEIVER) -> DAG:
+def _outcome_dag(dag_id: str, fails: bool, job_events: bool, receiver: str = RECEIVER) -> DAG:
     with _dag(dag_id, retries=1) as dag:
 
         @task(task_id="ok")
@@ -109,20 +109,20 @@ def _outcome_dag(dag_id: str, fails: bool, hooks: bool, receiver: str = RECEIVER
                 raise RuntimeError("bad")
 
             bad()
-        if hooks:
+        if job_events:
             for t in dag.tasks:
                 attach_hooks(t, every_event(dag_id, t.task_id, receiver))
             attach_run_hooks(dag, run_events(dag_id, receiver))
-    if hooks and receiver == DOWN:  # and Ordo's report, to the same receiver
+    if job_events and receiver == DOWN:  # and Ordo's report, to the same receiver
         step = {"id": "call_webhook", "type": "CALL_WEBHOOK", "inputs": {"waits_for": "step:ok.return_value"}, "param_keys": ["webhook_url"]}
         attach_on_exit(dag, step, defaults={"webhook_url": f"{receiver}/{dag_id}/report"})
     return dag
 
 
 for outcome in ("success", "failed"):
-    _outcome_dag(f"system_500_{outcome}", fails=outcome == "failed", hooks=True)
-    _outcome_dag(f"system_down_{outcome}", fails=outcome == "failed", hooks=True, receiver=DOWN)
-    _outcome_dag(f"system_nohooks_{outcome}", fails=outcome == "failed", hooks=False)
+    _outcome_dag(f"system_500_{outcome}", fails=outcome == "failed", job_events=True)
+    _outcome_dag(f"system_down_{outcome}", fails=outcome == "failed", job_events=True, receiver=DOWN)
+    _outcome_dag(f"system_nohooks_{outcome}", fails=outcome == "failed", job_events=False)
 
 
 # A try that logs a burst of lines just before it ends: the payload's log must still end where the
