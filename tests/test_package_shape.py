@@ -1,4 +1,4 @@
-"""The package's shape: no import cycles, every module says what it is, only hooks/ sends HTTP, the security page names real tests."""
+"""The package's shape: no import cycles, every module says what it is, each side imports only what runs where it runs, only hooks/ sends HTTP, the security page names real tests."""
 
 from __future__ import annotations
 
@@ -106,3 +106,35 @@ def test_every_test_the_security_pages_defences_tables_name_exists():
     assert len(named) >= 15
     for path, name in named:
         assert re.search(rf"^def {re.escape(name)}\(", path.read_text(), re.M), f"{path.name} has no test {name}"
+
+
+# What each side of the package must not import: a module's package says where it runs, so an
+# import across these lines is a module in the wrong place (imports under TYPE_CHECKING count too).
+FORBIDDEN = {
+    # parsed constantly, in the DAG processor and in every task's process: no ledger, no commands
+    "dag_file": {"server", "cli", "plugins"},
+    # a task's process and the DAG processor have no database: the ledger only through the API server
+    "callbacks": {"server", "cli", "plugins", "operators"},
+    # the API server holds no DAG: it sends and records what callbacks made
+    "server": {"dag_file", "callbacks", "operators", "notifications", "cli"},
+    # the HTTP layer serves every side and knows none
+    "hooks": {"dag_file", "callbacks", "server", "operators", "notifications", "cli", "plugins"},
+}
+
+
+def _side(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in FORBIDDEN) else None
+
+
+def test_each_side_of_the_package_imports_nothing_that_runs_elsewhere():
+    modules = _modules()
+    crossings = sorted(
+        f"{name} imports {target}"
+        for name, path in modules.items()
+        if _side(name) in FORBIDDEN
+        for target in _imports(path, modules)
+        if _side(target) in FORBIDDEN[_side(name)]
+    )
+    assert crossings == []
+    assert {_side(n) for n in modules} >= set(FORBIDDEN), "each side is a package of its own"
