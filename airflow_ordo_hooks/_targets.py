@@ -7,6 +7,7 @@ Airflow HTTP connection (so that secrets stay in connections, not in DAG files).
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import reprlib
 import unicodedata
@@ -24,6 +25,16 @@ MAX_TARGET = 2048
 """The longest target: the common practical limit of a URL; Slack's and Discord's are about 120 characters."""
 _CONN_ID = r"[\w.-]{1,%d}" % MAX_ID
 # patterns are compiled (and cached by ``re``) on first use, not by every DAG file that imports this module
+
+
+def fingerprint(target: str) -> str:
+    """
+    A target's short name for counting and grouping (16 hex digits of its SHA-256): two targets
+    masked alike (every Slack webhook is ``https://hooks.slack.com/…``) differ in it, and it names
+    the target without showing it. A secret in a URL (a Slack path, a token) is long and random, so
+    the digest does not give it away.
+    """
+    return hashlib.sha256(target.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def _shown(target: object) -> str:
@@ -57,20 +68,18 @@ def _control(text: str) -> str | None:
 
 def mask_url(url: str) -> str:
     """
-    The URL as any text of this package names it: scheme and host[:port] only, then a fingerprint
-    (first 6 hex digits of the SHA-256 of the whole URL): ``https://hooks.slack.com/…#3f9a1c``.
-    Credentials, path and query never show; two URLs of one host stay distinguishable.
+    The URL as any text of this package names it: scheme and host[:port] only, then the first 6
+    hex digits of its :func:`fingerprint`: ``https://hooks.slack.com/…#3f9a1c``. Credentials, path
+    and query never show; two URLs of one host stay distinguishable.
     """
-    import hashlib
-
-    fingerprint = hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:6]
+    short = fingerprint(url)[:6]
     parts = _parse(url)
     if parts is None:
-        return f"<malformed URL>#{fingerprint}"
+        return f"<malformed URL>#{short}"
     host = f"[{parts.host}]" if ":" in parts.host else parts.host
     if parts.port is not None:
         host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}/…#{fingerprint}"
+    return f"{parts.scheme}://{host}/…#{short}"
 
 
 class Url(NamedTuple):

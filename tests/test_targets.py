@@ -8,7 +8,7 @@ import hashlib
 import pytest
 
 from airflow_ordo_hooks._egress import EgressPolicy
-from airflow_ordo_hooks._targets import mask_text, mask_url
+from airflow_ordo_hooks._targets import fingerprint, mask_text, mask_url
 from airflow_ordo_hooks.exceptions import EgressRefused, TargetError
 
 
@@ -31,6 +31,13 @@ def _fp(url):
 )
 def test_mask_url_keeps_scheme_host_and_port_and_adds_a_fingerprint(url, masked):
     assert mask_url(url) == f"{masked}#{_fp(url)}"
+
+
+def test_a_targets_fingerprint_is_its_sha256_and_its_mask_shows_the_first_six_digits():
+    url = "https://hooks.slack.com/services/T000/B000/s3cr3t"
+    assert fingerprint(url) == hashlib.sha256(url.encode()).hexdigest()[:16]
+    assert mask_url(url).endswith("#" + fingerprint(url)[:6])
+    assert fingerprint("conn:slack") != fingerprint("conn:slack2") and len(fingerprint("conn:slack")) == 16
 
 
 def test_mask_url_of_a_malformed_url_says_so_without_quoting_it():

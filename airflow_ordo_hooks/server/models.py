@@ -51,6 +51,8 @@ class Delivery(Base):
     target_encrypted: Mapped[str] = mapped_column(Text, nullable=False)  # plain text where target_is_encrypted is false
     # as Connection.is_encrypted; null: written by an API server from before this column (see crypto.decrypt)
     target_is_encrypted: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    # the real target's fingerprint (_targets.fingerprint), to group by target; null where it could not be read
+    target_fingerprint: Mapped[str | None] = mapped_column(String(16), nullable=True)
     payload: Mapped[str] = mapped_column(Text, nullable=False)  # the exact JSON body sent
     source: Mapped[str] = mapped_column(String(20), nullable=False)
     state: Mapped[str] = mapped_column(String(20), nullable=False)
@@ -68,6 +70,9 @@ class Delivery(Base):
     __table_args__ = (
         Index("idx_ordo_hooks_delivery_dag_run", "dag_id", "run_id"),
         Index("idx_ordo_hooks_delivery_due", "state", "next_attempt_at"),
+        Index("idx_ordo_hooks_delivery_created_at", "created_at"),  # a page, newest first
+        Index("idx_ordo_hooks_delivery_settled", "state", "updated_at"),  # what retention prunes, given up since
+        Index("idx_ordo_hooks_delivery_target", "target_fingerprint", "created_at"),  # a target's health
     )
 
 

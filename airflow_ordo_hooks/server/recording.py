@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from airflow_ordo_hooks import _settings
+from airflow_ordo_hooks._targets import fingerprint
 from airflow_ordo_hooks.exceptions import LedgerConflict
 from airflow_ordo_hooks.server import queries
 from airflow_ordo_hooks.server.models import Attempt, Delivery
@@ -125,6 +126,7 @@ def _insert(session: Session, item: DeliveryIn, by: str, schedule: Sequence[floa
         target_masked=shown_target(item.target),
         target_encrypted=stored,
         target_is_encrypted=encrypted,
+        target_fingerprint=fingerprint(item.target),
         payload=item.payload,
         source=item.source,
         state="pending",

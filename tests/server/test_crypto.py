@@ -160,6 +160,7 @@ def test_airflow_db_migrate_upgrades_a_ledger_from_its_first_revision_keeping_it
     from sqlalchemy import create_engine
     from sqlalchemy.orm import Session
 
+    from airflow_ordo_hooks._targets import fingerprint
     from airflow_ordo_hooks.server.db_manager import OrdoHooksDBManager
     from airflow_ordo_hooks.server.models import metadata
 
@@ -192,6 +193,10 @@ def test_airflow_db_migrate_upgrades_a_ledger_from_its_first_revision_keeping_it
         }
         assert {w: crypto.decrypt(r.target_encrypted, r.target_is_encrypted) for w, r in rows.items()} == {
             "msg_encrypted": SECRET_URL, "msg_plain": SECRET_URL,
+        }
+        # each row's target fingerprint, from its decrypted target: both name the same target
+        assert {w: r.target_fingerprint for w, r in rows.items()} == {
+            "msg_encrypted": fingerprint(SECRET_URL), "msg_plain": fingerprint(SECRET_URL),
         }
         with engine.connect() as connection:  # the migrated tables are those the ORM creates on a new database
             ours = {"include_object": lambda _o, name, type_, *_: type_ != "table" or name in metadata.tables}

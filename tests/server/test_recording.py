@@ -101,3 +101,14 @@ def test_an_id_held_for_another_event_is_a_conflict_and_changes_nothing(ledger):
     ledger.rollback()
     assert existing(ledger, [fresh["webhook_id"]]) == set()
     assert row(ledger, held["webhook_id"]).state == "pending"
+
+
+def test_each_delivery_records_its_targets_fingerprint_and_targets_masked_alike_differ_in_it(ledger):
+    from airflow_ordo_hooks._targets import fingerprint
+
+    first = item(task_id="a", target="https://hooks.example.com/services/T000/B000/one")
+    second = item(task_id="b", target="https://hooks.example.com/services/T000/B000/two")
+    record(ledger, [first, second], by="worker", schedule=SCHEDULE, now=T0)
+    one, two = row(ledger, first["webhook_id"]), row(ledger, second["webhook_id"])
+    assert (one.target_fingerprint, two.target_fingerprint) == (fingerprint(first["target"]), fingerprint(second["target"]))
+    assert one.target_masked.split("#")[0] == two.target_masked.split("#")[0] and one.target_fingerprint != two.target_fingerprint
