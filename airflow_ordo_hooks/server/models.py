@@ -98,4 +98,7 @@ class Attempt(Base):
 
     delivery: Mapped[Delivery] = relationship(back_populates="attempts")
 
-    __table_args__ = (Index("idx_ordo_hooks_delivery_attempt_webhook_id", "webhook_id"),)
+    __table_args__ = (
+        Index("idx_ordo_hooks_delivery_attempt_webhook_id", "webhook_id"),
+        Index("idx_ordo_hooks_delivery_attempt_at", "at"),  # the attempts of the last hours: a target's health
+    )

@@ -2,9 +2,10 @@
 
 ``ordo_hooks_delivery.target_fingerprint`` groups deliveries by their real target (two targets can
 be masked alike); rows already stored get theirs from their decrypted target, a batch at a time,
-and keep none where it cannot be decrypted (a changed Fernet key). Three indexes: ``created_at``
+and keep none where it cannot be decrypted (a changed Fernet key). Four indexes: ``created_at``
 (a page, newest first), ``(state, updated_at)`` (settled deliveries pruned by age, deliveries given
-up since a time) and ``(target_fingerprint, created_at)`` (a target's recent deliveries). The
+up since a time), ``(target_fingerprint, created_at)`` (a target's recent deliveries) and the
+attempts' ``at`` (the attempts of the last hours, for targets' health). The
 column stays nullable: an API server of the previous version, still running while the database is
 migrated, writes rows without it.
 
@@ -32,6 +33,7 @@ def upgrade() -> None:
     op.create_index("idx_ordo_hooks_delivery_created_at", "ordo_hooks_delivery", ["created_at"])
     op.create_index("idx_ordo_hooks_delivery_settled", "ordo_hooks_delivery", ["state", "updated_at"])
     op.create_index("idx_ordo_hooks_delivery_target", "ordo_hooks_delivery", ["target_fingerprint", "created_at"])
+    op.create_index("idx_ordo_hooks_delivery_attempt_at", "ordo_hooks_delivery_attempt", ["at"])
     _fill_fingerprints()
 
 
@@ -63,6 +65,7 @@ def _fill_fingerprints() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("idx_ordo_hooks_delivery_attempt_at", "ordo_hooks_delivery_attempt")
     op.drop_index("idx_ordo_hooks_delivery_target", "ordo_hooks_delivery")
     op.drop_index("idx_ordo_hooks_delivery_settled", "ordo_hooks_delivery")
     op.drop_index("idx_ordo_hooks_delivery_created_at", "ordo_hooks_delivery")
