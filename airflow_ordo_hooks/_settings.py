@@ -129,6 +129,13 @@ SETTINGS: tuple[Setting, ...] = (
         "redelivery_poll_seconds", float, 1.0,
         "How often the API server looks for deliveries that are due, in seconds.", 0.05, 300,
     ),
+    Setting(
+        "retention_days", float, 30.0,
+        "Days the delivery ledger keeps a settled delivery (delivered, gone or failed) and its attempts after it "
+        "settled; the API server deletes older ones in small batches. Pending deliveries are kept however old; "
+        "0 keeps every delivery forever.",
+        0, 36500,
+    ),
 )
 """Every key, in the order the provider's metadata lists them."""
 
