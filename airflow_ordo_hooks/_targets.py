@@ -69,7 +69,7 @@ def _control(text: str) -> str | None:
 def mask_url(url: str) -> str:
     """
     The URL as any text of this package names it: scheme and host[:port] only, then the first 6
-    hex digits of its :func:`fingerprint`: ``https://hooks.slack.com/…#3f9a1c``. Credentials, path
+    hex digits of its fingerprint (``fingerprint``): ``https://hooks.slack.com/…#3f9a1c``. Credentials, path
     and query never show; two URLs of one host stay distinguishable.
     """
     short = fingerprint(url)[:6]
