@@ -102,6 +102,21 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("hooks_file", str, "", "A YAML file of cheek hooks applied to every task of every DAG (deployment-wide hooks)."),
     Setting(
+        "operations_target", str, "",
+        "A URL or conn:<conn_id> that hears about the deliveries themselves: a delivery given up, a target that has "
+        "failed every attempt for target_failing_seconds, and its recovery. The operator's own, so not subject to "
+        "allowed_hosts; signed and redelivered like every delivery; never told about itself. Empty: no such events.",
+    ),
+    Setting(
+        "operations_action", str, "notify_webhook",
+        "How the operations target is sent to: notify_webhook (the event as JSON), notify_slack_webhook or "
+        "notify_discord_webhook (one line of text).",
+    ),
+    Setting(
+        "target_failing_seconds", float, 86400.0,
+        "Seconds a target must fail every attempt before the operations target hears that it is failing.", 1, 31_536_000,
+    ),
+    Setting(
         "context_secret", str, "",
         "Secret that signs the context a trigger_job parent passes to its child run; by default derived from "
         "[api] secret_key, else [core] fernet_key. Must be the same on every worker and DAG processor.",
