@@ -11,13 +11,17 @@ Routes, JSON in and out, under ``/ordo-hooks/api/v1`` (bodies and answers are
   answers ``{"deliveries": [{"webhook_id", "state", "created"}, ...]}``.
 - ``POST /deliveries/existing`` ``{"dag_id", "webhook_ids": [...]}`` (at most 5,000):
   ``{"existing": [...]}``, those the ledger holds as deliveries of that DAG.
-- ``GET /deliveries?dag_id=&run_id=&task_id=&map_index=&event=&state=&failing=&limit=&offset=&full=``:
+- ``GET /deliveries?dag_id=&run_id=&task_id=&map_index=&event=&state=&target=&failing=&limit=&offset=&full=``:
   ``{"deliveries": [...], "total_entries": n}``, newest first; without ``dag_id``, of every DAG
-  whose runs the caller may read; ``failing=true``, those not delivered after an attempt (given up
-  on, gone, or waiting for their next attempt). A delivery shows every column but the encrypted
-  target (the target masked only) and its last attempt's ``latency_ms``; with ``full=true`` (at
-  most 100 a page, streamed one payload at a time) also its attempts and its payload.
+  whose runs the caller may read; ``target``, to the target of that fingerprint; ``failing=true``,
+  those not delivered after an attempt (given up on, gone, or waiting for their next attempt). A
+  delivery shows every column but the encrypted target (the target masked only) and its last
+  attempt's ``latency_ms``; with ``full=true`` (at most 100 a page, streamed one payload at a time)
+  also its attempts and its payload.
 - ``GET /deliveries/{webhook_id}``: one delivery with its attempts and payload, or 404.
+- ``GET /targets?dag_id=&limit=``: ``{"targets": [...], "total_entries": n}``, each webhook target's
+  health (:mod:`~airflow_ordo_hooks.server.health`), worst first, at most 200, counting only the
+  deliveries the listing would show the caller.
 - ``POST /deliveries/{webhook_id}/redeliver``: make it due now (the redelivery loop sends it again,
   with the same ``webhook-id``); answers the delivery, 409 while an attempt is under way.
 - ``POST /deliveries/redeliver`` ``{"dag_id", "run_id"}``: the same for every failing delivery of
@@ -61,7 +65,7 @@ from sqlalchemy.exc import IntegrityError
 
 from airflow_ordo_hooks import _settings
 from airflow_ordo_hooks.exceptions import LedgerConflict
-from airflow_ordo_hooks.server import claims, queries, recording, shown
+from airflow_ordo_hooks.server import claims, health, queries, recording, shown
 from airflow_ordo_hooks.server.schedule import utcnow
 from airflow_ordo_hooks.server.auth import (
     GuardedWrites,
@@ -78,11 +82,13 @@ from airflow_ordo_hooks.server.api_models import (
     Event,
     ExistingIn,
     ExistingOut,
+    Fingerprint,
     Id,
     RecordedListOut,
     RedeliveredOut,
     RunIn,
     State,
+    TargetListOut,
 )
 
 log = logging.getLogger(__name__)
@@ -143,6 +149,7 @@ def list_deliveries(
     map_index: Annotated[int | None, Query(ge=-1)] = None,
     event: Annotated[Event | None, Query()] = None,
     state: Annotated[State | None, Query()] = None,
+    target: Annotated[Fingerprint | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
     failing: Annotated[bool, Query()] = False,
@@ -150,24 +157,32 @@ def list_deliveries(
 ) -> Any:
     """
     Deliveries, newest first; without ``dag_id``, those of every DAG whose runs the caller may read.
-    ``failing=true``: those not delivered after an attempt; ``full=true``: with payloads and attempts.
+    ``target``: to the target of this fingerprint; ``failing=true``: those not delivered after an
+    attempt; ``full=true``: with payloads and attempts.
     """
     if full and limit > MAX_FULL_PAGE:
         raise HTTPException(422, f"limit: at most {MAX_FULL_PAGE} with full=true, got {limit}")
-    dag_ids = None
-    if dag_id is not None:
-        authorize_dags(user, "GET", [dag_id])
-    else:
-        dag_ids = [d for d in queries.dag_ids(session) if may(user, "GET", d)]
     rows, total = queries.query(
         session, dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index, event=event, state=state,
-        dag_ids=dag_ids, limit=limit, offset=offset, failing=failing, payloads=False,
+        target_fingerprint=target, dag_ids=_readable(user, session, dag_id), limit=limit, offset=offset,
+        failing=failing, payloads=False,
     )
     if not full:
         return {"deliveries": [shown.as_dict(r, full=False) for r in rows], "total_entries": total}
     readable_logs = {d: may_read_logs(user, d) for d in {r.dag_id for r in rows}}
     page = [(shown.as_dict(r, full=False), shown.attempts_of(r), readable_logs[r.dag_id]) for r in rows]
     return StreamingResponse(_full_page(page, total), media_type="application/json")
+
+
+def _readable(user: Any, session: Any, dag_id: str | None) -> list[str] | None:
+    """
+    The DAGs a listing counts: ``None`` (``dag_id`` alone) if one is named, 403 unless ``user`` may
+    read its runs; else every DAG of the ledger whose runs ``user`` may read.
+    """
+    if dag_id is not None:
+        authorize_dags(user, "GET", [dag_id])
+        return None
+    return [d for d in queries.dag_ids(session) if may(user, "GET", d)]
 
 
 def _full_page(page: list[tuple[dict[str, Any], list[dict[str, Any]], bool]], total: int) -> Iterator[bytes]:
@@ -192,6 +207,21 @@ def _full_page(page: list[tuple[dict[str, Any], list[dict[str, Any]], bool]], to
 def get_delivery(webhook_id: str, user: GetUserDep, session: SessionDep) -> dict[str, Any]:
     """One delivery with its attempts, and its payload for those who may read the DAG's task logs."""
     return _shown(user, _delivery(session, user, "GET", webhook_id))
+
+
+@router.get("/targets", response_model=TargetListOut)
+def list_targets(
+    user: GetUserDep,
+    session: SessionDep,
+    dag_id: Annotated[Id | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=health.MAX_TARGETS)] = health.MAX_TARGETS,
+) -> dict[str, Any]:
+    """
+    Each webhook target's health, worst first: its numbers count only deliveries of the DAGs whose
+    runs the caller may read (of ``dag_id`` alone, if named), and a target with none is not shown.
+    """
+    found, total = health.targets(session, dag_id=dag_id, dag_ids=_readable(user, session, dag_id), limit=limit)
+    return {"targets": found, "total_entries": total}
 
 
 def _delivery(session: Any, user: Any, method: Literal["GET", "PUT"], webhook_id: str) -> Any:

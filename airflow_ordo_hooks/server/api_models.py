@@ -45,6 +45,8 @@ Action = Literal["notify_webhook", "notify_slack_webhook", "notify_discord_webho
 State = Literal["pending", "delivering", "delivered", "gone", "failed"]
 WebhookId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID)]
+Fingerprint = Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
+"""A target's fingerprint (:func:`~airflow_ordo_hooks._targets.fingerprint`): 16 hex digits."""
 
 
 class AttemptIn(BaseModel):
@@ -238,3 +240,38 @@ class RedeliveredOut(BaseModel):
 
     redelivered: list[str]
 
+
+
+class TargetHealthOut(BaseModel):
+    """
+    A webhook target's health (:func:`~airflow_ordo_hooks.server.health.targets`), counting only
+    deliveries of DAGs whose runs the caller may read.
+    """
+
+    target_masked: str
+    target_fingerprint: Fingerprint | None
+    """``null`` for deliveries recorded before the ledger kept fingerprints whose target no key decrypts."""
+    actions: list[Action]
+    dag_ids: list[str]
+    """The first DAG ids it serves, by name (at most :data:`~airflow_ordo_hooks.server.health.MAX_DAGS`)."""
+    dag_count: int
+    deliveries: int
+    pending: int
+    """Its deliveries waiting for an attempt or being sent (``pending``, ``delivering``)."""
+    last_success_at: str | None
+    last_failure_at: str | None
+    last_error: str | None
+    """The error of its last failed attempt, masked."""
+    failing: bool
+    """Its last attempt failed."""
+    attempts_24h: int
+    failed_24h: int
+    failure_rate_24h: float | None
+    """``failed_24h / attempts_24h``; ``null`` without an attempt in the last 24 hours."""
+
+
+class TargetListOut(BaseModel):
+    """Targets' health, worst first (failing now, then by failure rate, then by what waits), and how many there are in all."""
+
+    targets: list[TargetHealthOut]
+    total_entries: int

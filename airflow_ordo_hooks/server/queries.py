@@ -60,6 +60,7 @@ def query(
     map_index: int | None = None,
     event: str | None = None,
     state: str | None = None,
+    target_fingerprint: str | None = None,
     dag_ids: Collection[str] | None = None,
     limit: int = 100,
     offset: int = 0,
@@ -69,6 +70,7 @@ def query(
     """
     Deliveries matching every filter given, newest first, with their attempts (one more query for the page).
 
+    :param target_fingerprint: only deliveries to the target of this fingerprint (:func:`~airflow_ordo_hooks._targets.fingerprint`).
     :param dag_ids: only deliveries of these DAGs (those a user may read), if given.
     :param failing: only those not delivered after at least one attempt: given up on, gone, or waiting
         for their next attempt.
@@ -77,7 +79,8 @@ def query(
     """
     stmt = select(Delivery)
     for column, value in ((Delivery.dag_id, dag_id), (Delivery.run_id, run_id), (Delivery.task_id, task_id),
-                          (Delivery.map_index, map_index), (Delivery.event, event), (Delivery.state, state)):
+                          (Delivery.map_index, map_index), (Delivery.event, event), (Delivery.state, state),
+                          (Delivery.target_fingerprint, target_fingerprint)):
         if value is not None:
             stmt = stmt.where(column == value)
     if dag_ids is not None:

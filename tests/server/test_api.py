@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from airflow_ordo_hooks._event_id import webhook_id
+from airflow_ordo_hooks._targets import fingerprint
 from airflow_ordo_hooks.get_provider_info import get_provider_info
 from airflow_ordo_hooks.server.shown import shown_target
 from airflow_ordo_hooks.testing.embedded import serve_api_app
@@ -233,6 +234,62 @@ def test_one_rule_for_reading_deliveries_whichever_route(viewer, admin, ledger, 
     single = viewer.get(f"/deliveries/{no_logs['webhook_id']}").json()
     assert single["payload"] is None and single["payload_hidden"] is True and len(single["attempts"]) == 1
     assert admin.get(f"/deliveries/{no_logs['webhook_id']}").json()["payload"] == {"name": "brew", "status": 1}
+
+
+def delivered_item(**changes):
+    at = datetime.now(timezone.utc)
+    return item(outcome="delivered", attempts=[{"at": at.isoformat(), "status_code": 200, "error": None, "elapsed_ms": 3,
+                                                "by": "worker"}], **changes)
+
+
+def test_targets_health_and_the_listing_of_one_target(admin, server, ledger):
+    slack = "https://hooks.example.com/services/T0/B0/secret-part"
+    other = "https://other.example.com/hooks/secret-too"
+    given = [delivered_item(task_id="a"), item(task_id="b"), item(task_id="c", target=other)]
+    assert admin.post("/deliveries", {"deliveries": given}).status_code == 200
+
+    answer = admin.get("/targets")
+    assert answer.status_code == 200, answer.text
+    found = answer.json()
+    assert found["total_entries"] == 2 and "secret" not in answer.text
+    failing, mixed = found["targets"]  # the worst first: every attempt to `other` failed
+    assert failing == {
+        "target_masked": shown_target(other), "target_fingerprint": fingerprint(other), "actions": ["notify_webhook"],
+        "dag_ids": ["ledger_api_dag"], "dag_count": 1, "deliveries": 1, "pending": 1,
+        "last_success_at": None, "last_failure_at": failing["last_failure_at"], "last_error": "HTTP 503",
+        "failing": True, "attempts_24h": 1, "failed_24h": 1, "failure_rate_24h": 1.0,
+    }
+    assert (mixed["target_fingerprint"], mixed["deliveries"], mixed["failed_24h"], mixed["attempts_24h"]) == (fingerprint(slack), 2, 1, 2)
+    assert mixed["last_success_at"] is not None and mixed["pending"] == 1
+    assert admin.get("/targets", limit=1).json()["targets"] == [failing]
+    assert admin.get("/targets", limit=201).status_code == 422
+    # the deliveries to one target, by its fingerprint, as the view's Targets page links them
+    listed = admin.get("/deliveries", target=fingerprint(slack)).json()
+    assert sorted(d["task_id"] for d in listed["deliveries"]) == ["a", "b"] and listed["total_entries"] == 2
+    assert admin.get("/deliveries", target="not-a-fingerprint").status_code == 422
+    assert Client(server, None).get("/targets").status_code == 401
+
+
+def test_targets_count_only_the_deliveries_of_dags_a_user_may_read(viewer, admin, ledger, denied):
+    shared, hidden = "https://shared.example.com/hook/secret-part", "https://hidden.example.com/hook/secret-part"
+    later = (datetime.now(timezone.utc) + timedelta(seconds=1)).isoformat()
+    given = [
+        delivered_item(target=shared),
+        item(dag_id="ledger_hidden_dag", target=shared,
+             attempts=[{"at": later, "status_code": 500, "error": "HTTP 500", "elapsed_ms": 1, "by": "worker"}]),
+        item(dag_id="ledger_hidden_dag", target=hidden),
+    ]
+    assert admin.post("/deliveries", {"deliveries": given}).status_code == 200
+    seen = viewer.get("/targets").json()
+    assert seen["total_entries"] == 1 and "ledger_hidden_dag" not in json.dumps(seen)
+    (health,) = seen["targets"]
+    assert (health["target_fingerprint"], health["dag_ids"], health["deliveries"], health["pending"]) == (fingerprint(shared), ["ledger_api_dag"], 1, 0)
+    assert (health["failing"], health["failed_24h"], health["last_failure_at"], health["last_error"]) == (False, 0, None, None)
+    assert viewer.get("/targets", dag_id="ledger_hidden_dag").status_code == 403
+    assert viewer.get("/deliveries", target=fingerprint(hidden)).json() == {"deliveries": [], "total_entries": 0}
+    everything = {t["target_fingerprint"]: t for t in admin.get("/targets").json()["targets"]}
+    assert set(everything) == {fingerprint(shared), fingerprint(hidden)}
+    assert everything[fingerprint(shared)]["failing"] is True and everything[fingerprint(shared)]["dag_count"] == 2
 
 
 def test_the_api_servers_own_loop_redelivers_what_a_callback_could_not(admin, receiver, ledger):
