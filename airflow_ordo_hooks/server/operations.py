@@ -6,7 +6,7 @@ sent, signed and redelivered by the API server like any other:
 
 - ``delivery.given_up``: a delivery failed every step of the redelivery schedule (or was refused);
 - ``target.failing``: a target has failed every attempt for ``target_failing_seconds`` (a day by
-  default), with deliveries still to make; once, until it recovers;
+  default), and deliveries to it still wait; once, until it recovers;
 - ``target.recovered``: a target announced failing has delivered again; once.
 
 The API server's loop runs :meth:`Watch.run` every :data:`CHECK_SECONDS`. Every process of every
@@ -135,23 +135,28 @@ def _given_up_data(row: Delivery) -> dict[str, Any]:
 
 
 def _targets(session: Session, ops: OperationsTarget, now: datetime) -> list[_Event]:
-    """The ``target.failing`` and ``target.recovered`` events due now, of the targets with deliveries waiting or attempts lately."""
-    waiting = select(Delivery.target_fingerprint).where(Delivery.state.in_(("pending", "delivering")))
-    lately = select(Delivery.target_fingerprint).join(Attempt, Attempt.webhook_id == Delivery.webhook_id).where(Attempt.at >= now - RECENT)
-    watched = set()
-    for candidates in (waiting, lately):
-        watched.update(session.scalars(
+    """
+    The ``target.failing`` and ``target.recovered`` events due now: a target may be failing while
+    deliveries to it wait, and may have recovered when it had attempts lately.
+    """
+    def fingerprints(candidates: Any) -> set[str]:
+        return set(session.scalars(
             candidates.where(Delivery.target_fingerprint.is_not(None), _not_about_operations(ops)).distinct().limit(MAX_PER_PASS)
         ))
+
+    waiting = fingerprints(select(Delivery.target_fingerprint).where(Delivery.state.in_(("pending", "delivering"))))
+    lately = fingerprints(
+        select(Delivery.target_fingerprint).join(Attempt, Attempt.webhook_id == Delivery.webhook_id).where(Attempt.at >= now - RECENT)
+    )
     events = []
-    for print_ in sorted(watched):
+    for print_ in sorted(waiting | lately):
         latest = _latest_event(session, print_)
         if latest is not None and latest.event == FAILING:
             recovered = _succeeded_since(session, print_, latest.created_at)
             if recovered is not None:
                 events.append(_Event(print_, RECOVERED, latest.webhook_id, {**_state(session, print_), "recovered_at": recovered.isoformat()}))
             continue
-        since = _failing_since(session, print_, now, ops.failing_after, after=latest.created_at if latest is not None else None)
+        since = _failing_since(session, print_, now, ops.failing_after, after=latest.created_at if latest else None) if print_ in waiting else None
         if since is not None:
             anchor = latest.webhook_id if latest is not None else ""
             data = {**_state(session, print_), "failing_since": since.isoformat(), "failing_for_seconds": ops.failing_after.total_seconds()}

@@ -129,3 +129,10 @@ def test_a_bad_operations_setting_is_refused_naming_it(monkeypatch, ops, key, va
     with pytest.raises(SettingsError) as refused:
         OperationsTarget.configured()
     assert str(refused.value).startswith(message)
+
+
+def test_a_target_with_nothing_waiting_is_not_told_failing_only_its_given_up_delivery(ledger, ops):
+    given_up = item(task_id="a", target=SLACK, attempts=[attempt(503, T0 - timedelta(seconds=200)), attempt(503, T0 - timedelta(seconds=199))])
+    record(ledger, [given_up], by="worker", schedule=(0,), now=T0 - timedelta(seconds=199))
+    assert Watch().run(ledger, T0) == 1
+    assert [e[0] for e in _events(ledger)] == [GIVEN_UP]
