@@ -52,6 +52,18 @@ ORDO_HOOKS_COMMANDS = (
         args=(ARG_DAG_ID, ARG_RUN_ID, ARG_TASK_ID, ARG_EVENT, ARG_STATE, ARG_LIMIT, ARG_OUTPUT, ARG_VERBOSE),
     ),
     ActionCommand(
+        name="targets",
+        help="Show each webhook target's health, the worst first: the DAGs it serves, its last success and failure, "
+        "its failure rate over 24 h, what waits for it",
+        func=lazy_load_command("airflow_ordo_hooks.cli.targets.targets"),
+        args=(
+            Arg(("-d", "--dag-id"), help="Count only deliveries of this DAG"),
+            Arg(("--limit",), help="At most this many targets, the worst first (default: 200, the most)", type=int, default=200),
+            ARG_OUTPUT,
+            ARG_VERBOSE,
+        ),
+    ),
+    ActionCommand(
         name="redeliver",
         help="Send deliveries again, with their webhook-id: by id, or every one given up since a time",
         func=lazy_load_command(f"{_COMMANDS}.redeliver"),
@@ -84,7 +96,7 @@ def get_cli_commands() -> list[GroupCommand]:
     return [
         GroupCommand(
             name="ordo-hooks",
-            help="Webhook deliveries of airflow-ordo-hooks: list, redeliver, preview, test-fire, rotate-fernet-key",
+            help="Webhook deliveries of airflow-ordo-hooks: list, targets, redeliver, preview, test-fire, rotate-fernet-key",
             subcommands=ORDO_HOOKS_COMMANDS,
         )
     ]
