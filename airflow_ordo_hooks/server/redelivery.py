@@ -62,6 +62,10 @@ LEASE_MARGIN = 5.0
 """Seconds a claim outlasts its attempt's longest possible time."""
 RECORD_WITHIN = LEASE_MARGIN
 """Seconds an attempt's outcome is offered to a database that refuses it for now: within its claim's lease."""
+PRUNE_SECONDS = 60.0
+"""How often the loop deletes settled deliveries older than ``[ordo_hooks] retention_days``, at the most."""
+PRUNE_BATCHES = 4
+"""Batches of :data:`~.retention.BATCH` deliveries a pass deletes at the most, so that the loop goes on redelivering."""
 
 
 class _Job(NamedTuple):
@@ -83,6 +87,7 @@ class Redeliverer:
     :param policy: timeouts of an attempt (``[ordo_hooks]``'s by default); an attempt is one request,
         its budget the connect and read timeouts.
     :param concurrency: deliveries sent at once, at the most.
+    :param prune_seconds: how often to delete settled deliveries past their retention, at the most (:meth:`_prune`).
     :raises SettingsError: a setting read from Airflow's configuration is invalid.
     """
 
@@ -93,6 +98,7 @@ class Redeliverer:
         schedule: tuple[float, ...] | None = None,
         policy: DeliveryPolicy | None = None,
         concurrency: int = 4,
+        prune_seconds: float = PRUNE_SECONDS,
     ) -> None:
         self.poll_seconds = poll_seconds if poll_seconds is not None else _settings.get("redelivery_poll_seconds")
         self.schedule = schedule if schedule is not None else _settings.redelivery_schedule()
@@ -108,6 +114,8 @@ class Redeliverer:
         self._pool: ThreadPoolExecutor | None = None
         self._candidates: list[str] = []
         self._candidates_read = -CANDIDATES_SECONDS
+        self.prune_seconds = prune_seconds
+        self._pruned_at = -prune_seconds
 
     def start(self) -> Redeliverer:
         """Start the loop in a daemon thread; return ``self``."""
@@ -151,8 +159,33 @@ class Redeliverer:
                     "airflow-ordo-hooks: redelivery could not claim due deliveries (%d time(s) in a row); trying again in %g s",
                     failures, self._pause(failures),
                 )
+            self._prune()
             if not claimed:  # when it found work, it looks again at once
                 self._stopping.wait(self._pause(failures))
+
+    def _prune(self) -> None:
+        """
+        Every ``prune_seconds`` at the most, delete up to :data:`PRUNE_BATCHES` batches of settled
+        deliveries older than ``[ordo_hooks] retention_days`` (none when it is 0), each batch its own
+        transaction (:mod:`~airflow_ordo_hooks.server.retention`). Never raises: an error is logged
+        and the next pass tries again.
+        """
+        if time.monotonic() - self._pruned_at < self.prune_seconds:
+            return
+        self._pruned_at = time.monotonic()
+        from airflow_ordo_hooks.server import retention
+
+        try:
+            cutoff = retention.retention_cutoff()
+            deleted = retention.prune(cutoff, max_batches=PRUNE_BATCHES) if cutoff is not None else 0
+        except Exception:  # the database is away, retention_days is invalid...: the next pass tries again
+            log.exception(
+                "airflow-ordo-hooks: could not delete settled deliveries past [ordo_hooks] retention_days; trying again in %g s",
+                self.prune_seconds,
+            )
+            return
+        if deleted:
+            log.info("airflow-ordo-hooks: deleted %d settled deliveries past [ordo_hooks] retention_days", deleted)
 
     def _pause(self, failures: int) -> float:
         """The poll interval, doubled after each failure in a row up to a minute, so that a database that is away floods the log less."""

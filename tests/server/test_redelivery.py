@@ -252,3 +252,58 @@ def test_an_attempt_made_while_the_database_is_locked_is_recorded_once_the_lock_
     ledger.expire_all()
     got = ledger.get(Delivery, given["webhook_id"])
     assert [(a.number, a.status_code, a.by) for a in got.attempts] == [(1, 200, "api-server")]
+
+
+def answered(status_code):
+    """One inline attempt, made just now, as a callback reports it."""
+    error = None if status_code == 200 else f"HTTP {status_code}"
+    return {"at": utcnow().isoformat(), "status_code": status_code, "error": error, "elapsed_ms": 5, "by": "worker"}
+
+
+def attempted(session):
+    """The ids of the deliveries the ledger holds attempts of."""
+    return {r[0] for r in session.execute(text("SELECT DISTINCT webhook_id FROM ordo_hooks_delivery_attempt"))}
+
+
+def test_the_loop_deletes_settled_deliveries_past_the_retention_and_keeps_pending_ones(ledger, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__RETENTION_DAYS", str(10 / 86400))  # 10 s, as a fraction of a day
+    long_ago = utcnow() - timedelta(minutes=5)
+    old = item("https://hooks.example/old", task_id="old", outcome="delivered", attempts=[answered(200)])
+    waiting = item("https://hooks.example/waiting", task_id="waiting", outcome="failed", attempts=[answered(503)])
+    recent = item("https://hooks.example/recent", task_id="recent", outcome="delivered", attempts=[answered(200)])
+    record(ledger, [old], by="worker", now=long_ago)
+    record(ledger, [waiting], by="worker", schedule=(0, 3600), now=long_ago)  # pending: its next attempt in an hour
+    record(ledger, [recent], by="worker")
+    ledger.commit()
+    with Redeliverer(prune_seconds=0.05):
+        wait_until(lambda: state_of(ledger, old["webhook_id"]) is None, what="the old delivery deleted")
+    assert state_of(ledger, waiting["webhook_id"]) == "pending" and state_of(ledger, recent["webhook_id"]) == "delivered"
+    assert attempted(ledger) == {waiting["webhook_id"], recent["webhook_id"]}
+
+
+def test_a_retention_of_0_days_keeps_every_delivery(ledger, monkeypatch):
+    from airflow_ordo_hooks.server import retention
+
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__RETENTION_DAYS", "0")
+    passes, cutoff = [], retention.retention_cutoff
+    monkeypatch.setattr(retention, "retention_cutoff", lambda: passes.append(utcnow()) or cutoff())
+    old = item("https://hooks.example/old", task_id="old", outcome="delivered", attempts=[answered(200)])
+    record(ledger, [old], by="worker", now=utcnow() - timedelta(days=36500))
+    ledger.commit()
+    with Redeliverer(prune_seconds=0.05):
+        wait_until(lambda: len(passes) >= 3, what="three pruning passes")
+        assert state_of(ledger, old["webhook_id"]) == "delivered"
+        # the same loop deletes it once a retention is set: it was 0 that kept it
+        monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__RETENTION_DAYS", "1")
+        wait_until(lambda: state_of(ledger, old["webhook_id"]) is None, what="the delivery deleted once retention_days is 1")
+
+
+def test_the_loop_goes_on_redelivering_when_pruning_fails(ledger, receiver, monkeypatch, caplog):
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__RETENTION_DAYS", "-1")  # out of bounds: every pass fails
+    given = item(receiver.url("/while-pruning-fails"))
+    record(ledger, [given], by="worker")
+    ledger.commit()
+    with caplog.at_level(logging.ERROR, logger="airflow_ordo_hooks.server.redelivery"), Redeliverer(prune_seconds=0.05):
+        wait_until(lambda: caplog.text.count("could not delete settled deliveries") >= 2, what="two failed passes logged")
+        wait_until(lambda: state_of(ledger, given["webhook_id"]) == "delivered", what="delivered state")
+    assert "retention_days" in caplog.text
