@@ -9,7 +9,7 @@ sent, signed and redelivered by the API server like any other:
   default), and deliveries to it still wait; once, until it recovers;
 - ``target.recovered``: a target announced failing has delivered again; once.
 
-The API server's loop runs :meth:`Watch.run` every :data:`CHECK_SECONDS`. Every process of every
+The API server's loop runs :meth:`Watch.run` every :func:`check_every` seconds. Every process of every
 API server may run it: each event's ``webhook-id`` is derived from what it is about (the given-up
 delivery; the target and the event before it about that target), so two processes that find one
 event record one delivery. The ledger's rows are the whole state: a target's latest event says
@@ -42,13 +42,18 @@ GIVEN_UP, FAILING, RECOVERED = "delivery.given_up", "target.failing", "target.re
 SOURCE = "operations"
 ACTIONS = ("notify_webhook", "notify_slack_webhook", "notify_discord_webhook")
 CHECK_SECONDS = 30.0
-"""How often an API server process looks for events: the delay an operations event may have."""
+"""How often an API server process looks for events at the most seldom (:func:`check_every`)."""
 LOOKBACK = timedelta(days=7)
 """How far back a process that has just started looks for deliveries given up."""
 RECENT = timedelta(minutes=15)
 """A target is watched while it has an attempt this recent; a failing one is retried within the schedule's steps."""
 MAX_PER_PASS = 200
 """Deliveries given up, and targets, looked at per pass at the most: the rest at the next."""
+
+
+def check_every() -> float:
+    """Seconds between an API server process's looks for events: a tenth of ``target_failing_seconds``, :data:`CHECK_SECONDS` at the most."""
+    return min(CHECK_SECONDS, _settings.get("target_failing_seconds") / 10)
 
 
 class OperationsTarget(NamedTuple):

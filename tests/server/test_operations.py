@@ -11,7 +11,7 @@ from sqlalchemy import select
 from airflow_ordo_hooks._targets import fingerprint
 from airflow_ordo_hooks.exceptions import SettingsError
 from airflow_ordo_hooks.server.models import Delivery
-from airflow_ordo_hooks.server.operations import FAILING, GIVEN_UP, RECOVERED, SOURCE, OperationsTarget, Watch
+from airflow_ordo_hooks.server.operations import FAILING, GIVEN_UP, RECOVERED, SOURCE, OperationsTarget, Watch, check_every
 from tests.server.reported import SCHEDULE, T0, attempt, item, record
 
 OPS = "https://ops.example.com/airflow-alerts?token=0ps"
@@ -136,3 +136,9 @@ def test_a_target_with_nothing_waiting_is_not_told_failing_only_its_given_up_del
     record(ledger, [given_up], by="worker", schedule=(0,), now=T0 - timedelta(seconds=199))
     assert Watch().run(ledger, T0) == 1
     assert [e[0] for e in _events(ledger)] == [GIVEN_UP]
+
+
+def test_the_watch_looks_at_a_tenth_of_the_failing_time_and_at_least_every_30_s(monkeypatch, ops):
+    assert check_every() == 12.0  # 120 s set
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__TARGET_FAILING_SECONDS", "86400")
+    assert check_every() == 30.0
