@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import tomllib
@@ -410,8 +411,12 @@ def test_the_webhooks_view_is_registered_and_served(server, admin):
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert '<script src="webhooks/view.js"' in page.text
     script = anonymous.get(f"{server}/ordo-hooks/webhooks/view.js", timeout=30)
-    assert script.status_code == 200 and "api/v1/deliveries" in script.text
+    assert script.status_code == 200 and "api/v1/deliveries" in script.text and "api/v1/targets" in script.text
     assert "innerHTML" not in script.text  # what the ledger holds is shown as text
+    # every element the script looks up is on the page: its tabs and panels too, whose ids it builds
+    looked_up = set(re.findall(r'\$\("([\w-]+)"\)', script.text))
+    looked_up |= {name for tab in ("deliveries", "targets") for name in (f"tab-{tab}", f"{tab}-page")}
+    assert len(looked_up) > 20 and looked_up <= set(re.findall(r'\bid="([\w-]+)"', page.text))
     assert anonymous.get(f"{server}/ordo-hooks/webhooks/view.css", timeout=30).status_code == 200
     assert anonymous.get(f"{server}/ordo-hooks/webhooks/..%2Fledger_api.py", timeout=30).status_code in (404, 422)
 

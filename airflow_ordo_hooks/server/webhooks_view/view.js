@@ -1,10 +1,13 @@
 // The Webhooks view: the delivery ledger's deliveries, read from the ledger's API as the user logged in
-// to Airflow (the UI's cookie), and a Redeliver button. Every text from the ledger is set as text, never
-// as HTML: payloads and errors come from DAGs and receivers.
+// to Airflow (the UI's cookie), and a Redeliver button; on its Targets tab, each target's health, each
+// linking to its deliveries. Every text from the ledger is set as text, never as HTML: payloads and
+// errors come from DAGs and receivers.
 "use strict";
 
 const PAGE = 50;
 const API = "api/v1/deliveries";
+const TARGETS_API = "api/v1/targets";
+const FINGERPRINT = /^[0-9a-f]{16}$/;
 const BUSY = new Set(["pending", "delivering"]);
 
 const query = new URLSearchParams(location.search);
@@ -21,6 +24,8 @@ const context = {
 let offset = 0;
 let selected = null;
 let watching = null;
+let target = FINGERPRINT.test(given("target") || "") ? { fingerprint: given("target"), masked: null } : null;
+let tab = given("tab") === "targets" ? "targets" : "deliveries";
 
 const $ = (id) => document.getElementById(id);
 
@@ -62,7 +67,23 @@ function filters() {
   if (!context.dag_id && dag) params.set("dag_id", dag);
   if ($("filter-event").value) params.set("event", $("filter-event").value);
   if ($("filter-failed").checked) params.set("failing", "true");
+  if (target) params.set("target", target.fingerprint);
   return params;
+}
+
+// The page's address says its tab and target, so that a reload, or a link opened apart, shows the same.
+function remember() {
+  const address = new URLSearchParams(location.search);
+  address.delete("tab");
+  address.delete("target");
+  if (tab === "targets") address.set("tab", "targets");
+  if (target) address.set("target", target.fingerprint);
+  history.replaceState(null, "", `?${address}`);
+}
+
+function showTarget() {
+  $("filter-target").hidden = !target;
+  $("filter-target-name").textContent = target ? [target.masked, target.fingerprint].filter(Boolean).join(" ") : "";
 }
 
 function status(delivery) {
@@ -202,6 +223,80 @@ async function redeliverRun() {
   watch();
 }
 
+function percent(rate) {
+  return `${Math.round(rate * 100)}%`;
+}
+
+// A link to the target's deliveries: the Deliveries tab, filtered to its fingerprint.
+function targetLink(health) {
+  const address = new URLSearchParams(location.search);
+  address.delete("tab");
+  address.set("target", health.target_fingerprint);
+  const link = element("a", health.target_masked);
+  link.href = `?${address}`;
+  link.addEventListener("click", (event) => {
+    if (event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return; // a new tab or window
+    event.preventDefault();
+    target = { fingerprint: health.target_fingerprint, masked: health.target_masked };
+    offset = 0;
+    showTarget();
+    showTab("deliveries");
+  });
+  return link;
+}
+
+function targetRow(health) {
+  const tr = element("tr");
+  tr.dataset.fingerprint = health.target_fingerprint || "";
+  tr.dataset.failing = String(health.failing);
+  const name = element("td", null, "target");
+  name.append(health.target_fingerprint ? targetLink(health) : element("span", health.target_masked));
+  name.append(element("div", health.target_fingerprint || "(no fingerprint: recorded before the ledger kept them)", "fingerprint"));
+  const more = health.dag_count - health.dag_ids.length;
+  const now = health.failing ? "failing" : health.last_success_at ? "working" : "";
+  const failure = element("td", when(health.last_failure_at), "last-failure");
+  if (health.last_error) failure.append(element("div", health.last_error, "error"));
+  const rate = health.attempts_24h ? `${health.failed_24h}/${health.attempts_24h} (${percent(health.failure_rate_24h)})` : "no attempt";
+  tr.append(
+    name,
+    element("td", health.dag_ids.join(", ") + (more > 0 ? ` and ${more} more` : ""), "dags"),
+    element("td", now, `state ${health.failing ? "state-failed" : "state-delivered"}`),
+    element("td", when(health.last_success_at), "last-success"),
+    failure,
+    element("td", rate, "rate"),
+    element("td", health.pending, "pending"),
+  );
+  return tr;
+}
+
+async function loadTargets() {
+  const params = new URLSearchParams();
+  if (context.dag_id) params.set("dag_id", context.dag_id);
+  let answer;
+  try {
+    answer = await call(`${TARGETS_API}?${params}`);
+  } catch (error) {
+    say(error.message, true);
+    return;
+  }
+  $("targets").tBodies[0].replaceChildren(...answer.targets.map(targetRow));
+  $("targets-empty").hidden = answer.targets.length > 0;
+  $("targets-more").hidden = answer.total_entries <= answer.targets.length;
+  $("targets-more").textContent = `The ${answer.targets.length} worst of ${answer.total_entries} targets.`;
+}
+
+function showTab(name) {
+  tab = name;
+  for (const each of ["deliveries", "targets"]) {
+    $(`tab-${each}`).setAttribute("aria-selected", String(each === name));
+    $(`${each}-page`).hidden = each !== name;
+  }
+  remember();
+  say("");
+  if (name === "targets") loadTargets();
+  else load();
+}
+
 function start() {
   const scope = [["DAG", context.dag_id], ["run", context.run_id], ["task", context.task_id]]
     .filter(([, value]) => value).map(([name, value]) => `${name} ${value}`).join(" · ");
@@ -218,7 +313,12 @@ function start() {
   $("refresh").addEventListener("click", () => { say(""); load(); });
   $("previous").addEventListener("click", () => { offset = Math.max(0, offset - PAGE); load(); });
   $("next").addEventListener("click", () => { offset += PAGE; load(); });
-  load();
+  $("clear-target").addEventListener("click", () => { target = null; showTarget(); remember(); reload(); });
+  $("tab-deliveries").addEventListener("click", () => showTab("deliveries"));
+  $("tab-targets").addEventListener("click", () => showTab("targets"));
+  $("refresh-targets").addEventListener("click", () => { say(""); loadTargets(); });
+  showTarget();
+  showTab(tab);
 }
 
 start();
