@@ -6,7 +6,17 @@ when it runs (:mod:`airflow_ordo_hooks.cli.commands`).
 
 from __future__ import annotations
 
-from airflow.cli.cli_config import ARG_OUTPUT, ARG_VERBOSE, ActionCommand, Arg, GroupCommand, lazy_load_command
+from airflow.cli.cli_config import (
+    ARG_DB_CLEANUP_TIMESTAMP,
+    ARG_DB_DRY_RUN,
+    ARG_OUTPUT,
+    ARG_VERBOSE,
+    ARG_YES,
+    ActionCommand,
+    Arg,
+    GroupCommand,
+    lazy_load_command,
+)
 
 _COMMANDS = "airflow_ordo_hooks.cli.commands"
 
@@ -88,6 +98,13 @@ ORDO_HOOKS_COMMANDS = (
         func=lazy_load_command(f"{_COMMANDS}.rotate_fernet_key"),
         args=(ARG_VERBOSE,),
     ),
+    ActionCommand(
+        name="db-clean",
+        help="Delete the ledger's settled deliveries (delivered, gone, failed) last updated before a time, with their "
+        "attempts, as `airflow db clean` does Airflow's rows; pending ones are kept",
+        func=lazy_load_command("airflow_ordo_hooks.cli.db_clean.db_clean"),
+        args=(ARG_DB_CLEANUP_TIMESTAMP, ARG_DB_DRY_RUN, ARG_YES, ARG_VERBOSE),
+    ),
 )
 
 
@@ -96,7 +113,7 @@ def get_cli_commands() -> list[GroupCommand]:
     return [
         GroupCommand(
             name="ordo-hooks",
-            help="Webhook deliveries of airflow-ordo-hooks: list, targets, redeliver, preview, test-fire, rotate-fernet-key",
+            help="Webhook deliveries of airflow-ordo-hooks: list, targets, redeliver, preview, test-fire, rotate-fernet-key, db-clean",
             subcommands=ORDO_HOOKS_COMMANDS,
         )
     ]
