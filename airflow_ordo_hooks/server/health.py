@@ -2,11 +2,12 @@
 
 Read by ``GET /ordo-hooks/api/v1/targets``, the Webhooks view's Targets page and ``airflow ordo-hooks
 targets``. A target is its fingerprint (:func:`~airflow_ordo_hooks._targets.fingerprint` of the real
-target: every Slack webhook is masked alike, and they differ in it); a delivery without one (recorded
-before the ledger kept it, with a target no key decrypts) counts under its masked name.
+target: two targets masked alike, such as two Slack webhooks of one connection, differ in it); a
+delivery without one (recorded before the ledger kept it, with a target no key decrypts) counts
+under its masked name.
 
 Everything is counted by the database, in three queries whatever the ledger's size (grouped by
-target, never a delivery loaded), and at most :data:`MAX_TARGETS` targets are answered, worst first:
+target; no delivery is loaded), and at most :data:`MAX_TARGETS` targets are answered, worst first:
 those failing now (their last attempt failed), then by their failure rate over the last
 :data:`WINDOW`, then by how many deliveries wait for them.
 """
@@ -34,8 +35,8 @@ _BUSY = ("pending", "delivering")
 
 # one value to group by: the fingerprint, or a row without one its masked name (which holds a ':', no fingerprint does)
 _KEY = func.coalesce(Delivery.target_fingerprint, Delivery.target_masked)
-_OK = and_(Attempt.status_code >= 200, Attempt.status_code < 300)
-_FAILED = and_(Attempt.id.is_not(None), or_(Attempt.status_code.is_(None), Attempt.status_code < 200, Attempt.status_code >= 300))
+_OK = and_(Attempt.status_code >= 200, Attempt.status_code < 300)  # a 2xx delivers, as schedule.succeeded says
+_FAILED = or_(Attempt.status_code.is_(None), Attempt.status_code < 200, Attempt.status_code >= 300)  # no answer counts
 
 
 def targets(
@@ -75,39 +76,63 @@ def targets(
 
 
 def _worst_first(session: Session, where: Sequence[Any], since: datetime, limit: int) -> list[Any]:
-    """One row per target, its numbers aggregated over its deliveries and their attempts, the worst first."""
-    last_success = func.max(case((_OK, Attempt.at)))
-    last_failure = func.max(case((_FAILED, Attempt.at)))
-    recent = Attempt.at >= since
-    attempts = func.count(case((recent, Attempt.id)))
-    failed = func.count(case((and_(recent, _FAILED), Attempt.id)))
-    pending = func.count(distinct(case((Delivery.state.in_(_BUSY), Delivery.webhook_id))))
+    """One row per target, its deliveries' numbers and its attempts', the worst first."""
+    deliveries, attempts = _per_delivery(where), _per_attempt(where, since)
+    last_success, last_failure = attempts.c.last_success, attempts.c.last_failure
     failing = case((and_(last_failure.is_not(None), or_(last_success.is_(None), last_failure > last_success)), 1), else_=0)
-    rate = cast(failed, Float) / func.nullif(attempts, 0)
+    rate = cast(attempts.c.failed, Float) / func.nullif(attempts.c.attempts, 0)
     stmt = (
+        select(
+            deliveries,
+            last_success,
+            last_failure,
+            failing.label("failing"),
+            func.coalesce(attempts.c.attempts, 0).label("attempts"),
+            func.coalesce(attempts.c.failed, 0).label("failed"),
+            func.count().over().label("total"),  # the targets in all, counted before the limit
+        )
+        .outerjoin(attempts, attempts.c.key == deliveries.c.key)
+        .order_by(failing.desc(), func.coalesce(rate, -1.0).desc(), deliveries.c.pending.desc(), deliveries.c.key)
+        .limit(limit)
+    )
+    return list(session.execute(stmt))
+
+
+def _per_delivery(where: Sequence[Any]) -> Any:
+    """Per target: its name, the actions and DAGs it serves, its deliveries and those that wait."""
+    return (
         select(
             _KEY.label("key"),
             func.max(Delivery.target_fingerprint).label("fingerprint"),
             func.max(Delivery.target_masked).label("masked"),
             *(func.max(case((Delivery.action == action, 1), else_=0)).label(action) for action in ACTIONS),
             func.count(distinct(Delivery.dag_id)).label("dag_count"),
-            func.count(distinct(Delivery.webhook_id)).label("deliveries"),
-            pending.label("pending"),
-            last_success.label("last_success"),
-            last_failure.label("last_failure"),
-            failing.label("failing"),
-            attempts.label("attempts"),
-            failed.label("failed"),
-            func.count().over().label("total"),  # the targets in all, counted before the limit
+            func.count().label("deliveries"),
+            func.count(case((Delivery.state.in_(_BUSY), 1))).label("pending"),
         )
-        .select_from(Delivery)
-        .outerjoin(Attempt, Attempt.webhook_id == Delivery.webhook_id)
         .where(*where)
         .group_by(_KEY)
-        .order_by(failing.desc(), func.coalesce(rate, -1.0).desc(), pending.desc(), _KEY)
-        .limit(limit)
+        .subquery()
     )
-    return list(session.execute(stmt))
+
+
+def _per_attempt(where: Sequence[Any], since: datetime) -> Any:
+    """Per target with an attempt: its last success and last failure, its attempts since ``since`` and those that failed."""
+    recent = Attempt.at >= since
+    return (
+        select(
+            _KEY.label("key"),
+            func.max(case((_OK, Attempt.at))).label("last_success"),
+            func.max(case((_FAILED, Attempt.at))).label("last_failure"),
+            func.count(case((recent, 1))).label("attempts"),
+            func.count(case((and_(recent, _FAILED), 1))).label("failed"),
+        )
+        .select_from(Attempt)
+        .join(Delivery, Attempt.webhook_id == Delivery.webhook_id)
+        .where(*where)
+        .group_by(_KEY)
+        .subquery()
+    )
 
 
 def _of(page: Sequence[Any]) -> Any:
