@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
+from airflow_ordo_hooks import _metrics
 from airflow_ordo_hooks.server.models import Attempt, Delivery
 from airflow_ordo_hooks.server.queries import CHUNK
 from airflow_ordo_hooks.server.schedule import as_utc, ended, give_up, next_due, steps_used, succeeded, utcnow
@@ -105,6 +106,7 @@ def finish_attempt(
     row = session.get(Delivery, webhook_id, populate_existing=True)
     if row is None:
         raise LookupError(f"no delivery {webhook_id!r} in the ledger")
+    before = row.state
     row.attempt_count = (row.attempt_count or 0) + 1
     attempt = Attempt(
         number=row.attempt_count, at=as_utc(at), status_code=status_code, error=clean_error(error),
@@ -123,6 +125,7 @@ def finish_attempt(
     else:
         row.state, row.next_attempt_at = "pending", next_due(row, ended(attempt), schedule)
     session.flush()
+    _metrics.settled_on_commit(session, row, before)
     return row.state
 
 

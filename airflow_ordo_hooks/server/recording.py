@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from airflow_ordo_hooks import _settings
+from airflow_ordo_hooks import _metrics, _settings
 from airflow_ordo_hooks._targets import fingerprint
 from airflow_ordo_hooks.exceptions import LedgerConflict
 from airflow_ordo_hooks.server import queries
@@ -77,10 +77,13 @@ def record(
     for item in items:
         row = rows.get(item.webhook_id)
         created = row is None
+        before = None if created else row.state
         if created:
             row = rows[item.webhook_id] = _insert(session, item, by, schedule, now)
         else:
             _merge(row, item, by, schedule, now)
+        # a reported delivery was counted delivered by whoever delivered it; gone and given up are the ledger's to say
+        _metrics.settled_on_commit(session, row, before, counted=("gone", "failed"))
         results.append({"webhook_id": row.webhook_id, "state": row.state, "created": created})
     session.flush()
     return results

@@ -43,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import NamedTuple
 
-from airflow_ordo_hooks import _settings
+from airflow_ordo_hooks import _metrics, _settings
 from airflow_ordo_hooks._egress import REFUSED_PREFIX
 from airflow_ordo_hooks._targets import CONN_PREFIX
 from airflow_ordo_hooks.hooks.webhook import DeliveryPolicy, deliver
@@ -62,6 +62,8 @@ LEASE_MARGIN = 5.0
 """Seconds a claim outlasts its attempt's longest possible time."""
 RECORD_WITHIN = LEASE_MARGIN
 """Seconds an attempt's outcome is offered to a database that refuses it for now: within its claim's lease."""
+BACKLOG_SECONDS = 5.0
+"""How often the loop measures the pending backlog (:meth:`Redeliverer._gauge_backlog`), at the most."""
 PRUNE_SECONDS = 60.0
 """How often the loop deletes settled deliveries older than ``[ordo_hooks] retention_days``, at the most."""
 PRUNE_BATCHES = 4
@@ -160,6 +162,7 @@ class Redeliverer:
                     failures, self._pause(failures),
                 )
             self._prune()
+            self._gauge_backlog()
             if not claimed:  # when it found work, it looks again at once
                 self._stopping.wait(self._pause(failures))
 
@@ -186,6 +189,30 @@ class Redeliverer:
             return
         if deleted:
             log.info("airflow-ordo-hooks: deleted %d settled deliveries past [ordo_hooks] retention_days", deleted)
+
+    _backlog_gauged_at = -BACKLOG_SECONDS
+
+    def _gauge_backlog(self) -> None:
+        """
+        Every :data:`BACKLOG_SECONDS` at the most, the ledger's pending deliveries and the age of the
+        oldest, as gauges (:func:`_metrics.backlog`), from one query. Never raises: a database that
+        is away costs the gauges, and the claims say so.
+        """
+        if time.monotonic() - self._backlog_gauged_at < BACKLOG_SECONDS or not _metrics.enabled():
+            return
+        self._backlog_gauged_at = time.monotonic()
+        from airflow.utils.session import create_session
+        from sqlalchemy import func, select
+
+        try:
+            with create_session(scoped=False) as session:
+                pending, oldest = session.execute(
+                    select(func.count(), func.min(Delivery.created_at)).where(Delivery.state == "pending")
+                ).one()
+        except Exception:
+            log.debug("airflow-ordo-hooks: the pending backlog could not be measured", exc_info=True)
+            return
+        _metrics.backlog(pending, oldest)
 
     def _pause(self, failures: int) -> float:
         """The poll interval, doubled after each failure in a row up to a minute, so that a database that is away floods the log less."""
@@ -232,6 +259,7 @@ class Redeliverer:
                                  untrusted=not job.target.startswith(CONN_PREFIX))
                 status_code, error, elapsed_ms = record.status_code, record.error, record.elapsed_ms
             refused = bool(error) and error.startswith(REFUSED_PREFIX)
+            _metrics.attempt(SERVER, status_code, error)
             self._record(
                 job.webhook_id, status_code=status_code, error=clean_error(error, job.target),
                 elapsed_ms=elapsed_ms, at=started, by=SERVER, schedule=self.schedule, refused=refused,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from datetime import timedelta
@@ -307,3 +308,61 @@ def test_the_loop_goes_on_redelivering_when_pruning_fails(ledger, receiver, monk
         wait_until(lambda: caplog.text.count("could not delete settled deliveries") >= 2, what="two failed passes logged")
         wait_until(lambda: state_of(ledger, given["webhook_id"]) == "delivered", what="delivered state")
     assert "retention_days" in caplog.text
+
+
+def test_the_loops_attempts_and_what_they_settle_are_counted_as_airflows_statsd_client_sends_them(ledger, receiver):
+    from tests.test_metrics import StatsdReceiver
+
+    flaky, down = f"/flaky/{uuid.uuid4().hex}", f"/down/{uuid.uuid4().hex}"
+    receiver.script(flaky, Respond(500))  # then 200
+    receiver.script(down, *[Respond(503)] * 3)  # every step of the schedule (3)
+    delivered, given_up = item(receiver.url(flaky), task_id="flaky"), item(receiver.url(down), task_id="down")
+    with StatsdReceiver() as statsd:
+        record(ledger, [delivered, given_up], by="worker")
+        ledger.commit()
+        with Redeliverer(concurrency=2):
+            wait_until(lambda: {state_of(ledger, d["webhook_id"]) for d in (delivered, given_up)} == {"delivered", "failed"},
+                       what="both settled")
+        lines = statsd.lines(until=lambda got: sum(".delivery." in line for line in got) == 3)
+
+    tags = "event=on_error,action=notify_webhook,source=callback,dag_id=coffee_shop"
+    attempt = "airflow.ordo_hooks.attempt,component=api-server,outcome={}:1|c".format
+    assert sorted(line for line in lines if not line.endswith("|g")) == sorted([
+        attempt("5xx"), attempt("2xx"),
+        f"airflow.ordo_hooks.delivery.delivered,component=api-server,{tags}:1|c",
+        "airflow.ordo_hooks.delivery.time_to_deliver,component=api-server,source=callback:T|ms",
+        *[attempt("5xx")] * 3,
+        f"airflow.ordo_hooks.delivery.given_up,component=api-server,{tags}:1|c",
+    ])
+
+
+def test_the_loop_gauges_the_pending_backlog_and_the_age_of_its_oldest(ledger):
+    from tests.test_metrics import StatsdReceiver
+
+    later = (utcnow() + timedelta(hours=1)).isoformat()
+    waiting = [{**item(f"https://hooks.example/{n}", task_id=f"t{n}"), "not_before": later} for n in range(2)]
+    with StatsdReceiver() as statsd:
+        record(ledger, waiting, by="worker")
+        ledger.commit()
+        time.sleep(0.2)
+        with Redeliverer():  # polling every 0.05 s here
+            statsd.lines(until=lambda got: any("oldest_pending_age" in line for line in got))
+            time.sleep(0.5)
+            lines = statsd.lines()
+
+    assert len(lines) == 2, f"once in BACKLOG_SECONDS at the most: {lines}"
+    assert lines[0] == "airflow.ordo_hooks.ledger.pending:2|g"
+    age = float(re.fullmatch(r"airflow\.ordo_hooks\.ledger\.oldest_pending_age:([0-9.]+)\|g", lines[1]).group(1))
+    assert 0.2 <= age < 10
+
+
+def test_a_backlog_that_cannot_be_read_costs_the_loop_nothing(monkeypatch):
+    from types import SimpleNamespace
+
+    from airflow_ordo_hooks.server import redelivery
+    from tests.test_metrics import StatsdReceiver
+
+    monkeypatch.setattr(redelivery, "Delivery", SimpleNamespace())  # no table to read
+    with StatsdReceiver() as statsd:
+        Redeliverer()._gauge_backlog()
+        assert statsd.lines() == []
