@@ -13,17 +13,20 @@ recovery of a killed try's events (:func:`hand_over`). :func:`send` takes them t
    caller has (:func:`_retry_here`).
 
 Nothing here raises into a callback for a receiver's or the ledger's sake: a failure is recorded,
-left to redelivery, or logged.
+left to redelivery, or logged. What each step came to is counted in Airflow's metrics
+(:mod:`~airflow_ordo_hooks._metrics`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_ordo_hooks import _metrics
 from airflow_ordo_hooks.callbacks.message import Message
 
 if TYPE_CHECKING:
@@ -93,9 +96,11 @@ def send(
         return Sent([])
     started = time.monotonic()
     records = _attempt(messages, policy, deadline, inline_end, untrusted)
+    ran_out = _inline_budget_ran_out(records, policy, started, deadline, inline_end)
+    _metrics.first_attempts(messages, records, by, budget_ran_out=ran_out)
     attempted = [m.attempted(r, by) for m, r in zip(messages, records)]
     if not ledger():
-        _retry_here(attempted, policy, deadline, budget_from=started)
+        _metrics.retried_here(attempted, _retry_here(attempted, policy, deadline, budget_from=started), by, started)
         return Sent(records)
     handed = [m for m, r in zip(attempted, records) if r.attempts or not untrusted]
     if not handed:
@@ -103,8 +108,9 @@ def send(
     if api is None:  # made while the try ran, or made now
         api = ledger_client.prepared_client()
     took = _hand_over(handed, deadline, api)
+    _metrics.handed_over(handed, by, took)
     if not took:
-        _retry_here(attempted, policy, deadline)
+        _metrics.retried_here(attempted, _retry_here(attempted, policy, deadline), by, started)
     return Sent(records, "recorded" if took else "unavailable")
 
 
@@ -143,6 +149,19 @@ def _attempt(
     return deliver_all([(m.target, m.body, m.webhook_id) for m in messages], policy=first)
 
 
+def _inline_budget_ran_out(
+    records: Sequence[DeliveryRecord], policy: DeliveryPolicy, started: float, deadline: float | None, inline_end: float | None
+) -> bool:
+    """
+    Whether the inline budget, shorter than what the policy and ``deadline`` allowed, ended the first
+    attempts of a delivery that another attempt might have delivered: one that gave up on time
+    (an error the HTTP layer retries), its attempts not all used.
+    """
+    if inline_end is None or inline_end >= min(started + policy.budget, math.inf if deadline is None else deadline):
+        return False
+    return any(not r.ok and r.attempts < policy.max_attempts and "; gave up after " in (r.error or "") for r in records)
+
+
 def _hand_over(messages: Sequence[Message], deadline: float | None, api: Any) -> bool:
     """Record ``messages`` in the ledger; whether it took them (it logs why not)."""
     from airflow_ordo_hooks.callbacks import ledger_client
@@ -161,24 +180,26 @@ def _retry_here(
     deadline: float | None,
     *,
     budget_from: float | None = None,
-) -> None:
+) -> list[DeliveryRecord]:
     """
     Retry what failed within the caller's own time: up to the delivery budget counted from
     ``budget_from`` (without the ledger, the first attempts spent part of it), or, when the ledger
-    could not take them, whatever the budget and ``deadline`` leave.
+    could not take them, whatever the budget and ``deadline`` leave. The records of the retries,
+    one per message not delivered (none when no time is left).
     """
     from airflow_ordo_hooks.hooks.webhook import deliver_all
 
     retry = [(m.target, m.body, m.webhook_id) for m in messages if not m.delivered]
     if not retry or deadline is None:
-        return
+        return []
     now = time.monotonic()
     if budget_from is not None:
         left, enough = min(policy.budget - (now - budget_from), deadline - now), MIN_INLINE_BUDGET
     else:
         left, enough = min(policy.budget, deadline - now), MIN_RETRY_HERE
     if left > enough:
-        deliver_all(retry, policy=dataclasses.replace(policy, budget=left))
+        return deliver_all(retry, policy=dataclasses.replace(policy, budget=left))
+    return []
 
 
 def hand_over(messages: Sequence[Message], *, api: AirflowApiHook | Future[AirflowApiHook | None] | None = None) -> bool:

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 WHEN_FIRED = (
     "airflow_ordo_hooks.callbacks.ledger_client",
     "airflow_ordo_hooks.callbacks.outbox",
+    "airflow_ordo_hooks._metrics",
     "airflow_ordo_hooks.callbacks.payloads",
     "airflow_ordo_hooks._event_id",
     "airflow_ordo_hooks.callbacks.trigger",

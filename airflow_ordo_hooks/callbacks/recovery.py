@@ -132,6 +132,7 @@ def recover(
     :param before_try: look only at tries before this one (a retry's own start).
     :return: how many deliveries were handed over.
     """
+    from airflow_ordo_hooks import _metrics
     from airflow_ordo_hooks.callbacks import ledger_client, outbox
 
     api = ledger_client.new_client(deadline)
@@ -151,6 +152,7 @@ def recover(
         return 0
     messages = _messages(api, base, dag_run, hooked, missing)
     if outbox.hand_over(messages, api=api):
+        _metrics.recovered(messages, outbox.WORKER if before_try is not None else outbox.DAG_PROCESSOR)  # a retry's start, or the run's end
         log.warning(
             "airflow-ordo-hooks: %d event delivery(ies) of tries that ended without running their callbacks "
             "(killed, out of memory, worker lost) handed to the ledger: %s",

@@ -238,3 +238,80 @@ def test_the_garbage_collector_is_paused_while_the_events_are_sent_and_left_as_i
     assert [r.path for r in receiver.requests] == ["/event"]
     assert sending == [False]
     assert after is enabled_before
+
+
+def test_an_event_delivered_inline_is_counted_as_airflows_statsd_client_sends_it(receiver, monkeypatch):
+    """Its attempt, the first attempt's time, the delivery and its time to deliver: tagged by who sent it, never by run or URL."""
+    from airflow_ordo_hooks.callbacks import job_event
+    from airflow_ordo_hooks.dag_file.job_events import parse_hooks
+    from tests.test_metrics import StatsdReceiver
+
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__LEDGER", "false")
+    job_events = parse_hooks({"on_success": {"notify_webhook": [receiver.url("/event")]}})
+    with StatsdReceiver() as statsd:
+        job_event.fire(["on_success"], job_events, success_context())
+        lines = statsd.lines()
+
+    assert [r.path for r in receiver.requests] == ["/event"]
+    assert lines == [
+        "airflow.ordo_hooks.attempt,component=worker,outcome=2xx:1|c",
+        "airflow.ordo_hooks.delivery.first_attempt,component=worker,outcome=2xx:T|ms",
+        "airflow.ordo_hooks.delivery.delivered,component=worker,event=on_success,action=notify_webhook,source=callback,"
+        "dag_id=coffee:1|c",
+        "airflow.ordo_hooks.delivery.time_to_deliver,component=worker,source=callback:T|ms",
+    ]
+
+
+def _failure_context():
+    context = success_context()
+    context["ti"].state, context["exception"] = "failed", RuntimeError("boom")
+    return context
+
+
+def test_a_failing_receiver_is_counted_by_attempt_and_its_inline_budget_running_out_before_the_ledger_takes_it(receiver, monkeypatch):
+    """The inline budget (1 s here, of the 3 s delivery budget) leaves time for one 0.5 s attempt: the rest is the API server's."""
+    from airflow_ordo_hooks.callbacks import job_event
+    from airflow_ordo_hooks.dag_file.job_events import parse_hooks
+    from tests.test_metrics import StatsdReceiver
+
+    monkeypatch.setenv("AIRFLOW_CONN_LEDGER_METRICS", json.dumps(
+        {"conn_type": "http", "host": "127.0.0.1", "port": receiver.port, "extra": {"token": "t"}}))
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__API_CONN_ID", "ledger_metrics")
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__INLINE_BUDGET", str(1.0 + job_event.HAND_OFF_RESERVE))
+    receiver.script("/down", *[Respond(503, delay=0.5)] * 3)
+    receiver.script("/ordo-hooks/api/v1/deliveries/existing", Respond(body=b'{"existing": []}'))
+    receiver.script("/ordo-hooks/api/v1/deliveries", Respond(body=b'{"deliveries": []}'))
+    job_events = parse_hooks({"on_error": {"notify_webhook": [receiver.url("/down")]}})
+    with StatsdReceiver() as statsd:
+        job_event.fire(["on_error"], job_events, _failure_context())
+        lines = statsd.lines()
+
+    assert [r.path for r in receiver.requests][1:] == ["/down", "/ordo-hooks/api/v1/deliveries"]
+    assert lines == [
+        "airflow.ordo_hooks.attempt,component=worker,outcome=5xx:1|c",
+        "airflow.ordo_hooks.delivery.first_attempt,component=worker,outcome=5xx:T|ms",
+        "airflow.ordo_hooks.inline.budget_exhausted,component=worker,event=on_error,dag_id=coffee:1|c",
+        "airflow.ordo_hooks.ledger.handed_over,component=worker,event=on_error,dag_id=coffee:1|c",
+    ]
+
+
+def test_without_the_ledger_a_delivery_that_fails_in_the_tries_own_time_too_is_given_up_by_the_worker(receiver, monkeypatch):
+    from airflow_ordo_hooks.callbacks import job_event
+    from airflow_ordo_hooks.dag_file.job_events import parse_hooks
+    from tests.test_metrics import StatsdReceiver
+
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__LEDGER", "false")
+    receiver.script("/down", *[Respond(500)] * 6)  # 3 attempts (the test's max_attempts), then 3 more in the budget left
+    with StatsdReceiver() as statsd:
+        job_event.fire(["on_error"], parse_hooks({"on_error": {"notify_webhook": [receiver.url("/down")]}}), _failure_context())
+        lines = statsd.lines()
+
+    assert len(receiver.requests) == 6
+    attempt = "airflow.ordo_hooks.attempt,component=worker,outcome=5xx:1|c"
+    assert lines == [
+        *[attempt] * 3,
+        "airflow.ordo_hooks.delivery.first_attempt,component=worker,outcome=5xx:T|ms",
+        *[attempt] * 3,
+        "airflow.ordo_hooks.delivery.given_up,component=worker,event=on_error,action=notify_webhook,source=callback,"
+        "dag_id=coffee:1|c",
+    ]

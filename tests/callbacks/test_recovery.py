@@ -53,3 +53,38 @@ def test_attach_hooks_adds_one_recovery_per_task_and_one_per_dag_and_combines_ho
     for name in ("on_success_callback", "on_failure_callback"):
         assert sum(isinstance(cb, RecoverRun) for cb in getattr(dag, name)) == 1
     assert dag.has_on_success_callback and dag.has_on_failure_callback
+
+
+def test_the_events_of_a_killed_try_handed_to_the_ledger_are_counted_by_event(receiver, monkeypatch):
+    """A retry's start recovers its earlier try's on_error, one delivery per target: counted once, as events recovered by the worker."""
+    import json
+    import time
+    from datetime import timezone
+    from types import SimpleNamespace
+
+    from airflow_ordo_hooks.callbacks.recovery import recover
+    from airflow_ordo_hooks.dag_file.job_events import parse_hooks
+    from airflow_ordo_hooks.testing.receiver import Respond
+    from tests.test_metrics import StatsdReceiver
+
+    monkeypatch.setenv("AIRFLOW_CONN_LEDGER_RECOVERY", json.dumps(
+        {"conn_type": "http", "host": "127.0.0.1", "port": receiver.port, "extra": {"token": "t"}}))
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__API_CONN_ID", "ledger_recovery")
+    killed = {"task_id": "brew", "try_number": 1, "state": "failed", "map_index": -1, "end_date": "2026-11-23T07:00:00Z"}
+    receiver.script("/api/v2/dags/coffee/dagRuns/r1/taskInstances/brew/tries",
+                    Respond(body=json.dumps({"task_instances": [killed]}).encode()))
+    receiver.script("/ordo-hooks/api/v1/deliveries/existing", Respond(body=b'{"existing": []}'))
+    receiver.script("/ordo-hooks/api/v1/deliveries", Respond(body=b'{"deliveries": []}'))
+    job_events = parse_hooks({"on_error": {"notify_webhook": ["https://example.com/a", "https://example.com/b"]}})
+    now = datetime.now(timezone.utc)
+    dag_run = SimpleNamespace(dag_id="coffee", run_id="r1", run_type="manual", conf={}, start_date=now, run_after=now)
+
+    with StatsdReceiver() as statsd:
+        handed = recover("coffee", "r1", {"brew": (job_events, 1)}, only=[("brew", -1)], before_try=2,
+                         deadline=time.monotonic() + 10, dag_run=dag_run)
+        lines = statsd.lines()
+
+    assert handed == 2
+    (recorded,) = [r.json["deliveries"] for r in receiver.requests if r.path == "/ordo-hooks/api/v1/deliveries"]
+    assert [(d["event"], d["source"]) for d in recorded] == [("on_error", "recovery")] * 2
+    assert lines == ["airflow.ordo_hooks.event.recovered,component=worker,event=on_error,dag_id=coffee:2|c"]
