@@ -96,7 +96,7 @@ def _emit(kind: str, name: str, value: float, tags: dict[str, Any]) -> None:
     try:
         stats = _stats()
         if stats is not None:
-            getattr(stats, kind)(PREFIX + name, value, tags={k: v for k, v in tags.items() if v is not None})
+            getattr(stats, kind)(PREFIX + name, value, tags={k: v for k, v in tags.items() if v not in (None, "")})
     except Exception:
         _lost(PREFIX + name)
 

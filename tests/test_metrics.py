@@ -94,7 +94,7 @@ def test_a_counter_a_timer_and_a_gauge_are_the_lines_airflows_statsd_client_send
     _metrics.incr("event.recovered", 3, component="dag-processor", event="on_error", dag_id="coffee.shop-1")
     _metrics.timing("delivery.first_attempt", 12.5, component="worker", outcome="5xx")
     _metrics.gauge("ledger.pending", 7)
-    _metrics.incr("ledger.unavailable", component="worker", dag_id=None)  # a tag without a value is left out
+    _metrics.incr("ledger.unavailable", component="worker", event=None, dag_id="")  # a tag without a value is left out
 
     assert statsd.lines() == [
         "airflow.ordo_hooks.attempt,component=worker,outcome=2xx:1|c",
