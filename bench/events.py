@@ -2,6 +2,8 @@
 
 - one event: building its payload and delivering it to a loopback receiver, vs the transport
   alone (``requests.post`` of the same body), alternating in one process;
+- one event with Airflow's StatsD metrics on (to a loopback UDP socket nobody reads) vs off,
+  alternating in one process: what the package's metrics add to it;
 - a 200-task DAG under ``dag.test()`` three ways, in rounds in one process, each round starting
   with another of them: without callbacks (the baseline), with an on_success webhook on every task,
   and with an on_success callback wired by hand (``requests.post`` of a like payload: the least a
@@ -29,11 +31,9 @@ def _median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
 
 
-def one_event(receiver) -> None:
-    import requests
-
+def _failed_try(receiver):
+    """The hooks and the callback context of a try that failed, its on_error sent to ``receiver``."""
     from airflow_ordo_hooks.dag_file.job_events import parse_hooks
-    from airflow_ordo_hooks.callbacks.job_event import fire
 
     job_events = parse_hooks({"on_error": {"notify_webhook": [receiver.url("/event")]}})
     now = datetime.now(timezone.utc)
@@ -45,6 +45,15 @@ def one_event(receiver) -> None:
         "ti": ti, "task": SimpleNamespace(retries=3), "exception": RuntimeError("exit code 3"),
         "dag_run": SimpleNamespace(dag_id="bench", run_id="manual__bench", run_type="manual", conf={}, start_date=now, run_after=now),
     }
+    return job_events, context
+
+
+def one_event(receiver) -> None:
+    import requests
+
+    from airflow_ordo_hooks.callbacks.job_event import fire
+
+    job_events, context = _failed_try(receiver)
     body = b'{"status": 3, "log": "' + b"x" * 1500 + b'"}'
     ours, transport = [], []
     for _ in range(ROUNDS):
@@ -58,6 +67,46 @@ def one_event(receiver) -> None:
     print(f"one event, payload + delivery (median of {ROUNDS}, alternating)")
     print(f"  requests.post of a like body (baseline)  {base:7.3f} ms")
     print(f"  fire(on_error) with one notify_webhook   {_median_ms(ours):7.3f} ms  ({_median_ms(ours) / base:.2f} x baseline)")
+
+
+def one_event_with_metrics(receiver) -> None:
+    """
+    One event with Airflow's StatsD metrics on (to a loopback UDP socket nobody reads) against off,
+    alternating: Airflow's own StatsD backend, made once as Airflow makes it, and its NoStatsLogger,
+    each put in Stats before its event (as a process initializes it once).
+    """
+    import os
+    import socket
+    from unittest import mock
+
+    from airflow.sdk._shared.observability.metrics.base_stats_logger import NoStatsLogger as off
+    from airflow.sdk.observability import stats
+    from airflow.sdk.observability.metrics import statsd_logger
+
+    from airflow_ordo_hooks.callbacks.job_event import fire
+
+    job_events, context = _failed_try(receiver)
+    unread = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    unread.bind(("127.0.0.1", 0))
+    metrics = {"STATSD_ON": "True", "STATSD_HOST": "127.0.0.1", "STATSD_PORT": str(unread.getsockname()[1]),
+               "STATSD_PREFIX": "airflow", "STATSD_INFLUXDB_ENABLED": "True"}
+    with mock.patch.dict(os.environ, {f"AIRFLOW__METRICS__{k}": v for k, v in metrics.items()}):
+        statsd = statsd_logger.get_statsd_logger()
+    times: dict[str, list[float]] = {"off": [], "on": []}
+    try:
+        for _ in range(ROUNDS):
+            for which, factory in (("on", lambda: statsd), ("off", off)):
+                stats.initialize(factory=factory, export_legacy_names=True)
+                start = time.perf_counter()
+                fire(["on_error"], job_events, context)
+                times[which].append(time.perf_counter() - start)
+    finally:
+        stats.initialize(factory=off, export_legacy_names=True)
+        unread.close()
+    base, on = _median_ms(times["off"]), _median_ms(times["on"])
+    print(f"one event with Airflow's StatsD metrics on, to a loopback port nobody reads (median of {ROUNDS}, alternating)")
+    print(f"  fire(on_error), metrics off (baseline)   {base:7.3f} ms")
+    print(f"  fire(on_error), StatsD on                {on:7.3f} ms  ({on / base:.3f} x baseline)")
 
 
 class _CallbackClock:
@@ -179,7 +228,8 @@ def main() -> None:
     with ReceiverProcess() as receiver:  # a receiver of its own process, as a real one is
         os.environ["ORDO_HOOKS_RECEIVER"] = receiver.url("").rstrip("/")
         one_event(receiver)
+        one_event_with_metrics(receiver)
         attach_cost()
         wide_dag(load_dags(Path(__file__).parent / "dags"))
-    expected = 2 * ROUNDS + 2 * 200 * (DAG_ROUNDS + 1)  # the hooked and the by-hand DAG
+    expected = 4 * ROUNDS + 2 * 200 * (DAG_ROUNDS + 1)  # one event twice, metrics on and off; the hooked and the by-hand DAG
     assert receiver.received == expected, f"the receiver got {receiver.received} requests, not {expected}"
