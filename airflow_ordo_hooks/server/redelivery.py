@@ -41,7 +41,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from airflow_ordo_hooks import _metrics, _settings
 from airflow_ordo_hooks._egress import REFUSED_PREFIX
@@ -118,6 +118,9 @@ class Redeliverer:
         self._candidates_read = -CANDIDATES_SECONDS
         self.prune_seconds = prune_seconds
         self._pruned_at = -prune_seconds
+        self._watch: Any = None  # operations.Watch, made at the first look
+        self._watched_at = -float("inf")
+        self._operations_target = (_settings.get("operations_target") or "").strip()
 
     def start(self) -> Redeliverer:
         """Start the loop in a daemon thread; return ``self``."""
@@ -163,8 +166,31 @@ class Redeliverer:
                 )
             self._prune()
             self._gauge_backlog()
+            self._watch_operations()
             if not claimed:  # when it found work, it looks again at once
                 self._stopping.wait(self._pause(failures))
+
+    def _watch_operations(self) -> None:
+        """
+        Record the operations target's events due now (:mod:`~airflow_ordo_hooks.server.operations`),
+        every :func:`~airflow_ordo_hooks.server.operations.check_every` seconds, when there is such a
+        target. Never raises: an error is logged and the next look tries again.
+        """
+        if not self._operations_target:
+            return
+        from airflow.utils.session import create_session
+
+        from airflow_ordo_hooks.server import operations
+
+        try:
+            if time.monotonic() - self._watched_at < operations.check_every():
+                return
+            self._watched_at = time.monotonic()
+            self._watch = self._watch or operations.Watch()
+            with create_session(scoped=False) as session:
+                self._watch.run(session, utcnow())
+        except Exception:  # the database is away, a setting is invalid...: the next look tries again
+            log.exception("airflow-ordo-hooks: could not look for the operations target's events; trying again later")
 
     def _prune(self) -> None:
         """
@@ -254,9 +280,10 @@ class Redeliverer:
             if job.target is None:
                 status_code, error, elapsed_ms = None, "the target cannot be decrypted: was [core] fernet_key changed?", 0
             else:
-                # whoever recorded it chose the URL: the egress policy decides (a conn: target is the operator's)
-                record = deliver(job.target, job.payload, policy=self.policy, webhook_id=job.webhook_id,
-                                 untrusted=not job.target.startswith(CONN_PREFIX))
+                # whoever recorded it chose the URL: the egress policy decides (a conn: target, and the
+                # operations target, are the operator's)
+                trusted = job.target.startswith(CONN_PREFIX) or job.target == self._operations_target
+                record = deliver(job.target, job.payload, policy=self.policy, webhook_id=job.webhook_id, untrusted=not trusted)
                 status_code, error, elapsed_ms = record.status_code, record.error, record.elapsed_ms
             refused = bool(error) and error.startswith(REFUSED_PREFIX)
             _metrics.attempt(SERVER, status_code, error)

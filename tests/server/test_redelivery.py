@@ -366,3 +366,21 @@ def test_a_backlog_that_cannot_be_read_costs_the_loop_nothing(monkeypatch):
     with StatsdReceiver() as statsd:
         Redeliverer()._gauge_backlog()
         assert statsd.lines() == []
+
+
+def test_the_loop_tells_the_operations_target_of_a_given_up_delivery_once_sent_to_it_though_no_one_allowed_its_address(ledger, receiver, monkeypatch):
+    # loopback is allowed to no URL a DAG names; the operations target is the operator's own, so it is sent to all the same
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__ALLOWED_HOSTS", "")
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__OPERATIONS_TARGET", receiver.url("/operations"))
+    monkeypatch.setenv("AIRFLOW__ORDO_HOOKS__TARGET_FAILING_SECONDS", "2")  # looked at every 0.2 s
+    given = item(receiver.url("/internal/refused"))
+    record(ledger, [given], by="worker")
+    ledger.commit()
+    with Redeliverer():
+        (told,) = receiver.wait_for(1, timeout=20, path="/operations")
+        time.sleep(1.0)  # five more looks: still told once
+    assert [r.path for r in receiver.requests] == ["/operations"]  # the refused delivery itself reached nothing
+    body = json.loads(told.body)
+    assert (body["type"], body["data"]["webhook_id"], body["data"]["task_id"]) == ("delivery.given_up", given["webhook_id"], "brew")
+    assert body["data"]["last_error"].startswith("refused by egress policy")
+    assert told.header("webhook-id").startswith("msg_") and told.header("webhook-id") != given["webhook_id"]
