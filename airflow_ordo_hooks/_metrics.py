@@ -5,8 +5,9 @@ every side; what varies is a tag, as in Airflow's own ``ti.finish`` (tagged ``da
 ``task_id``, ``state``): ``component`` (``worker``, ``dag-processor``, ``api-server``: who made
 an attempt or settled a delivery), ``outcome`` (an answer's status class, or the kind of error),
 ``event``, ``action``, ``source``, and ``dag_id`` on counts of one DAG's deliveries and events
-(not on attempts, timers or gauges). Never a run id, a URL or a time. The names, their types and
-tags: ``docs/operators.md``, "Metrics".
+(not on attempts, timers or gauges); a tag without a value (the DAG of an operations delivery) is
+left out. Never a run id, a URL or a time. The names, their types and tags: ``docs/operators.md``,
+"Metrics".
 
 **Where Stats is initialized.** Airflow initializes it from ``[metrics]`` in every process it
 starts: the Task SDK's ``serde`` module on import (in a task process, the DAG processor and the
