@@ -2,9 +2,10 @@
 started once for every system test that runs against it and stopped (its whole process group) as soon
 as the last of them is done, also when a test fails or the session is interrupted.
 
-Every system test runs against each kind: ``local`` (``airflow standalone``, LocalExecutor on SQLite)
-and ``celery`` (CeleryExecutor, PostgreSQL, Redis). ``ORDO_HOOKS_SYSTEM_DEPLOYMENTS=local`` (a comma
-list) runs fewer.
+Every system test runs against each shared kind: ``local`` (``airflow standalone``, LocalExecutor on
+SQLite) and ``celery`` (CeleryExecutor, PostgreSQL, Redis). A test marked ``deployments(...)`` runs
+on those kinds only: ``operating`` (standalone with a short retention, an operations target and
+StatsD) is for those tests alone. ``ORDO_HOOKS_SYSTEM_DEPLOYMENTS=local`` (a comma list) runs fewer.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pytest
 
 from airflow_ordo_hooks.testing.receiver import WebhookReceiver
 
-from tests.system.deployments import DEPLOYMENTS, SYSTEM_DIR, Deployment
+from tests.system.deployments import DEPLOYMENTS, SHARED, SYSTEM_DIR, Deployment
 
 KINDS = [k.strip() for k in os.environ.get("ORDO_HOOKS_SYSTEM_DEPLOYMENTS", ",".join(DEPLOYMENTS)).split(",") if k.strip()]
 if unknown := sorted(set(KINDS) - set(DEPLOYMENTS)):
@@ -67,7 +68,7 @@ def airflow_deployment(request: pytest.FixtureRequest, system_receiver: WebhookR
     try:
         deployment.start()
         deployment.wait_until_ready()
-        deployment.early_runs = {dag_id: deployment.trigger(dag_id) for dag_id in EARLY_RUNS}
+        deployment.early_runs = {dag_id: deployment.trigger(dag_id) for dag_id in EARLY_RUNS if deployment.early_runs_wanted}
         yield deployment
     except BaseException:
         _KEEP_HOME = _KEEP != "0"
@@ -87,19 +88,31 @@ def airflow_deployment(request: pytest.FixtureRequest, system_receiver: WebhookR
             shutil.rmtree(home, ignore_errors=True)
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked ``system_last`` run last of their deployment's (after pytest has grouped the tests by deployment)."""
-    def kind(item: pytest.Item) -> str | None:
-        callspec = getattr(item, "callspec", None)
-        return callspec.params.get("airflow_deployment") if callspec else None
+def _kind(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("airflow_deployment") if callspec else None
 
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """
+    Each system test runs on the deployments it is marked for (``deployments(...)``), else on the
+    shared ones; and tests marked ``system_last`` run last of their deployment's (after pytest has
+    grouped the tests by deployment).
+    """
+    kept, dropped = [], []
+    for item in items:
+        marker = item.get_closest_marker("deployments")
+        wanted = marker.args if marker else SHARED
+        (kept if _kind(item) is None or _kind(item) in wanted else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
     ordered: list[pytest.Item] = []
     last: list[pytest.Item] = []
-    for i, item in enumerate(items):
+    for i, item in enumerate(kept):
         (last if item.get_closest_marker("system_last") else ordered).append(item)
-        following = items[i + 1] if i + 1 < len(items) else None
-        if following is None or kind(following) != kind(item):  # the end of this deployment's tests
+        following = kept[i + 1] if i + 1 < len(kept) else None
+        if following is None or _kind(following) != _kind(item):  # the end of this deployment's tests
             ordered.extend(last)
             last = []
     items[:] = ordered

@@ -152,6 +152,8 @@ class Deployment:
 
     kind = ""
     executor = ""
+    early_runs_wanted = True
+    """Whether the harness triggers ``EARLY_RUNS`` as soon as the deployment is up."""
     start_script = ""
     """A bash script, run from the home with the deployment's environment, that starts every component
     and exits as soon as one of them does; ``{name}`` fields are filled from ``script_fields()``."""
@@ -541,6 +543,36 @@ class StandaloneDeployment(Deployment):
         return [line for line in self.log_path.read_text(errors="replace").splitlines() if line.startswith("dag-processor")]
 
 
+class OperatingDeployment(StandaloneDeployment):
+    """
+    ``airflow standalone`` set up as an operator runs the ledger for a year, shortened to seconds:
+    settled deliveries kept 20 s, an operations target (the system receiver's ``/operations``) told
+    of a target after 12 s of failures, redelivery every 3 s for half a minute and then an hour
+    later, and Airflow's StatsD metrics sent to ``statsd_port`` on loopback. Only the tests marked
+    ``deployments("operating")`` run on it: its short retention would delete what the others read.
+    """
+
+    kind = "operating"
+    early_runs_wanted = False
+    RETENTION_SECONDS = 20
+    FAILING_SECONDS = 12
+
+    def __init__(self, home: Path, receiver_url: str) -> None:
+        super().__init__(home, receiver_url)
+        self.statsd_port = _free_port()
+
+    def environment(self) -> dict[str, str]:
+        return super().environment() | dict(
+            AIRFLOW__ORDO_HOOKS__REDELIVERY_SCHEDULE=", ".join(["0", *["3"] * 10, "3600"]),
+            AIRFLOW__ORDO_HOOKS__RETENTION_DAYS=repr(self.RETENTION_SECONDS / 86400),
+            AIRFLOW__ORDO_HOOKS__OPERATIONS_TARGET=f"{self.receiver_url}/operations",
+            AIRFLOW__ORDO_HOOKS__TARGET_FAILING_SECONDS=str(self.FAILING_SECONDS),
+            AIRFLOW__METRICS__STATSD_ON="True",
+            AIRFLOW__METRICS__STATSD_HOST="127.0.0.1",
+            AIRFLOW__METRICS__STATSD_PORT=str(self.statsd_port),
+        )
+
+
 def _postgres_bin() -> Path:
     """The newest PostgreSQL server installed from Debian's packages."""
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parts[-3]))
@@ -650,6 +682,8 @@ exit 1
         return [self.log_path, *(p for p in (self.home / f"{n}.log" for n in names) if p.exists())]
 
 
-DEPLOYMENTS: dict[str, type[Deployment]] = {kind.kind: kind for kind in (StandaloneDeployment, CeleryDeployment)}
+DEPLOYMENTS: dict[str, type[Deployment]] = {kind.kind: kind for kind in (StandaloneDeployment, CeleryDeployment, OperatingDeployment)}
+SHARED = ("local", "celery")
+"""The deployments every system test runs on unless it is marked ``deployments(...)``."""
 
 
