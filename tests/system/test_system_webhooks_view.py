@@ -8,6 +8,7 @@ to the deployment's home, kept when a test fails."""
 from __future__ import annotations
 
 import os
+import re
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,6 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
+from airflow_ordo_hooks._targets import fingerprint
 from airflow_ordo_hooks.testing.receiver import WebhookReceiver
 from tests.system.deployments import ADMIN_PASSWORD
 
@@ -128,3 +130,21 @@ def test_redeliver_a_failed_runs_webhook_from_its_webhooks_view(airflow_deployme
     expect(nav.locator(f"tr[data-webhook-id='{delivery['webhook_id']}'] td.state")).to_have_text("delivered (HTTP 200)")
     nav.locator("#filter-failed").check()
     expect(nav.locator("#empty")).to_be_visible()
+    nav.locator("#filter-failed").uncheck()
+
+    # the Targets tab: the receiver's target, working again, and its deliveries one click away
+    target = fingerprint(f"http://127.0.0.1:{airflow_deployment.view_port}{RECEIVER_PATH}")
+    nav.locator("#tab-targets").click()
+    expect(nav.locator("#targets-page")).to_be_visible()
+    expect(nav.locator("#deliveries-page")).to_be_hidden()
+    health = nav.locator(f"tr[data-fingerprint='{target}']")
+    expect(health.locator("td.state")).to_have_text("working")
+    expect(health.locator("td.last-success")).not_to_be_empty()
+    expect(health.locator("td.rate")).to_have_text(re.compile(r"^\d+/\d+ \(\d+%\)$"))
+    expect(health.locator("td.dags")).to_contain_text(DAG_ID)
+    health.locator("td.target a").click()
+    expect(nav.locator("#deliveries-page")).to_be_visible()
+    expect(nav.locator("#filter-target-name")).to_contain_text(target)
+    expect(nav.locator(f"tr[data-webhook-id='{delivery['webhook_id']}']")).to_be_visible()
+    nav.locator("#clear-target").click()
+    expect(nav.locator("#filter-target")).to_be_hidden()
