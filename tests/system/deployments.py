@@ -570,6 +570,7 @@ class OperatingDeployment(StandaloneDeployment):
             AIRFLOW__METRICS__STATSD_ON="True",
             AIRFLOW__METRICS__STATSD_HOST="127.0.0.1",
             AIRFLOW__METRICS__STATSD_PORT=str(self.statsd_port),
+            AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED="True",  # tags, as Telegraf and statsd_exporter read them
         )
 
 
