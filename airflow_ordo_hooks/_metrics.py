@@ -230,7 +230,7 @@ def settled_on_commit(session: Any, row: Any, before: str | None, *, counted: Se
     attempt or its creation, whichever came first.
     """
     state = row.state
-    if state == before or state not in counted:
+    if state == before or state not in counted or not enabled():  # off: no listener on the session either
         return
     tags = _of(row, row.attempts[-1].by if row.attempts else API_SERVER)
     since = min([row.created_at, *(a.at for a in row.attempts)])
