@@ -22,7 +22,7 @@ from sqlalchemy import Float, and_, case, cast, distinct, func, or_, select
 from sqlalchemy.orm import Session
 
 from airflow_ordo_hooks.server.models import ACTIONS, Attempt, Delivery
-from airflow_ordo_hooks.server.schedule import utcnow
+from airflow_ordo_hooks.server.schedule import ATTEMPT_FAILED, ATTEMPT_SUCCEEDED, utcnow
 from airflow_ordo_hooks.server.shown import clean_error
 
 MAX_TARGETS = 200
@@ -35,8 +35,7 @@ _BUSY = ("pending", "delivering")
 
 # one value to group by: the fingerprint, or a row without one its masked name (which holds a ':', no fingerprint does)
 _KEY = func.coalesce(Delivery.target_fingerprint, Delivery.target_masked)
-_OK = and_(Attempt.status_code >= 200, Attempt.status_code < 300)  # a 2xx delivers, as schedule.succeeded says
-_FAILED = or_(Attempt.status_code.is_(None), Attempt.status_code < 200, Attempt.status_code >= 300)  # no answer counts
+_OK, _FAILED = ATTEMPT_SUCCEEDED, ATTEMPT_FAILED
 
 
 def targets(

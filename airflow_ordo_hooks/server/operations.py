@@ -34,6 +34,7 @@ from airflow_ordo_hooks._targets import check_target, fingerprint
 from airflow_ordo_hooks.exceptions import SettingsError, TargetError
 from airflow_ordo_hooks.server import queries
 from airflow_ordo_hooks.server.models import Attempt, Delivery
+from airflow_ordo_hooks.server.schedule import ATTEMPT_FAILED, ATTEMPT_SUCCEEDED
 from airflow_ordo_hooks.server.shown import shown_target
 
 log = logging.getLogger(__name__)
@@ -184,12 +185,8 @@ def _attempts_of(print_: str, *conditions: Any) -> Any:
     )
 
 
-def _ok() -> Any:
-    return and_(Attempt.status_code >= 200, Attempt.status_code < 300)
-
-
 def _succeeded_since(session: Session, print_: str, since: datetime) -> datetime | None:
-    return session.scalar(_attempts_of(print_, Attempt.at > since, _ok()).order_by(Attempt.at).limit(1))
+    return session.scalar(_attempts_of(print_, Attempt.at > since, ATTEMPT_SUCCEEDED).order_by(Attempt.at).limit(1))
 
 
 def _failing_since(session: Session, print_: str, now: datetime, failing_after: timedelta, *, after: datetime | None) -> datetime | None:
@@ -202,12 +199,11 @@ def _failing_since(session: Session, print_: str, now: datetime, failing_after: 
     floor = start - failing_after if after is None else max(after, start - failing_after)
     last_ok = session.scalar(
         select(func.max(Attempt.at)).join(Delivery, Attempt.webhook_id == Delivery.webhook_id)
-        .where(Delivery.target_fingerprint == print_, Delivery.source != SOURCE, Attempt.at > floor, _ok())
+        .where(Delivery.target_fingerprint == print_, Delivery.source != SOURCE, Attempt.at > floor, ATTEMPT_SUCCEEDED)
     )
     if last_ok is not None and last_ok > start:
         return None
-    failed = or_(Attempt.status_code.is_(None), Attempt.status_code < 200, Attempt.status_code >= 300)
-    return session.scalar(_attempts_of(print_, Attempt.at > max(floor, last_ok or floor), Attempt.at <= start, failed).order_by(Attempt.at).limit(1))
+    return session.scalar(_attempts_of(print_, Attempt.at > max(floor, last_ok or floor), Attempt.at <= start, ATTEMPT_FAILED).order_by(Attempt.at).limit(1))
 
 
 def _state(session: Session, print_: str) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -117,9 +118,8 @@ class Redeliverer:
         self._candidates: list[str] = []
         self._candidates_read = -CANDIDATES_SECONDS
         self.prune_seconds = prune_seconds
-        self._pruned_at = -prune_seconds
+        self._last: dict[str, float] = {}  # when each of the loop's periodic chores last ran (_time_for)
         self._watch: Any = None  # operations.Watch, made at the first look
-        self._watched_at = -float("inf")
         self._operations_target = (_settings.get("operations_target") or "").strip()
 
     def start(self) -> Redeliverer:
@@ -183,9 +183,8 @@ class Redeliverer:
         from airflow_ordo_hooks.server import operations
 
         try:
-            if time.monotonic() - self._watched_at < operations.check_every():
+            if not self._time_for("operations", operations.check_every()):
                 return
-            self._watched_at = time.monotonic()
             self._watch = self._watch or operations.Watch()
             with create_session(scoped=False) as session:
                 self._watch.run(session, utcnow())
@@ -199,9 +198,8 @@ class Redeliverer:
         transaction (:mod:`~airflow_ordo_hooks.server.retention`). Never raises: an error is logged
         and the next pass tries again.
         """
-        if time.monotonic() - self._pruned_at < self.prune_seconds:
+        if not self._time_for("prune", self.prune_seconds):
             return
-        self._pruned_at = time.monotonic()
         from airflow_ordo_hooks.server import retention
 
         try:
@@ -216,7 +214,13 @@ class Redeliverer:
         if deleted:
             log.info("airflow-ordo-hooks: deleted %d settled deliveries past [ordo_hooks] retention_days", deleted)
 
-    _backlog_gauged_at = -BACKLOG_SECONDS
+    def _time_for(self, chore: str, every: float) -> bool:
+        """Whether ``chore`` is due (it last ran ``every`` seconds ago or more, or never), and if so, that it runs now."""
+        now = time.monotonic()
+        if now - self._last.get(chore, -math.inf) < every:
+            return False
+        self._last[chore] = now
+        return True
 
     def _gauge_backlog(self) -> None:
         """
@@ -224,9 +228,8 @@ class Redeliverer:
         oldest, as gauges (:func:`_metrics.backlog`), from one query. Never raises: a database that
         is away costs the gauges, and the claims say so.
         """
-        if time.monotonic() - self._backlog_gauged_at < BACKLOG_SECONDS or not _metrics.enabled():
+        if not _metrics.enabled() or not self._time_for("backlog", BACKLOG_SECONDS):
             return
-        self._backlog_gauged_at = time.monotonic()
         from airflow.utils.session import create_session
         from sqlalchemy import func, select
 

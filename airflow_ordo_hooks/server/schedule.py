@@ -13,6 +13,8 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
+from sqlalchemy import and_, or_
+
 from airflow_ordo_hooks.server.models import Attempt, Delivery
 from airflow_ordo_hooks.server.shown import describe
 
@@ -55,6 +57,12 @@ def give_up(row: Delivery) -> None:
 def succeeded(status_code: int | None) -> bool:
     """Whether an answer delivers: a 2xx."""
     return status_code is not None and 200 <= status_code < 300
+
+
+ATTEMPT_SUCCEEDED = and_(Attempt.status_code >= 200, Attempt.status_code < 300)
+""":func:`succeeded`, as a query reads it of the attempts."""
+ATTEMPT_FAILED = or_(Attempt.status_code.is_(None), Attempt.status_code < 200, Attempt.status_code >= 300)
+""":func:`succeeded`'s opposite, as a query reads it: no answer fails too."""
 
 
 def gone(attempts: Sequence[Attempt]) -> bool:
